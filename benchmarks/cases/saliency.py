@@ -1,0 +1,35 @@
+"""Saliency (the input gradient): ours against Captum's ``Saliency(abs=False)``.
+
+Both return the signed gradient of each image's target score with respect to the input; the
+method needs exactly one forward and one backward to the input per image, so its limit is
+``N * min_{r <= N} cost_input(r)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from attrib import Saliency
+from benchmarks.cases import Case, Contenders, register
+from benchmarks.limits import Need
+from benchmarks.models import Setup
+
+
+def build(setup: Setup) -> Contenders:
+    # Imported here, not at module level, so that selecting other cases never imports Captum.
+    from captum.attr import Saliency as CaptumSaliency
+
+    ours = Saliency(setup.model)
+    peer = CaptumSaliency(setup.model)
+    x, target = setup.x, setup.target
+
+    def run_ours() -> torch.Tensor:
+        return ours(x, target=target).values
+
+    def run_peer() -> torch.Tensor:
+        return peer.attribute(x, target=target, abs=False)
+
+    return Contenders(run_ours, run_peer, "captum")
+
+
+register(Case(name="saliency", family="saliency", needs=(Need("input", 1),), build=build))

@@ -1,0 +1,80 @@
+"""The printed table of one configuration: its limits, then one row per method."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from benchmarks.limits import kind_label
+from benchmarks.results import ConfigResult
+
+__all__ = ["format_config"]
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    if value is None or value != value:  # None or NaN: not measured / not applicable
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    # First column left-aligned (labels), the rest right-aligned (numbers).
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [cells[0].ljust(widths[0])]
+        parts += [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return indent + "  ".join(parts).rstrip()
+
+    return [line(header), *[line(r) for r in rows]]
+
+
+def format_config(result: ConfigResult, threads: int) -> str:
+    """The limits and the method rows of one (model, batch) configuration, as text."""
+    n = result.batch
+    where = result.device if result.device != "cpu" else f"cpu, {threads} threads"
+    out = [f"== {result.model} | batch {n} | 3x{result.size}x{result.size} | {where} =="]
+
+    rows_per_forward = sorted({r for curve in result.ms_per_row.values() for r in curve})
+    out.append(f"limits: median ms per row at r rows per forward; best over r <= {n}")
+    header = ["pass", *[f"r={r}" for r in rows_per_forward], "best"]
+    limit_rows = []
+    for kind, curve in result.ms_per_row.items():
+        cells = [kind_label(kind, result.layer_name)]
+        cells += [_num(curve.get(r)) for r in rows_per_forward]
+        best = result.best.get(kind)
+        cells.append(f"{_num(best[1])} (r={best[0]})" if best else "-")
+        limit_rows.append(cells)
+    out += _table(header, limit_rows)
+
+    header = [
+        "method",
+        "peer",
+        "ours ms",
+        "peer ms",
+        "ours/peer",
+        "limit ms",
+        "ours/limit",
+        "ours MiB",
+        "peer MiB",
+        "limit MiB",
+    ]
+    method_rows = [
+        [
+            c.name,
+            c.peer_name or "-",
+            _num(c.ours_ms),
+            _num(c.peer_ms),
+            _num(c.ours_over_peer, 2),
+            _num(c.limit_ms),
+            _num(c.ours_over_limit, 2),
+            _num(c.ours_mib),
+            _num(c.peer_mib),
+            _num(c.limit_mib),
+        ]
+        for c in result.cases
+    ]
+    out += _table(header, method_rows)
+    for c in result.cases:
+        if c.max_rel_diff is not None:
+            out.append(f"  {c.name}: max|ours - peer| / max|peer| = {c.max_rel_diff:.1e}")
+    return "\n".join(out)

@@ -1,0 +1,153 @@
+"""One benchmark run: for each model, its limit curves; for each batch, every selected case."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.cases import Case, select_cases
+from benchmarks.limits import Curves, limit_ms, measure_curves, schedule_memory_mib
+from benchmarks.memory import peak_memory_mib
+from benchmarks.models import Setup, build_model, make_setup
+from benchmarks.report import format_config
+from benchmarks.results import CaseResult, ConfigResult, write_json
+from benchmarks.timing import interleaved, median_ms
+
+__all__ = ["Config", "run"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """What to run; see ``python -m benchmarks --help`` for the meaning of each field."""
+
+    models: tuple[str, ...]
+    batches: tuple[int, ...]
+    rows: tuple[int, ...]
+    size: int
+    repeats: int
+    device: torch.device
+    only: tuple[str, ...]
+    out: Path
+
+
+class _Progress:
+    """Progress lines on stderr (stdout carries only the tables), with elapsed time."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.prefix = ""
+
+    def __call__(self, message: str) -> None:
+        elapsed = time.perf_counter() - self.start
+        print(f"[{elapsed:6.1f}s] {self.prefix}{message}", file=sys.stderr, flush=True)
+
+
+def _max_rel_diff(ours: torch.Tensor, peer: torch.Tensor) -> float:
+    scale = peer.abs().max().item()
+    return (ours - peer).abs().max().item() / (scale if scale > 0 else 1.0)
+
+
+def _run_case(
+    case: Case, setup: Setup, curves: Curves, config: Config, progress: _Progress
+) -> CaseResult:
+    contenders = case.build(setup)
+    fns = {"ours": contenders.ours}
+    diff = None
+    if contenders.peer is not None:
+        fns["peer"] = contenders.peer
+        diff = _max_rel_diff(contenders.ours().detach(), contenders.peer().detach())
+    samples = interleaved(fns, config.repeats, setup.device, progress=progress)
+    progress("peak memory")
+    mib = {name: peak_memory_mib(fn, setup.device) for name, fn in fns.items()}
+    has_peer = "peer" in fns
+    return CaseResult(
+        name=case.name,
+        peer_name=contenders.peer_name,
+        ours_ms=median_ms(samples["ours"]),
+        peer_ms=median_ms(samples["peer"]) if has_peer else None,
+        limit_ms=limit_ms(case.needs, curves, setup.batch),
+        ours_mib=mib["ours"],
+        peer_mib=mib.get("peer"),
+        limit_mib=schedule_memory_mib(
+            setup.spec, case.needs, curves, setup.batch, config.size, setup.device
+        ),
+        max_rel_diff=diff,
+        ours_samples_s=samples["ours"],
+        peer_samples_s=samples.get("peer", []),
+    )
+
+
+def _meta(config: Config) -> dict[str, Any]:
+    import captum
+    import torchvision
+
+    import attrib
+
+    return {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "device": str(config.device),
+        "device_name": (
+            torch.cuda.get_device_name(config.device)
+            if config.device.type == "cuda"
+            else platform.processor() or platform.machine()
+        ),
+        "torch_threads": torch.get_num_threads(),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "captum": captum.__version__,
+            "attrib": attrib.__version__,
+        },
+        "config": {
+            "models": list(config.models),
+            "batches": list(config.batches),
+            "rows_per_forward": list(config.rows),
+            "size": config.size,
+            "repeats": config.repeats,
+            "only": list(config.only),
+        },
+    }
+
+
+def run(config: Config) -> list[ConfigResult]:
+    """Measure everything in ``config``, print one table per configuration, write the JSON."""
+    cases = select_cases(config.only)
+    progress = _Progress()
+    meta = _meta(config)
+    threads = torch.get_num_threads()
+    results: list[ConfigResult] = []
+    for model_name in config.models:
+        spec = build_model(model_name, config.device)
+        progress.prefix = f"{model_name} limits: "
+        curves = measure_curves(
+            spec, config.rows, config.size, config.repeats, config.device, progress
+        )
+        for batch in config.batches:
+            setup = make_setup(spec, batch, config.size, config.device)
+            best = {k: b for k in curves.ms_per_row if (b := curves.best(k, batch)) is not None}
+            result = ConfigResult(
+                model_name,
+                batch,
+                config.size,
+                str(config.device),
+                spec.layer_name,
+                curves.ms_per_row,
+                best,
+            )
+            for case in cases:
+                progress.prefix = f"{model_name} batch {batch} {case.name}: "
+                result.cases.append(_run_case(case, setup, curves, config, progress))
+            results.append(result)
+            print(format_config(result, threads) + "\n", flush=True)
+    meta["elapsed_s"] = round(time.perf_counter() - progress.start, 1)
+    write_json(config.out, meta, results)
+    progress.prefix = ""
+    progress(f"done; results in {config.out}")
+    return results

@@ -1,0 +1,25 @@
+"""attrib: explain the predictions of PyTorch models.
+
+Every method is configured once with the model and called on batches::
+
+    from attrib import Saliency
+    attribution = Saliency(model)(images, target="predicted")
+    maps = attribution.saliency()          # (N, H, W): max over channels of |gradient|
+"""
+
+from attrib.api import explain
+from attrib.core.errors import AttribError, AttribWarning
+from attrib.core.result import Attribution
+from attrib.methods import GradientXInput, Method, Saliency
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Attribution",
+    "AttribError",
+    "AttribWarning",
+    "GradientXInput",
+    "Method",
+    "Saliency",
+    "explain",
+]

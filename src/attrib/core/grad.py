@@ -1,0 +1,225 @@
+"""The gradient primitives every gradient method stands on.
+
+Each is: forward, select one score per sample with the target, then one vector-Jacobian
+product with respect to exactly what the method needs (the inputs, or one layer's output).
+Parameters are frozen for the call, so autograd computes no weight gradient and no ``.grad``
+is ever written; the model's flags and mode are restored afterwards.
+
+Because each row's score depends only on that row (eval mode), the gradient of the summed
+scores with respect to a batch is the batch of per-row gradients: one backward per chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from attrib.core.errors import LayerError, ModelOutputError
+from attrib.core.hooks import hooked, prepared
+from attrib.core.inputs import Inputs, call_model, first_tensor, leaves, map_inputs, rebuild
+from attrib.core.layers import layer_name
+from attrib.core.target import OutputSelector, ResolvedTarget, Target, resolve_target
+
+__all__ = [
+    "forward_scores",
+    "input_gradients",
+    "batched_input_gradients",
+    "layer_gradients",
+    "InputCapture",
+    "LayerCapture",
+]
+
+
+def _resolved(
+    target: Target | ResolvedTarget, output: Any, inputs: Inputs, selector: OutputSelector
+) -> ResolvedTarget:
+    if isinstance(target, ResolvedTarget):
+        return target
+    return resolve_target(target, output, leaves(inputs)[0].shape[0], selector)
+
+
+@dataclass(frozen=True)
+class InputCapture:
+    """What one forward and backward to the inputs gives."""
+
+    gradients: Inputs
+    scores: torch.Tensor
+    output: Any
+    target: ResolvedTarget
+
+
+def forward_scores(
+    model: nn.Module,
+    inputs: Inputs,
+    target: Target | ResolvedTarget,
+    output_selector: OutputSelector = None,
+) -> tuple[torch.Tensor, Any, ResolvedTarget]:
+    """Scores ``(rows,)``, the raw output and the resolved target of one forward, no graph."""
+    with prepared(model), torch.no_grad():
+        output = call_model(model, inputs)
+        resolved = _resolved(target, output, inputs, output_selector)
+        return resolved.scores(output), output, resolved
+
+
+def input_gradients(
+    model: nn.Module,
+    inputs: Inputs,
+    target: Target | ResolvedTarget,
+    output_selector: OutputSelector = None,
+) -> InputCapture:
+    """Gradients of the target scores with respect to the inputs, from one forward/backward.
+
+    ``target`` may be unresolved (``"predicted"`` is then decided by this very forward, so no
+    extra forward is spent on it). Gradients have the structure of ``inputs``.
+    """
+    with prepared(model), torch.enable_grad():
+        tracked = map_inputs(lambda t: t.detach().requires_grad_(True), inputs)
+        output = call_model(model, tracked)
+        resolved = _resolved(target, output, inputs, output_selector)
+        scores = resolved.scores(output)
+        _check_differentiable(scores, "the inputs")
+        grads = torch.autograd.grad(scores.sum(), leaves(tracked), allow_unused=True)
+        grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, leaves(tracked))]
+    return InputCapture(rebuild(inputs, grads), scores.detach(), _detached(output), resolved)
+
+
+@dataclass(frozen=True)
+class LayerCapture:
+    """What one forward and backward at a layer gives: activations ``A`` and ``dF/dA``."""
+
+    activations: torch.Tensor
+    gradients: torch.Tensor
+    scores: torch.Tensor
+    output: Any
+    target: ResolvedTarget
+
+
+def layer_gradients(
+    model: nn.Module,
+    inputs: Inputs,
+    layer: nn.Module,
+    target: Target | ResolvedTarget,
+    output_selector: OutputSelector = None,
+) -> LayerCapture:
+    """Activations of ``layer`` and the gradients of the target scores with respect to them.
+
+    The graph starts at the layer: the forward up to it builds no graph, and the backward
+    stops there (no input gradient, no parameter gradient, no retained graph). The layer's
+    output is handed on as a copy, so in-place operations after it (``out += identity``,
+    ``ReLU(inplace=True)``) cannot change what we captured.
+    """
+    captured: list[torch.Tensor] = []
+
+    def capture(module: nn.Module, args: Any, output: Any) -> Any:
+        try:
+            tensor, put_back = first_tensor(output)
+        except TypeError:
+            raise LayerError(
+                "layer",
+                "a layer whose output is a tensor (or a tuple starting with one)",
+                f"{type(output).__name__} from {layer_name(model, module)}",
+                "Choose a layer that outputs a tensor.",
+            ) from None
+        start = tensor.detach().requires_grad_(True)
+        captured.append(start)
+        return put_back(start.clone())
+
+    untracked = map_inputs(torch.Tensor.detach, inputs)
+    with prepared(model), hooked(layer, forward=capture), torch.enable_grad():
+        output = call_model(model, untracked)
+        resolved = _resolved(target, output, inputs, output_selector)
+        scores = resolved.scores(output)
+    name = layer_name(model, layer)
+    if not captured:
+        raise LayerError(
+            "layer",
+            "a layer that the model's forward runs",
+            name,
+            "The forward never called it; pick a module that is used on this input.",
+        )
+    if len(captured) > 1:
+        raise LayerError(
+            "layer",
+            "a layer that runs once per forward",
+            f"{name!r}, which ran {len(captured)} times",
+            "Its activations are ambiguous; choose a module that is used only once.",
+        )
+    activation = captured[0]
+    grad = None
+    if scores.requires_grad:  # the graph starts at the layer: no gradient means no path
+        (grad,) = torch.autograd.grad(scores.sum(), activation, allow_unused=True)
+    if grad is None:
+        raise LayerError(
+            "layer",
+            "a layer on the path from the input to the target score",
+            name,
+            "The target score does not depend on this layer's output; choose a layer before it.",
+        )
+    return LayerCapture(activation.detach(), grad, scores.detach(), _detached(output), resolved)
+
+
+def _check_differentiable(scores: torch.Tensor, what: str) -> None:
+    if not scores.requires_grad:
+        raise ModelOutputError(
+            "model",
+            f"a target score that depends on {what} through autograd",
+            "a score with no gradient",
+            "The model detaches its output or runs under torch.no_grad(); remove that, "
+            "or use a perturbation method (Occlusion, KernelSHAP) that needs no gradient.",
+        )
+
+
+def _detached(output: Any) -> Any:
+    if isinstance(output, torch.Tensor):
+        return output.detach()
+    if isinstance(output, dict) and type(output) is dict:
+        return {k: _detached(v) for k, v in output.items()}
+    if type(output) in (tuple, list):
+        return type(output)(_detached(v) for v in output)
+    return output
+
+
+def batched_input_gradients(
+    model: nn.Module,
+    inputs: Inputs,
+    target: Target | ResolvedTarget,
+    output_selector: OutputSelector = None,
+    batch_size: int | None = None,
+) -> InputCapture:
+    """``input_gradients`` over a whole batch, at most ``batch_size`` samples per forward.
+
+    The target is resolved by the same forwards that give the gradients: one forward and one
+    backward per chunk, nothing else.
+    """
+    from attrib.core.batching import chunks, default_batch_size
+    from attrib.core.target import target_for_rows
+
+    n = leaves(inputs)[0].shape[0]
+    size = batch_size or default_batch_size(inputs, n)
+    if size >= n:
+        return input_gradients(model, inputs, target, output_selector)
+    parts = []
+    for chunk in chunks(n, 1, size, leaves(inputs)[0].device):
+        rows = map_inputs(lambda t, s=chunk.start, e=chunk.stop: t[s:e], inputs)
+        parts.append(
+            input_gradients(model, rows, target_for_rows(target, chunk.sample), output_selector)
+        )
+    grads = map_inputs(lambda *g: torch.cat(g), *[p.gradients for p in parts])
+    resolved = parts[0].target
+    if resolved.indices is not None:
+        resolved = ResolvedTarget(torch.cat([p.target.indices for p in parts]), None, resolved.output)
+    output = _concat_outputs([p.output for p in parts])
+    return InputCapture(grads, torch.cat([p.scores for p in parts]), output, resolved)
+
+
+def _concat_outputs(outputs: list[Any]) -> Any:
+    """Concatenate per-chunk model outputs where their structure allows it, else keep a list."""
+    first = outputs[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(outputs)
+    if type(first) is dict and all(isinstance(v, torch.Tensor) for v in first.values()):
+        return {k: torch.cat([o[k] for o in outputs]) for k in first}
+    return outputs

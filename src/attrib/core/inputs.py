@@ -1,0 +1,127 @@
+"""Inputs to explain: one tensor, or several in a ``dict[str, Tensor]``, handled only here.
+
+Extra forward arguments that are not explained (masks, token type ids, flags) are bound to
+the model with ``functools.partial`` by the caller; every tensor given here is attributed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Union
+
+import torch
+from torch import nn
+
+from attrib.core.errors import InputError
+
+__all__ = ["Inputs", "check_inputs", "call_model", "map_inputs", "batch_size_of", "first_tensor"]
+
+Inputs = Union[torch.Tensor, dict[str, torch.Tensor]]
+
+
+def check_inputs(inputs: Any, name: str = "x") -> Inputs:
+    """Validate the inputs to explain; return them unchanged (or as autograd-usable tensors).
+
+    Raises ``InputError`` for integer tensors (attribute at the embedding layer instead),
+    NaN or Inf values, a missing batch dimension, or batches of different sizes.
+    """
+    if isinstance(inputs, Mapping):
+        if not inputs:
+            raise InputError(name, "a non-empty dict of tensors", inputs, "")
+        checked = {str(k): _check_tensor(v, f"{name}[{k!r}]") for k, v in inputs.items()}
+        sizes = {k: v.shape[0] for k, v in checked.items()}
+        if len(set(sizes.values())) != 1:
+            raise InputError(
+                name, "tensors with the same batch size (first dimension)", sizes, ""
+            )
+        return checked
+    return _check_tensor(inputs, name)
+
+
+def _check_tensor(value: Any, name: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise InputError(
+            name,
+            "a torch.Tensor (or a dict of tensors)",
+            value,
+            "Convert it with torch.as_tensor(...) and add a batch dimension.",
+        )
+    if not (value.dtype.is_floating_point or value.is_complex()):
+        raise InputError(
+            name,
+            "a floating-point tensor (gradients need real-valued inputs)",
+            value,
+            "Integer inputs such as token ids have no gradient: attribute at the embedding "
+            "layer instead (pass the embeddings, e.g. inputs_embeds=, or use attrib.text), "
+            "or cast pixel values with x.float().",
+        )
+    if value.is_complex():
+        raise InputError(name, "a real floating-point tensor", value, "")
+    if value.dim() == 0:
+        raise InputError(
+            name, "a batch: a tensor whose first dimension indexes samples", value,
+            "Add a batch dimension with x.unsqueeze(0).",
+        )
+    if value.shape[0] == 0:
+        raise InputError(name, "at least one sample", value, "")
+    if not bool(torch.isfinite(value).all()):
+        n_bad = int((~torch.isfinite(value)).sum())
+        raise InputError(
+            name,
+            "finite values",
+            f"{n_bad} NaN or Inf value(s) in {tuple(value.shape)}",
+            "Clean or impute the input before explaining it.",
+        )
+    if value.is_inference():
+        value = value.clone()  # inference tensors cannot enter autograd
+    return value
+
+
+def call_model(model: nn.Module | Callable, inputs: Inputs) -> Any:
+    """Run the model: ``model(x)`` for a tensor, ``model(**x)`` for a dict."""
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    return model(inputs)
+
+
+def map_inputs(fn: Callable[..., torch.Tensor], *trees: Inputs) -> Inputs:
+    """Apply ``fn`` leaf by leaf to one or more tensors or dicts of tensors with the same keys."""
+    first = trees[0]
+    if isinstance(first, dict):
+        return {k: fn(*(t[k] for t in trees)) for k in first}
+    return fn(*trees)
+
+
+def leaves(inputs: Inputs) -> list[torch.Tensor]:
+    """The tensors of ``inputs`` in a fixed order."""
+    return list(inputs.values()) if isinstance(inputs, dict) else [inputs]
+
+
+def rebuild(template: Inputs, tensors: list[torch.Tensor]) -> Inputs:
+    """Inverse of ``leaves``."""
+    if isinstance(template, dict):
+        return dict(zip(template.keys(), tensors))
+    return tensors[0]
+
+
+def batch_size_of(inputs: Inputs) -> int:
+    """The number of samples (first dimension)."""
+    return leaves(inputs)[0].shape[0]
+
+
+def first_tensor(value: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
+    """The first tensor of a module output, and a function that puts a replacement back.
+
+    Modules return a tensor, or a tuple whose first item is the hidden state (transformers).
+    """
+    if isinstance(value, torch.Tensor):
+        return value, lambda t: t
+    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
+        kind = type(value)
+
+        def put_back(t: torch.Tensor) -> Any:
+            items = [t, *value[1:]]
+            return kind(items) if kind in (tuple, list) else kind(*items)
+
+        return value[0], put_back
+    raise TypeError(f"module output is {type(value).__name__}, not a tensor")

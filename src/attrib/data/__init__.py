@@ -1,0 +1,1 @@
+"""attrib.data: see the README for what lands here."""

@@ -1,0 +1,1 @@
+"""attrib.metrics: see the README for what lands here."""

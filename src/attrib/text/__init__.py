@@ -1,0 +1,1 @@
+"""attrib.text: see the README for what lands here."""

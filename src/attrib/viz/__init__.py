@@ -1,0 +1,1 @@
+"""attrib.viz: see the README for what lands here."""

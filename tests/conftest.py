@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    yield
+
+
+def model_state(model: nn.Module) -> dict:
+    """Everything an explanation must leave as it found it."""
+    return {
+        "hooks": {
+            name: (
+                len(m._forward_hooks),
+                len(m._forward_pre_hooks),
+                len(m._backward_hooks),
+                len(getattr(m, "_backward_pre_hooks", {})),
+            )
+            for name, m in model.named_modules()
+        },
+        "requires_grad": {name: p.requires_grad for name, p in model.named_parameters()},
+        "grads": {name: p.grad for name, p in model.named_parameters()},
+        "training": {name: m.training for name, m in model.named_modules()},
+        "modules": {name: id(m) for name, m in model.named_modules()},
+        "params": {name: p.detach().clone() for name, p in model.named_parameters()},
+        "buffers": {name: b.detach().clone() for name, b in model.named_buffers()},
+    }
+
+
+def assert_state_restored(model: nn.Module, before: dict) -> None:
+    after = model_state(model)
+    for key in ("hooks", "requires_grad", "training", "modules"):
+        assert after[key] == before[key], key
+    assert all(g is None for g in after["grads"].values()), "a .grad was left on a parameter"
+    for key in ("params", "buffers"):
+        for name, value in before[key].items():
+            assert torch.equal(after[key][name], value), f"{key} {name} changed"

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+import attrib
+from attrib import AttribError, GradientXInput, Saliency, explain
+from tests.models import LinearModel
+
+
+def test_explain_by_name_and_class():
+    model = LinearModel().eval()
+    x = torch.randn(3, 6)
+    by_name = explain(model, x, "saliency", target=1)
+    by_class = explain(model, x, Saliency, target=1)
+    torch.testing.assert_close(by_name.values, by_class.values)
+    assert explain(model, x, "gradient_x_input", target=1).method == "GradientXInput"
+    assert explain(model, x, "Gradient-X-Input", target=1).method == "GradientXInput"
+
+
+def test_unknown_method_suggests_a_name():
+    with pytest.raises(AttribError, match="saliency"):
+        explain(LinearModel().eval(), torch.randn(1, 6), "salency")
+
+
+def test_settings_are_recorded_and_constructor_does_not_touch_the_model():
+    class Untouchable(torch.nn.Module):
+        def __getattr__(self, name):
+            raise AssertionError("constructor touched the model")
+
+    Saliency(Untouchable(), abs=True)
+    result = Saliency(LinearModel().eval(), abs=True, batch_size=2)(torch.randn(3, 6), target=0)
+    assert result.params["abs"] is True and result.params["batch_size"] == 2
+    assert (result.values >= 0).all()
+    assert repr(GradientXInput(LinearModel(), batch_size=4)) == "GradientXInput(batch_size=4)"
+
+
+def test_bad_batch_size_setting():
+    with pytest.raises(AttribError, match="batch_size"):
+        Saliency(LinearModel(), batch_size=0)
+
+
+def test_public_names():
+    for name in ["Saliency", "GradientXInput", "Attribution", "AttribError", "explain"]:
+        assert hasattr(attrib, name)
