@@ -87,6 +87,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="case names or families to run, comma-separated (default: all)",
     )
     parser.add_argument(
+        "--threads", type=_positive, help="torch CPU threads (default: torch's choice)"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="smoke run: resnet18, batch 2, r <= 4, 3 repeats"
     )
     parser.add_argument(
@@ -111,6 +114,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         device=torch.device(args.device),
         only=args.only,
         out=args.out,
+        threads=args.threads,
     )
 
 

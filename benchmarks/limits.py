@@ -34,12 +34,13 @@ __all__ = [
     "Curves",
     "Need",
     "PassKind",
+    "bare_memory_mib",
     "frozen",
     "kind_label",
     "limit_ms",
     "measure_curves",
     "pass_fn",
-    "schedule_memory_mib",
+    "schedule_fn",
 ]
 
 PassKind = Literal["forward", "input", "layer"]
@@ -190,22 +191,54 @@ def measure_curves(
     return curves
 
 
-def schedule_memory_mib(
+def schedule_fn(
     spec: ModelSpec,
     needs: Sequence[Need],
     curves: Curves,
     images: int,
     size: int,
     device: torch.device,
-) -> float | None:
-    """Peak memory of the limit's schedule: one pass of each needed kind at its best ``r``."""
-    peaks = []
+) -> Callable[[], None] | None:
+    """The limit's own schedule, runnable: bare passes at each need's best ``r`` over its rows.
+
+    Timed in the same interleaved rounds as the contenders, it shows whether the machine was
+    as fast then as while the curves were measured (its median should be near the limit).
+    ``None`` when a needed kind was not measured.
+    """
+    passes: list[Callable[[], Any]] = []
     for need in needs:
-        best = curves.best(need.kind, need.rows_per_image * images)
+        rows = need.rows_per_image * images
+        best = curves.best(need.kind, rows)
         if best is None:
             return None
-        r = best[0]
-        fn = pass_fn(spec, need.kind, make_inputs(r, size, device), make_targets(r, device))
+        for start in range(0, rows, best[0]):
+            r = min(best[0], rows - start)
+            passes.append(
+                pass_fn(spec, need.kind, make_inputs(r, size, device), make_targets(r, device))
+            )
+
+    def run() -> None:
         with frozen(spec.model):
-            peaks.append(peak_memory_mib(fn, device))
+            for fn in passes:
+                fn()
+
+    return run
+
+
+def bare_memory_mib(
+    spec: ModelSpec, needs: Sequence[Need], images: int, size: int, device: torch.device
+) -> float | None:
+    """Peak memory of one bare pass of each needed kind on all ``images`` at once (the max).
+
+    The reference for a method's memory: what the pass it cannot avoid costs on the same
+    batch, with nothing kept but the result. (Not the limit schedule's memory: its best ``r``
+    is picked by noisy timings, so that figure would jump between runs.)
+    """
+    peaks = []
+    x, target = make_inputs(images, size, device), make_targets(images, device)
+    with frozen(spec.model):
+        for kind in dict.fromkeys(need.kind for need in needs):
+            if kind == "layer" and spec.layer_name is None:
+                return None
+            peaks.append(peak_memory_mib(pass_fn(spec, kind, x, target), device))
     return max(peaks, default=None)

@@ -54,9 +54,10 @@ def format_config(result: ConfigResult, threads: int) -> str:
         "ours/peer",
         "limit ms",
         "ours/limit",
+        "sched ms",
         "ours MiB",
         "peer MiB",
-        "limit MiB",
+        "bare MiB",
     ]
     method_rows = [
         [
@@ -67,9 +68,10 @@ def format_config(result: ConfigResult, threads: int) -> str:
             _num(c.ours_over_peer, 2),
             _num(c.limit_ms),
             _num(c.ours_over_limit, 2),
+            _num(c.schedule_ms),
             _num(c.ours_mib),
             _num(c.peer_mib),
-            _num(c.limit_mib),
+            _num(c.bare_mib),
         ]
         for c in result.cases
     ]

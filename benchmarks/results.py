@@ -18,14 +18,17 @@ class CaseResult:
     peer_name: str | None
     ours_ms: float
     peer_ms: float | None
-    limit_ms: float | None
+    limit_ms: float | None  # sum over needs of R * min_{r <= R} cost(r), from the curves
+    # the limit's schedule (bare passes at the best r) timed in the contenders' rounds
+    schedule_ms: float | None
     ours_mib: float
     peer_mib: float | None
-    limit_mib: float | None
+    bare_mib: float | None  # one bare pass of the needed kind(s) on the same batch
     # max |ours - peer| / max |peer| on the benchmarked batch: both must compute the same thing
     max_rel_diff: float | None
     ours_samples_s: list[float] = field(default_factory=list)
     peer_samples_s: list[float] = field(default_factory=list)
+    schedule_samples_s: list[float] = field(default_factory=list)
 
     @property
     def ours_over_peer(self) -> float | None:

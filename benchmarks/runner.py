@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
@@ -12,7 +13,14 @@ from typing import Any
 import torch
 
 from benchmarks.cases import Case, select_cases
-from benchmarks.limits import Curves, limit_ms, measure_curves, schedule_memory_mib
+from benchmarks.limits import (
+    Curves,
+    bare_memory_mib,
+    limit_ms,
+    measure_curves,
+    schedule_fn,
+)
+from benchmarks.machine import busy_fraction, cpu_name, load_average
 from benchmarks.memory import peak_memory_mib
 from benchmarks.models import Setup, build_model, make_setup
 from benchmarks.report import format_config
@@ -34,6 +42,7 @@ class Config:
     device: torch.device
     only: tuple[str, ...]
     out: Path
+    threads: int | None = None  # torch intra-op threads (None: torch's default)
 
 
 class _Progress:
@@ -62,7 +71,11 @@ def _run_case(
     if contenders.peer is not None:
         fns["peer"] = contenders.peer
         diff = _max_rel_diff(contenders.ours().detach(), contenders.peer().detach())
-    samples = interleaved(fns, config.repeats, setup.device, progress=progress)
+    timed = dict(fns)
+    schedule = schedule_fn(setup.spec, case.needs, curves, setup.batch, config.size, setup.device)
+    if schedule is not None:
+        timed["schedule"] = schedule
+    samples = interleaved(timed, config.repeats, setup.device, progress=progress)
     progress("peak memory")
     mib = {name: peak_memory_mib(fn, setup.device) for name, fn in fns.items()}
     has_peer = "peer" in fns
@@ -72,15 +85,27 @@ def _run_case(
         ours_ms=median_ms(samples["ours"]),
         peer_ms=median_ms(samples["peer"]) if has_peer else None,
         limit_ms=limit_ms(case.needs, curves, setup.batch),
+        schedule_ms=median_ms(samples["schedule"]) if schedule is not None else None,
         ours_mib=mib["ours"],
         peer_mib=mib.get("peer"),
-        limit_mib=schedule_memory_mib(
-            setup.spec, case.needs, curves, setup.batch, config.size, setup.device
-        ),
+        bare_mib=bare_memory_mib(setup.spec, case.needs, setup.batch, config.size, setup.device),
         max_rel_diff=diff,
         ours_samples_s=samples["ours"],
         peer_samples_s=samples.get("peer", []),
+        schedule_samples_s=samples.get("schedule", []),
     )
+
+
+def _warn_if_busy(progress: _Progress) -> float | None:
+    # Another process on the same cores slows whichever run it overlaps; interleaving and
+    # medians absorb short spells, not a neighbour that runs for the whole benchmark.
+    busy = busy_fraction()
+    if busy is not None and busy > 0.25:
+        progress(
+            f"warning: the CPU is {busy:.0%} busy before starting; other processes are "
+            "running, and timings will be slower and noisier"
+        )
+    return busy
 
 
 def _meta(config: Config) -> dict[str, Any]:
@@ -95,9 +120,11 @@ def _meta(config: Config) -> dict[str, Any]:
         "device_name": (
             torch.cuda.get_device_name(config.device)
             if config.device.type == "cuda"
-            else platform.processor() or platform.machine()
+            else cpu_name()
         ),
         "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "load_average_before": load_average(),
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -112,6 +139,7 @@ def _meta(config: Config) -> dict[str, Any]:
             "size": config.size,
             "repeats": config.repeats,
             "only": list(config.only),
+            "threads": config.threads,
         },
     }
 
@@ -119,8 +147,11 @@ def _meta(config: Config) -> dict[str, Any]:
 def run(config: Config) -> list[ConfigResult]:
     """Measure everything in ``config``, print one table per configuration, write the JSON."""
     cases = select_cases(config.only)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
     progress = _Progress()
     meta = _meta(config)
+    meta["cpu_busy_before"] = _warn_if_busy(progress)
     threads = torch.get_num_threads()
     results: list[ConfigResult] = []
     for model_name in config.models:
@@ -147,6 +178,7 @@ def run(config: Config) -> list[ConfigResult]:
             results.append(result)
             print(format_config(result, threads) + "\n", flush=True)
     meta["elapsed_s"] = round(time.perf_counter() - progress.start, 1)
+    meta["load_average_after"] = load_average()
     write_json(config.out, meta, results)
     progress.prefix = ""
     progress(f"done; results in {config.out}")

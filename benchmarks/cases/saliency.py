@@ -7,6 +7,8 @@ method needs exactly one forward and one backward to the input per image, so its
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from attrib import Saliency
@@ -29,6 +31,8 @@ def build(setup: Setup) -> Contenders:
     def run_peer() -> torch.Tensor:
         return peer.attribute(x, target=target, abs=False)
 
+    # Captum warns (once) that it switched on requires_grad for the input: expected, not news.
+    warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
     return Contenders(run_ours, run_peer, "captum")
 
 

@@ -15,9 +15,9 @@ from attrib.methods import GradientXInput, Method, Saliency
 __version__ = "0.1.0"
 
 __all__ = [
-    "Attribution",
     "AttribError",
     "AttribWarning",
+    "Attribution",
     "GradientXInput",
     "Method",
     "Saliency",

@@ -13,7 +13,7 @@ from attrib.core.result import Attribution
 from attrib.core.target import Target
 from attrib.methods.base import Method
 
-__all__ = ["explain", "available_methods", "method_class"]
+__all__ = ["available_methods", "explain", "method_class"]
 
 
 def available_methods() -> dict[str, type[Method]]:

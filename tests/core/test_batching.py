@@ -63,7 +63,9 @@ def test_variance_stays_exact_for_large_offsets():
     assert ((naive.double() - want).abs() / want).max() > 0.1
 
 
-@pytest.mark.parametrize("total_rows, batch_size", [(21, 4), (1001, 500), (64, 16), (5, 50), (7, 1)])
+@pytest.mark.parametrize(
+    "total_rows, batch_size", [(21, 4), (1001, 500), (64, 16), (5, 50), (7, 1)]
+)
 def test_calls_are_ceil_rows_over_batch_size_and_never_exceed_it(total_rows, batch_size):
     sizes = []
     table = torch.randn(total_rows, 1, 2)
@@ -75,7 +77,9 @@ def test_calls_are_ceil_rows_over_batch_size_and_never_exceed_it(total_rows, bat
 
 
 def test_chunks_cover_rows_in_order():
-    seen = [(int(s), int(i)) for c in chunks(2, 3, 4) for s, i in zip(c.sample, c.item)]
+    seen = [
+        (int(s), int(i)) for c in chunks(2, 3, 4) for s, i in zip(c.sample, c.item, strict=True)
+    ]
     assert seen == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
 
 
@@ -107,4 +111,9 @@ def test_default_batch_size_scales_with_the_row_size():
     assert default_batch_size(image, 1000) == 16
     assert default_batch_size(image, 5) == 5  # never more rows than there are
     assert default_batch_size(torch.zeros(1, 10), 10**6) == 4096
-    assert default_batch_size({"a": torch.zeros(1, 3, 224, 224), "b": torch.zeros(1, 3, 224, 224)}, 100) == 8
+    assert (
+        default_batch_size(
+            {"a": torch.zeros(1, 3, 224, 224), "b": torch.zeros(1, 3, 224, 224)}, 100
+        )
+        == 8
+    )

@@ -71,7 +71,9 @@ def test_state_is_restored_after_a_normal_call():
     model.block1.conv1.weight.requires_grad_(False)  # a mix of frozen and trainable
     before = model_state(model)
     Saliency(model)(torch.randn(2, 3, 8, 8), target=0)
-    layer_gradients(model, torch.randn(2, 3, 8, 8), model.block1, resolve_target(0, torch.zeros(2, 4), 2))
+    layer_gradients(
+        model, torch.randn(2, 3, 8, 8), model.block1, resolve_target(0, torch.zeros(2, 4), 2)
+    )
     assert_state_restored(model, before)
 
 
@@ -143,7 +145,13 @@ def test_non_finite_inputs_are_refused(bad):
 
 
 @pytest.mark.parametrize(
-    "bad", [torch.tensor(1.0), torch.zeros(0, 3), [1.0, 2.0], {"a": torch.zeros(2, 3), "b": torch.zeros(3, 3)}]
+    "bad",
+    [
+        torch.tensor(1.0),
+        torch.zeros(0, 3),
+        [1.0, 2.0],
+        {"a": torch.zeros(2, 3), "b": torch.zeros(3, 3)},
+    ],
 )
 def test_malformed_inputs(bad):
     with pytest.raises(InputError):
@@ -184,11 +192,15 @@ def test_layer_gradients_match_a_split_model():
     """Split GapCNN at features[4]: A = first part(x); f = rest(A); compare dF/dA."""
     model = GapCNN().eval()
     x = torch.randn(3, 3, 12, 12)
-    got = layer_gradients(model, x, model.features[4], resolve_target([0, 1, 2], torch.zeros(3, 5), 3))
+    got = layer_gradients(
+        model, x, model.features[4], resolve_target([0, 1, 2], torch.zeros(3, 5), 3)
+    )
     with torch.no_grad():
         a = model.features[:5](x)
     a.requires_grad_(True)
-    score = model.fc(model.pool(model.features[5:](a)).flatten(1)).gather(1, torch.tensor([[0], [1], [2]]))
+    score = model.fc(model.pool(model.features[5:](a)).flatten(1)).gather(
+        1, torch.tensor([[0], [1], [2]])
+    )
     (want,) = torch.autograd.grad(score.sum(), a)
     torch.testing.assert_close(got.activations, a.detach())
     torch.testing.assert_close(got.gradients, want)

@@ -31,9 +31,9 @@ from attrib.core.result import Attribution
 from attrib.core.target import ResolvedTarget, Target, resolve_target, select_output
 
 __all__ = [
-    "Attribution",
     "AttribError",
     "AttribWarning",
+    "Attribution",
     "Chunk",
     "InputCapture",
     "InputError",

@@ -26,10 +26,10 @@ from attrib.core.inputs import Inputs, leaves
 __all__ = [
     "Chunk",
     "Reduction",
-    "run_chunks",
+    "check_batch_size",
     "chunks",
     "default_batch_size",
-    "check_batch_size",
+    "run_chunks",
 ]
 
 Reduction = Literal["sum", "mean", "mean_square", "var", "keep"]
@@ -75,7 +75,9 @@ def default_batch_size(example: Inputs, total_rows: int) -> int:
     return max(1, min(total_rows, MAX_DEFAULT_ROWS, budget // per_row))
 
 
-def chunks(n_samples: int, rows_per_sample: int, batch_size: int, device: torch.device | str = "cpu") -> Iterator[Chunk]:
+def chunks(
+    n_samples: int, rows_per_sample: int, batch_size: int, device: torch.device | str = "cpu"
+) -> Iterator[Chunk]:
     """Balanced contiguous chunks covering ``n_samples * rows_per_sample`` rows."""
     total = n_samples * rows_per_sample
     if total == 0:

@@ -10,12 +10,12 @@ from typing import Any
 
 __all__ = [
     "AttribError",
+    "AttribWarning",
     "InputError",
-    "TargetError",
     "LayerError",
     "ModelOutputError",
     "SettingError",
-    "AttribWarning",
+    "TargetError",
     "describe",
     "warn",
 ]
@@ -99,11 +99,10 @@ def describe(value: Any) -> str:
 
 def warn(message: str) -> None:
     """Issue an ``AttribWarning`` attributed to the first caller outside the attrib package."""
+    import contextlib
     import os
     import sys
     import warnings
-
-    import contextlib
 
     package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     skipped = (package_dir, os.path.abspath(contextlib.__file__))

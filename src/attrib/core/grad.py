@@ -24,12 +24,12 @@ from attrib.core.layers import layer_name
 from attrib.core.target import OutputSelector, ResolvedTarget, Target, resolve_target
 
 __all__ = [
-    "forward_scores",
-    "input_gradients",
-    "batched_input_gradients",
-    "layer_gradients",
     "InputCapture",
     "LayerCapture",
+    "batched_input_gradients",
+    "forward_scores",
+    "input_gradients",
+    "layer_gradients",
 ]
 
 
@@ -82,7 +82,10 @@ def input_gradients(
         scores = resolved.scores(output)
         _check_differentiable(scores, "the inputs")
         grads = torch.autograd.grad(scores.sum(), leaves(tracked), allow_unused=True)
-        grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, leaves(tracked))]
+        grads = [
+            torch.zeros_like(t) if g is None else g
+            for g, t in zip(grads, leaves(tracked), strict=True)
+        ]
     return InputCapture(rebuild(inputs, grads), scores.detach(), _detached(output), resolved)
 
 
@@ -210,7 +213,9 @@ def batched_input_gradients(
     grads = map_inputs(lambda *g: torch.cat(g), *[p.gradients for p in parts])
     resolved = parts[0].target
     if resolved.indices is not None:
-        resolved = ResolvedTarget(torch.cat([p.target.indices for p in parts]), None, resolved.output)
+        resolved = ResolvedTarget(
+            torch.cat([p.target.indices for p in parts]), None, resolved.output
+        )
     output = _concat_outputs([p.output for p in parts])
     return InputCapture(grads, torch.cat([p.scores for p in parts]), output, resolved)
 

@@ -16,12 +16,12 @@ from torch import nn
 from attrib.core.errors import LayerError, SettingError, warn
 
 __all__ = [
-    "hooked",
-    "swapped",
-    "params_overridden",
-    "frozen_parameters",
     "evaluation_mode",
+    "frozen_parameters",
+    "hooked",
+    "params_overridden",
     "prepared",
+    "swapped",
 ]
 
 
@@ -98,7 +98,9 @@ def params_overridden(
                     "overrides",
                     "names of the model's parameters or buffers",
                     name,
-                    f"Close names: {close}." if close else "List them with model.named_parameters().",
+                    f"Close names: {close}."
+                    if close
+                    else "List them with model.named_parameters().",
                 )
             tensor = known[name]
             if tuple(value.shape) != tuple(tensor.shape):

@@ -14,7 +14,7 @@ from torch import nn
 
 from attrib.core.errors import InputError
 
-__all__ = ["Inputs", "check_inputs", "call_model", "map_inputs", "batch_size_of", "first_tensor"]
+__all__ = ["Inputs", "batch_size_of", "call_model", "check_inputs", "first_tensor", "map_inputs"]
 
 Inputs = Union[torch.Tensor, dict[str, torch.Tensor]]
 
@@ -31,9 +31,7 @@ def check_inputs(inputs: Any, name: str = "x") -> Inputs:
         checked = {str(k): _check_tensor(v, f"{name}[{k!r}]") for k, v in inputs.items()}
         sizes = {k: v.shape[0] for k, v in checked.items()}
         if len(set(sizes.values())) != 1:
-            raise InputError(
-                name, "tensors with the same batch size (first dimension)", sizes, ""
-            )
+            raise InputError(name, "tensors with the same batch size (first dimension)", sizes, "")
         return checked
     return _check_tensor(inputs, name)
 
@@ -59,7 +57,9 @@ def _check_tensor(value: Any, name: str) -> torch.Tensor:
         raise InputError(name, "a real floating-point tensor", value, "")
     if value.dim() == 0:
         raise InputError(
-            name, "a batch: a tensor whose first dimension indexes samples", value,
+            name,
+            "a batch: a tensor whose first dimension indexes samples",
+            value,
             "Add a batch dimension with x.unsqueeze(0).",
         )
     if value.shape[0] == 0:
@@ -100,7 +100,7 @@ def leaves(inputs: Inputs) -> list[torch.Tensor]:
 def rebuild(template: Inputs, tensors: list[torch.Tensor]) -> Inputs:
     """Inverse of ``leaves``."""
     if isinstance(template, dict):
-        return dict(zip(template.keys(), tensors))
+        return dict(zip(template.keys(), tensors, strict=True))
     return tensors[0]
 
 

@@ -12,7 +12,7 @@ from torch import nn
 
 from attrib.core.errors import LayerError
 
-__all__ = ["resolve_layer", "layer_name", "last_conv_layer"]
+__all__ = ["last_conv_layer", "layer_name", "resolve_layer"]
 
 LayerSpec = str | nn.Module
 

@@ -48,7 +48,9 @@ class Attribution:
     output: Any = None
     channel_dim: int | None = 1
 
-    def saliency(self, reduce: SaliencyReduction = "max_abs", key: str | None = None) -> torch.Tensor:
+    def saliency(
+        self, reduce: SaliencyReduction = "max_abs", key: str | None = None
+    ) -> torch.Tensor:
         """One map per sample, reducing the channel dimension.
 
         ``max_abs`` is the seeds' ``M_ij = max_c |w_ijc|`` (Simonyan 2014); ``sum`` keeps the

@@ -28,16 +28,18 @@ import torch
 from attrib.core.errors import ModelOutputError, TargetError
 
 __all__ = [
-    "Target",
     "OutputSelector",
     "ResolvedTarget",
-    "select_output",
-    "resolve_target",
-    "target_for_rows",
+    "Target",
     "check_target_length",
+    "resolve_target",
+    "select_output",
+    "target_for_rows",
 ]
 
-Target = Union[int, Sequence[int], torch.Tensor, Literal["predicted"], Callable[[Any], torch.Tensor], None]
+Target = Union[
+    int, Sequence[int], torch.Tensor, Literal["predicted"], Callable[[Any], torch.Tensor], None
+]
 OutputSelector = Union[int, str, Callable[[Any], torch.Tensor], None]
 
 
@@ -121,7 +123,9 @@ class ResolvedTarget:
         """The same target for expanded rows, where row r belongs to sample ``sample_index[r]``."""
         if self.indices is None:
             return self
-        return ResolvedTarget(self.indices[sample_index.to(self.indices.device)], self.function, self.output)
+        return ResolvedTarget(
+            self.indices[sample_index.to(self.indices.device)], self.function, self.output
+        )
 
     def scores(self, output: Any) -> torch.Tensor:
         """One score per row of ``output``: shape ``(rows,)``."""
@@ -151,7 +155,7 @@ class ResolvedTarget:
 def _rows_of(output: Any) -> int | None:
     try:
         return select_output(output).shape[0]
-    except Exception:  # noqa: BLE001 - only used for a shape check
+    except Exception:
         return None
 
 
@@ -229,9 +233,7 @@ def _as_indices(target: Any, n_samples: int, device: torch.device) -> torch.Tens
         if target.dim() == 0:
             return target.to(device=device, dtype=torch.long).expand(n_samples).clone()
         if target.dim() != 1 or target.shape[0] != n_samples:
-            raise TargetError(
-                "target", f"one class per sample: shape ({n_samples},)", target, ""
-            )
+            raise TargetError("target", f"one class per sample: shape ({n_samples},)", target, "")
         return target.to(device=device, dtype=torch.long)
     if isinstance(target, bool):
         raise TargetError("target", "an int class index", target, "")
@@ -267,7 +269,9 @@ def _index(value: Any) -> int:
 
 def check_target_length(target: Target, n_samples: int) -> None:
     """Fail early when a per-sample target does not have one entry per sample."""
-    if isinstance(target, torch.Tensor) and target.dim() == 1 or isinstance(target, (list, tuple)):
+    if (isinstance(target, torch.Tensor) and target.dim() == 1) or isinstance(
+        target, (list, tuple)
+    ):
         if len(target) != n_samples:
             raise TargetError(
                 "target",
@@ -277,7 +281,9 @@ def check_target_length(target: Target, n_samples: int) -> None:
             )
 
 
-def target_for_rows(target: Target | ResolvedTarget, sample_index: torch.Tensor) -> Target | ResolvedTarget:
+def target_for_rows(
+    target: Target | ResolvedTarget, sample_index: torch.Tensor
+) -> Target | ResolvedTarget:
     """The target of rows that belong to samples ``sample_index`` (before or after resolving)."""
     if isinstance(target, ResolvedTarget):
         return target.rows(sample_index)

@@ -3,4 +3,4 @@
 from attrib.methods.base import Method
 from attrib.methods.gradient import GradientXInput, Saliency
 
-__all__ = ["Method", "Saliency", "GradientXInput"]
+__all__ = ["GradientXInput", "Method", "Saliency"]

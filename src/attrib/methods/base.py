@@ -70,4 +70,3 @@ class Method:
 
 def _n(inputs: Inputs) -> int:
     return next(iter(inputs.values())).shape[0] if isinstance(inputs, dict) else inputs.shape[0]
-

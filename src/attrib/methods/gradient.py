@@ -20,7 +20,7 @@ from attrib.core.result import Attribution
 from attrib.core.target import OutputSelector, Target
 from attrib.methods.base import Method
 
-__all__ = ["Saliency", "GradientXInput"]
+__all__ = ["GradientXInput", "Saliency"]
 
 
 class Saliency(Method):
