@@ -240,3 +240,43 @@ def torchvision_model(name: str, seed: int = 0) -> tuple[nn.Module, torch.Tensor
 
 
 TORCHVISION_MODELS = ["resnet18", "vgg11", "densenet121", "mobilenet_v3_small", "vit_b_16"]
+
+
+def blob_images(n: int, size: int = 12, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images with one bright 3x3 blob; the class is the quadrant the blob is in (0..3)."""
+    g = torch.Generator().manual_seed(seed)
+    images = 0.1 * torch.randn(n, 3, size, size, generator=g)
+    labels = torch.randint(0, 4, (n,), generator=g)
+    half = size // 2
+    for i, label in enumerate(labels.tolist()):
+        top = (label // 2) * half + int(torch.randint(0, half - 2, (1,), generator=g))
+        left = (label % 2) * half + int(torch.randint(0, half - 2, (1,), generator=g))
+        images[i, :, top : top + 3, left : left + 3] += 1.0
+    return images, labels
+
+
+_TRAINED: dict[int, nn.Module] = {}
+
+
+def trained_cnn(seed: int = 0) -> nn.Module:
+    """A GapCNN-style network trained for a few seconds on ``blob_images`` (cached)."""
+    if seed not in _TRAINED:
+        seeded(seed)
+        model = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 4, 3, padding=1),
+            nn.Flatten(),
+            nn.Linear(4 * 12 * 12, 4),
+        )
+        images, labels = blob_images(256, seed=seed)
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        for _ in range(60):
+            optimizer.zero_grad()
+            F.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+        model.zero_grad(set_to_none=True)
+        _TRAINED[seed] = model.eval()
+    return _TRAINED[seed]

@@ -10,7 +10,14 @@ Every method is configured once with the model and called on batches::
 from attrib.api import explain
 from attrib.core.errors import AttribError, AttribWarning
 from attrib.core.result import Attribution
-from attrib.methods import GradientXInput, Method, Saliency
+from attrib.methods import (
+    BlurIG,
+    ExpectedGradients,
+    GradientXInput,
+    IntegratedGradients,
+    Method,
+    Saliency,
+)
 
 __version__ = "0.1.0"
 
@@ -18,7 +25,10 @@ __all__ = [
     "AttribError",
     "AttribWarning",
     "Attribution",
+    "BlurIG",
+    "ExpectedGradients",
     "GradientXInput",
+    "IntegratedGradients",
     "Method",
     "Saliency",
     "explain",

@@ -11,6 +11,7 @@ scores with respect to a batch is the batch of per-row gradients: one backward p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from attrib.core.target import OutputSelector, ResolvedTarget, Target, resolve_t
 __all__ = [
     "InputCapture",
     "LayerCapture",
+    "batched_forward_scores",
     "batched_input_gradients",
     "forward_scores",
     "input_gradients",
@@ -197,27 +199,67 @@ def batched_input_gradients(
     The target is resolved by the same forwards that give the gradients: one forward and one
     backward per chunk, nothing else.
     """
+    parts = _per_chunk(input_gradients, model, inputs, target, output_selector, batch_size)
+    if len(parts) == 1:
+        return parts[0]
+    grads = map_inputs(lambda *g: torch.cat(g), *[p.gradients for p in parts])
+    return InputCapture(
+        grads,
+        torch.cat([p.scores for p in parts]),
+        _concat_outputs([p.output for p in parts]),
+        _concat_targets([p.target for p in parts]),
+    )
+
+
+def batched_forward_scores(
+    model: nn.Module,
+    inputs: Inputs,
+    target: Target | ResolvedTarget,
+    output_selector: OutputSelector = None,
+    batch_size: int | None = None,
+) -> tuple[torch.Tensor, Any, ResolvedTarget]:
+    """``forward_scores`` over a whole batch, at most ``batch_size`` rows per forward."""
+    parts = _per_chunk(forward_scores, model, inputs, target, output_selector, batch_size)
+    if len(parts) == 1:
+        return parts[0]
+    return (
+        torch.cat([p[0] for p in parts]),
+        _concat_outputs([p[1] for p in parts]),
+        _concat_targets([p[2] for p in parts]),
+    )
+
+
+def _per_chunk(
+    capture: Callable[..., Any],
+    model: nn.Module,
+    inputs: Inputs,
+    target: Target | ResolvedTarget,
+    output_selector: OutputSelector,
+    batch_size: int | None,
+) -> list[Any]:
     from attrib.core.batching import chunks, default_batch_size
     from attrib.core.target import target_for_rows
 
     n = leaves(inputs)[0].shape[0]
     size = batch_size or default_batch_size(inputs, n)
     if size >= n:
-        return input_gradients(model, inputs, target, output_selector)
-    parts = []
-    for chunk in chunks(n, 1, size, leaves(inputs)[0].device):
-        rows = map_inputs(lambda t, s=chunk.start, e=chunk.stop: t[s:e], inputs)
-        parts.append(
-            input_gradients(model, rows, target_for_rows(target, chunk.sample), output_selector)
+        return [capture(model, inputs, target, output_selector)]
+    return [
+        capture(
+            model,
+            map_inputs(lambda t, s=chunk.start, e=chunk.stop: t[s:e], inputs),
+            target_for_rows(target, chunk.sample),
+            output_selector,
         )
-    grads = map_inputs(lambda *g: torch.cat(g), *[p.gradients for p in parts])
-    resolved = parts[0].target
-    if resolved.indices is not None:
-        resolved = ResolvedTarget(
-            torch.cat([p.target.indices for p in parts]), None, resolved.output
-        )
-    output = _concat_outputs([p.output for p in parts])
-    return InputCapture(grads, torch.cat([p.scores for p in parts]), output, resolved)
+        for chunk in chunks(n, 1, size, leaves(inputs)[0].device)
+    ]
+
+
+def _concat_targets(targets: list[ResolvedTarget]) -> ResolvedTarget:
+    first = targets[0]
+    if first.indices is None:
+        return first
+    return ResolvedTarget(torch.cat([t.indices for t in targets]), None, first.output)
 
 
 def _concat_outputs(outputs: list[Any]) -> Any:

@@ -2,5 +2,13 @@
 
 from attrib.methods.base import Method
 from attrib.methods.gradient import GradientXInput, Saliency
+from attrib.methods.path import BlurIG, ExpectedGradients, IntegratedGradients
 
-__all__ = ["GradientXInput", "Method", "Saliency"]
+__all__ = [
+    "BlurIG",
+    "ExpectedGradients",
+    "GradientXInput",
+    "IntegratedGradients",
+    "Method",
+    "Saliency",
+]
