@@ -276,3 +276,18 @@ def test_cuda_matches_cpu():
     gpu = Saliency(model.cuda())(x.cuda(), target=[0, 1, 2]).values
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 5])
+def test_batched_layer_gradients_equal_one_batch(batch_size):
+    from attrib.core.grad import batched_layer_gradients
+
+    model = GapCNN().double().eval()
+    x = torch.randn(5, 3, 12, 12, dtype=torch.float64)
+    whole = layer_gradients(model, x, model.features[4], "predicted")
+    chunked = batched_layer_gradients(
+        model, x, model.features[4], "predicted", batch_size=batch_size
+    )
+    torch.testing.assert_close(chunked.gradients, whole.gradients, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(chunked.activations, whole.activations)
+    assert chunked.target.indices.tolist() == whole.target.indices.tolist()

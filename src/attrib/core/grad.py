@@ -229,6 +229,31 @@ def batched_forward_scores(
     )
 
 
+def batched_layer_gradients(
+    model: nn.Module,
+    inputs: Inputs,
+    layer: nn.Module,
+    target: Target | ResolvedTarget,
+    output_selector: OutputSelector = None,
+    batch_size: int | None = None,
+) -> LayerCapture:
+    """``layer_gradients`` over a whole batch, at most ``batch_size`` samples per forward."""
+
+    def capture(m: nn.Module, x: Inputs, t: Any, sel: OutputSelector) -> LayerCapture:
+        return layer_gradients(m, x, layer, t, sel)
+
+    parts = _per_chunk(capture, model, inputs, target, output_selector, batch_size)
+    if len(parts) == 1:
+        return parts[0]
+    return LayerCapture(
+        torch.cat([p.activations for p in parts]),
+        torch.cat([p.gradients for p in parts]),
+        torch.cat([p.scores for p in parts]),
+        _concat_outputs([p.output for p in parts]),
+        _concat_targets([p.target for p in parts]),
+    )
+
+
 def _per_chunk(
     capture: Callable[..., Any],
     model: nn.Module,
