@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-REQS := requirements/dev.txt requirements/constraints.txt
+REQS := requirements/dev.txt requirements/nodeps.txt requirements/constraints.txt
 STAMP := $(VENV)/.stamp-$(shell cat $(REQS) pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
 PYTEST_WORKERS ?= 2
 
@@ -14,6 +14,7 @@ all: test
 $(STAMP): $(REQS) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt -c requirements/constraints.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/nodeps.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.stamp-*
 	@touch $@
