@@ -43,3 +43,25 @@ def test_bad_batch_size_setting():
 def test_public_names():
     for name in ["Saliency", "GradientXInput", "Attribution", "AttribError", "explain"]:
         assert hasattr(attrib, name)
+
+
+def test_explain_with_a_wrapper_builds_the_inner_method():
+    from attrib import IntegratedGradients, SmoothGrad
+
+    model = LinearModel().double().eval()
+    x = torch.randn(2, 6, dtype=torch.float64)
+    got = explain(
+        model,
+        x,
+        "smoothgrad",
+        target=1,
+        inner="integrated_gradients",
+        samples=3,
+        seed=0,
+        inner_settings={"steps": 4},
+    )
+    want = SmoothGrad(IntegratedGradients(model, steps=4), samples=3, seed=0)(x, target=1)
+    assert got.method == "SmoothGrad(IntegratedGradients)"
+    torch.testing.assert_close(got.values, want.values)
+    with pytest.raises(AttribError, match="inner"):
+        explain(model, x, "smoothgrad", inner="vargrad")

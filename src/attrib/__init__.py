@@ -17,6 +17,9 @@ from attrib.methods import (
     IntegratedGradients,
     Method,
     Saliency,
+    SmoothGrad,
+    SmoothGradSquared,
+    VarGrad,
 )
 
 __version__ = "0.1.0"
@@ -31,5 +34,8 @@ __all__ = [
     "IntegratedGradients",
     "Method",
     "Saliency",
+    "SmoothGrad",
+    "SmoothGradSquared",
+    "VarGrad",
     "explain",
 ]

@@ -50,16 +50,39 @@ def method_class(method: str | type[Method]) -> type[Method]:
     )
 
 
+def is_wrapper(cls: type[Method]) -> bool:
+    """Wrappers (the SmoothGrad family) take a method, not a model."""
+    from attrib.methods.smoothing import _NoiseSmoothing
+
+    return issubclass(cls, _NoiseSmoothing)
+
+
 def explain(
     model: nn.Module | Callable[..., Any],
     x: Inputs,
     method: str | type[Method] = "saliency",
     target: Target = "predicted",
+    *,
+    inner: str | type[Method] = "saliency",
+    inner_settings: dict[str, Any] | None = None,
     **settings: Any,
 ) -> Attribution:
     """Explain ``model`` at ``x`` with ``method`` (a name or a class) in one call.
 
-    ``explain(model, x, "saliency", target=3)`` is
-    ``Saliency(model)(x, target=3)``; ``settings`` go to the method's constructor.
+    ``explain(model, x, "saliency", target=3)`` is ``Saliency(model)(x, target=3)``;
+    ``settings`` go to the method's constructor. For a wrapper, ``inner`` names the wrapped
+    method: ``explain(model, x, "smoothgrad", inner="integrated_gradients", samples=16,
+    inner_settings={"steps": 16})`` is
+    ``SmoothGrad(IntegratedGradients(model, steps=16), samples=16)``.
     """
-    return method_class(method)(model, **settings)(x, target=target)
+    cls = method_class(method)
+    if is_wrapper(cls):
+        wrapped = method_class(inner)
+        if is_wrapper(wrapped):
+            raise SettingError("inner", "a method that is not itself a wrapper", inner, "")
+        return cls(wrapped(model, **(inner_settings or {})), **settings)(x, target=target)
+    if inner_settings:
+        raise SettingError(
+            "inner_settings", f"no inner settings for {cls.__name__}", inner_settings, ""
+        )
+    return cls(model, **settings)(x, target=target)

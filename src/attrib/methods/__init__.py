@@ -3,6 +3,7 @@
 from attrib.methods.base import Method
 from attrib.methods.gradient import GradientXInput, Saliency
 from attrib.methods.path import BlurIG, ExpectedGradients, IntegratedGradients
+from attrib.methods.smoothing import SmoothGrad, SmoothGradSquared, VarGrad
 
 __all__ = [
     "BlurIG",
@@ -11,4 +12,7 @@ __all__ = [
     "IntegratedGradients",
     "Method",
     "Saliency",
+    "SmoothGrad",
+    "SmoothGradSquared",
+    "VarGrad",
 ]

@@ -1,0 +1,319 @@
+"""SmoothGrad, SmoothGrad² and VarGrad: any method, averaged over noisy copies of the input.
+
+For a wrapped method ``A`` (saliency, gradient x input, integrated gradients, a CAM, LRP, ...),
+an input ``x`` and ``n`` draws ``eps_j ~ N(0, sigma^2 I)``:
+
+- SmoothGrad (Smilkov et al. 2017, "SmoothGrad: removing noise by adding noise"):
+  ``SG(x) = 1/n sum_j A(x + eps_j)``, a Monte Carlo estimate of ``A`` convolved with a Gaussian.
+- SmoothGrad² (Hooker et al. 2019, "A Benchmark for Interpretability Methods in Deep Neural
+  Networks"): ``SG2(x) = 1/n sum_j A(x + eps_j)^2``.
+- VarGrad (Adebayo et al. 2018, "Local explanation methods for deep neural networks lack
+  sensitivity to parameter values"): ``VG(x) = 1/n sum_j (A(x + eps_j) - SG(x))^2``, the
+  population variance, ``SG2 - SG^2``.
+
+Wrappers never look at the wrapped method's arguments: they call it on noisy rows with one
+target per row and reduce whatever ``.values`` it returns (input-shaped tensors, dicts of
+them, or ``(N, H, W)`` CAM maps) through the core engine, so memory is bounded by
+``batch_size`` and never by ``samples``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+
+from attrib.core.batching import Chunk, Reduction, default_batch_size, run_chunks
+from attrib.core.errors import SettingError
+from attrib.core.grad import batched_forward_scores
+from attrib.core.inputs import Inputs, batch_size_of, leaves, map_inputs, rebuild
+from attrib.core.result import Attribution
+from attrib.core.target import Target
+from attrib.methods.base import Method
+
+__all__ = ["NoiseFunction", "SmoothGrad", "SmoothGradSquared", "VarGrad"]
+
+NoiseFunction = Callable[[Inputs, torch.Tensor, torch.Tensor], Inputs]
+"""``noise(rows, sample, draw) -> Inputs``: the noise to add to ``rows``.
+
+``rows`` are clean copies ``x[sample]`` (a tensor or a dict of tensors), ``sample`` and
+``draw`` say, per row, which sample of the batch and which of its ``samples`` draws the row
+is. It returns a tensor (or dict) of the rows' shapes. It must depend only on
+``(sample, draw)`` and the rows, never on how rows are grouped into chunks.
+"""
+
+_MASK64 = (1 << 64) - 1
+
+
+class _NoiseSmoothing(Method):
+    """Shared machinery: validate settings, resolve the target at ``x``, reduce noisy rows."""
+
+    reduction: ClassVar[Reduction] = "mean"
+
+    def __init__(
+        self,
+        method: Method,
+        *,
+        samples: int = 50,
+        sigma: float = 0.15,
+        absolute_sigma: bool = False,
+        seed: int | None = None,
+        noise: NoiseFunction | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        method = _check_method(method, type(self).__name__)
+        super().__init__(method.model, output=method.output, batch_size=batch_size)
+        self.method = method
+        self.samples = _check_samples(samples)
+        self.sigma = _check_sigma(sigma)
+        self.absolute_sigma = bool(absolute_sigma)
+        self.seed = _check_seed(seed)
+        if noise is not None and not callable(noise):
+            raise SettingError(
+                "noise",
+                "None (Gaussian noise set by sigma and seed) or a function "
+                "noise(rows, sample, draw) that returns the noise to add to rows",
+                noise,
+                "",
+            )
+        self.noise = noise
+
+    @property
+    def name(self) -> str:
+        return f"{type(self).__name__}({self.method.name})"
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples,
+            "sigma": self.sigma,
+            "absolute_sigma": self.absolute_sigma,
+            "seed": self.seed,
+            "noise": self.noise,
+            "batch_size": self.batch_size,
+            "inner": self.method.settings(),
+        }
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{k}={v!r}" for k, v in self.settings().items() if v is not None and k != "inner"
+        )
+        return f"{type(self).__name__}({self.method!r}, {shown})"
+
+    def attribute(self, inputs: Inputs, target: Target) -> Attribution:
+        n = batch_size_of(inputs)
+        device = leaves(inputs)[0].device
+        size = self.batch_size or default_batch_size(inputs, n * self.samples)
+        # the target is resolved once, at the clean x: "predicted" is the class predicted for x,
+        # never re-decided at a noisy copy (where noise may move the arg-max)
+        _, output, resolved = batched_forward_scores(self.model, inputs, target, self.output, size)
+        seed = None
+        noise = self.noise
+        if noise is None:
+            # with seed=None the noise still comes from a dedicated generator; only its seed is
+            # drawn from torch's global RNG, so torch.manual_seed makes such calls repeatable
+            seed = self.seed if self.seed is not None else _draw_seed()
+            noise = _GaussianNoise(self.sigma, self.absolute_sigma, seed)
+        keep_delta = self.reduction == "mean"  # a mean of gaps is a gap; a variance is not
+        first: list[Attribution] = []
+
+        def evaluate(chunk: Chunk) -> dict[str, torch.Tensor]:
+            rows = map_inputs(lambda t: t[chunk.sample], inputs)
+            noisy = _add_noise(rows, noise(rows, chunk.sample, chunk.item))
+            inner = self.method(noisy, target=resolved.rows(chunk.sample).public)
+            if not first:
+                first.append(inner)
+            return _pack(inner.values, inner.delta if keep_delta else None)
+
+        packed = run_chunks(evaluate, n, self.samples, size, self.reduction, device=device)
+        values, delta = _unpack(packed)
+        return Attribution(
+            values=values,
+            target=resolved.public,
+            method=self.name,
+            params={**self.settings(), "seed": seed},
+            delta=delta,
+            output=output,
+            channel_dim=first[0].channel_dim,
+        )
+
+
+class SmoothGrad(_NoiseSmoothing):
+    """The mean of a method over noisy copies, ``1/n sum_j A(x + eps_j)`` (Smilkov et al. 2017).
+
+    Args:
+        method: any attrib method instance, e.g. ``Saliency(model)``,
+            ``IntegratedGradients(model)``, ``GradCAM(model, layer=...)``. Its model, output
+            selection and settings are used as they are.
+        samples: the number of noisy copies ``n`` per input (the paper uses 50).
+        sigma: the noise level. By default a fraction of each sample's value range,
+            ``sigma_i = sigma * (max(x_i) - min(x_i))`` over all features of sample ``i``
+            (of each input separately for dict inputs); the paper advises 0.1 to 0.2.
+        absolute_sigma: take ``sigma`` as the standard deviation itself (as Captum's
+            ``stdevs``), the same for every sample.
+        seed: an int makes the noise reproducible: row ``(i, j)`` (draw ``j`` of sample ``i``)
+            gets noise from a dedicated generator seeded with a hash of ``(seed, i, j)``, so it
+            does not depend on ``batch_size`` and the first draws stay the same when
+            ``samples`` grows. ``None`` draws that seed from torch's global RNG (which is only
+            read, never reseeded). ``Attribution.params["seed"]`` records the seed used.
+        noise: a ``NoiseFunction`` ``noise(rows, sample, draw)`` that replaces the Gaussian
+            draws (other distributions, or noise given in advance); ``sigma``,
+            ``absolute_sigma`` and ``seed`` are then unused.
+        batch_size: the most noisy rows handed to the wrapped method at once (which may split
+            them further by its own ``batch_size``); ``None`` chooses from the input size.
+
+    ``Attribution.delta``: where the wrapped method reports a completeness gap, the mean of its
+    gaps over the draws (each measured at its own noisy copy); otherwise ``None``.
+    """
+
+
+class SmoothGradSquared(_NoiseSmoothing):
+    """The mean square of a method over noisy copies, ``1/n sum_j A(x + eps_j)^2``.
+
+    SmoothGrad² (Hooker et al. 2019, "A Benchmark for Interpretability Methods in Deep
+    Neural Networks"). Arguments as for ``SmoothGrad``; ``delta`` is always ``None``.
+    """
+
+    reduction: ClassVar[Reduction] = "mean_square"
+
+
+class VarGrad(_NoiseSmoothing):
+    """The variance of a method over noisy copies, ``1/n sum_j (A(x + eps_j) - SG(x))^2``.
+
+    VarGrad (Adebayo et al. 2018, "Local explanation methods for deep neural networks lack
+    sensitivity to parameter values"): the population variance (divided by ``n``, as Captum's
+    ``vargrad``), merged chunk by chunk exactly. Arguments as for ``SmoothGrad``; ``delta`` is
+    always ``None``.
+    """
+
+    reduction: ClassVar[Reduction] = "var"
+
+
+class _GaussianNoise:
+    """``N(0, sigma_i^2)`` noise, drawn per row from a generator seeded by ``(seed, i, j, k)``.
+
+    One seed per row (sample ``i``, draw ``j``) and input ``k`` makes every row's noise
+    independent of the chunks it is computed in, and of the order chunks are computed in.
+    """
+
+    def __init__(self, sigma: float, absolute: bool, seed: int) -> None:
+        self.sigma = sigma
+        self.absolute = absolute
+        self.seed = seed
+
+    def __call__(self, rows: Inputs, sample: torch.Tensor, draw: torch.Tensor) -> Inputs:
+        keys = list(zip(sample.tolist(), draw.tolist(), strict=True))
+        noise = []
+        for k, t in enumerate(leaves(rows)):
+            generator = torch.Generator(device=t.device)
+            eps = torch.empty_like(t, memory_format=torch.contiguous_format)
+            for r, (i, j) in enumerate(keys):
+                generator.manual_seed(_row_seed(self.seed, i, j, k))
+                eps[r].normal_(generator=generator)
+            noise.append(eps * self._scale(t))
+        return rebuild(rows, noise)
+
+    def _scale(self, rows: torch.Tensor) -> torch.Tensor | float:
+        if self.absolute:
+            return self.sigma
+        flat = rows.flatten(1)
+        spread = flat.amax(dim=1) - flat.amin(dim=1)
+        return (self.sigma * spread).view(-1, *([1] * (rows.dim() - 1)))
+
+
+def _row_seed(seed: int, *keys: int) -> int:
+    """A 64-bit seed from ``seed`` and ``keys`` by chained SplitMix64 (Steele et al. 2014)."""
+    z = _splitmix64(seed & _MASK64)
+    for key in keys:
+        z = _splitmix64(z ^ key)
+    return z
+
+
+def _splitmix64(z: int) -> int:
+    z = (z + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def _draw_seed() -> int:
+    return int(torch.randint(0, 2**62, (), dtype=torch.int64))
+
+
+def _add_noise(rows: Inputs, noise: Inputs) -> Inputs:
+    """``rows + noise``, refusing noise whose structure or shape differs from the rows'."""
+    if isinstance(rows, dict) != isinstance(noise, dict) or (
+        isinstance(rows, dict) and set(rows) != set(noise)
+    ):
+        raise SettingError(
+            "noise", "a noise function that returns the structure of its rows", noise, ""
+        )
+    ordered = rebuild(rows, [noise[k] for k in rows]) if isinstance(rows, dict) else noise
+    for t, e in zip(leaves(rows), leaves(ordered), strict=True):
+        if not isinstance(e, torch.Tensor) or e.shape != t.shape:
+            raise SettingError(
+                "noise",
+                f"a noise function that returns a tensor of the rows' shape {tuple(t.shape)}",
+                e,
+                "It receives the clean rows x[sample] and must return one noise row per row.",
+            )
+    return map_inputs(torch.add, rows, ordered)
+
+
+def _pack(values: Any, delta: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Values (a tensor or dict of them) and delta as one flat dict the engine reduces at once."""
+    if isinstance(values, dict):
+        packed = {f"values/{k}": v for k, v in values.items()}
+    else:
+        packed = {"values": values}
+    if delta is not None:
+        packed["delta"] = delta
+    return packed
+
+
+def _unpack(packed: dict[str, torch.Tensor]) -> tuple[Any, torch.Tensor | None]:
+    delta = packed.pop("delta", None)
+    if "values" in packed:
+        return packed["values"], delta
+    return {k.removeprefix("values/"): v for k, v in packed.items()}, delta
+
+
+def _check_method(method: Any, wrapper: str) -> Method:
+    if isinstance(method, Method):
+        return method
+    if isinstance(method, type) and issubclass(method, Method):
+        todo = f"Construct it with the model first: {wrapper}({method.__name__}(model))."
+    else:
+        todo = f"Wrap the model in a method first, e.g. {wrapper}(Saliency(model))."
+    raise SettingError(
+        "method",
+        "an attrib method instance (e.g. Saliency(model), IntegratedGradients(model))",
+        method,
+        todo,
+    )
+
+
+def _check_samples(samples: Any) -> int:
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise SettingError("samples", "a positive int (noisy copies per input)", samples, "")
+    return samples
+
+
+def _check_sigma(sigma: Any) -> float:
+    ok = isinstance(sigma, (int, float)) and not isinstance(sigma, bool)
+    if not ok or not math.isfinite(sigma) or sigma < 0:
+        raise SettingError(
+            "sigma",
+            "a finite number >= 0 (a fraction of each sample's value range, or the standard "
+            "deviation itself with absolute_sigma=True)",
+            sigma,
+            "",
+        )
+    return float(sigma)
+
+
+def _check_seed(seed: Any) -> int | None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise SettingError("seed", "an int (reproducible noise) or None", seed, "")
+    return seed
