@@ -20,7 +20,7 @@ from benchmarks.runner import Config, run
 DEFAULT_MODELS = ("resnet18", "resnet50")
 DEFAULT_BATCHES = (2, 8)
 DEFAULT_ROWS = (1, 2, 4, 8, 16, 32)
-DEFAULT_REPEATS = 7
+DEFAULT_REPEATS = 15
 QUICK_MODELS = ("resnet18",)
 QUICK_BATCHES = (2,)
 QUICK_ROWS = (1, 2, 4)

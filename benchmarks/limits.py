@@ -46,7 +46,7 @@ __all__ = [
 PassKind = Literal["forward", "input", "layer"]
 KINDS: tuple[PassKind, ...] = ("forward", "input", "layer")
 # Large-r points run long and vary little, so they need fewer repeats than the 1-row point.
-MIN_POINT_REPEATS = 3
+MIN_POINT_REPEATS = 5
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,8 @@ def pass_fn(
         captured: list[torch.Tensor] = []
 
         def hook(module: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
+            # A leaf from here on: the backward stops at the layer. (Handed on as is, not
+            # cloned: nothing after the known layers modifies their output in place.)
             start = out.detach().requires_grad_(True)
             captured.append(start)
             return start
@@ -157,8 +159,9 @@ def pass_fn(
 
 
 def _point_repeats(rows: int, repeats: int) -> int:
-    # About the same number of timed rows per point: ceil(repeats / r), but never fewer than 3.
-    return max(MIN_POINT_REPEATS, math.ceil(repeats / rows))
+    # About the same number of timed rows per point: ceil(repeats / r), but at least the
+    # minimum (or all of them, when fewer repeats than that were asked for).
+    return max(min(MIN_POINT_REPEATS, repeats), math.ceil(repeats / rows))
 
 
 def measure_curves(

@@ -6,7 +6,7 @@ import os
 import platform
 import time
 
-__all__ = ["busy_fraction", "cpu_name", "load_average"]
+__all__ = ["NeighbourMeter", "busy_fraction", "cpu_name", "load_average"]
 
 
 def cpu_name() -> str:
@@ -50,3 +50,35 @@ def busy_fraction(window_s: float = 0.5) -> float | None:
         return None
     total = total_b - total_a
     return None if total <= 0 else 1.0 - (idle_b - idle_a) / total
+
+
+class NeighbourMeter:
+    """Share of the machine's CPU time that *other* processes used between start and now.
+
+    All cores' busy time (``/proc/stat``) minus this process's own CPU time (``os.times``),
+    over all cores' elapsed time. Near 0 means the timings had the machine to themselves; a
+    neighbour busy on one of two cores reads about 0.5, and those timings are not to be trusted.
+    """
+
+    def __init__(self) -> None:
+        self.start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[int, int, float] | None:
+        try:
+            total, idle = _cpu_times()
+        except (OSError, ValueError, IndexError):
+            return None
+        own = os.times()
+        return total, idle, own.user + own.system
+
+    def share(self) -> float | None:
+        """The other processes' share of CPU time since construction (``None`` if unknown)."""
+        end = self._read()
+        if self.start is None or end is None or end[0] <= self.start[0]:
+            return None
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = end[0] - self.start[0]
+        busy = total - (end[1] - self.start[1])
+        own = (end[2] - self.start[2]) * ticks
+        return min(1.0, max(0.0, (busy - own) / total))

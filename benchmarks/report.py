@@ -9,6 +9,10 @@ from benchmarks.results import ConfigResult
 
 __all__ = ["format_config"]
 
+# Other processes' CPU share above which a configuration's timings are flagged: a neighbour
+# on one of two cores stalls torch's threads far more than its share suggests.
+NEIGHBOUR_WARNING = 0.10
+
 
 def _num(value: float | None, digits: int = 1) -> str:
     if value is None or value != value:  # None or NaN: not measured / not applicable
@@ -79,4 +83,12 @@ def format_config(result: ConfigResult, threads: int) -> str:
     for c in result.cases:
         if c.max_rel_diff is not None:
             out.append(f"  {c.name}: max|ours - peer| / max|peer| = {c.max_rel_diff:.1e}")
+    shares = (result.neighbours_limits, result.neighbours_methods)
+    if all(s is not None for s in shares):
+        busy = max(shares) > NEIGHBOUR_WARNING
+        note = "  (timings may be skewed: compare sched ms with limit ms)" if busy else ""
+        out.append(
+            f"  other processes used {shares[0]:.0%} (limits) / {shares[1]:.0%} (methods) "
+            f"of the CPU meanwhile{note}"
+        )
     return "\n".join(out)

@@ -59,6 +59,11 @@ class ConfigResult:
     ms_per_row: dict[str, dict[int, float]]
     # kind -> [r, ms per row] of the cheapest r <= batch
     best: dict[str, tuple[int, float]]
+    # share of the CPU that other processes used while the limits / the methods were timed
+    neighbours_limits: float | None = None
+    neighbours_methods: float | None = None
+    # kind -> rows per forward -> every timed run of one pass (seconds), for re-analysis
+    limit_samples_s: dict[str, dict[int, list[float]]] = field(default_factory=dict)
     cases: list[CaseResult] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -68,11 +73,18 @@ class ConfigResult:
             "size": self.size,
             "device": self.device,
             "layer": self.layer_name,
+            "neighbours_cpu_share": {
+                "limits": self.neighbours_limits,
+                "methods": self.neighbours_methods,
+            },
             "ms_per_row": {
                 k: {str(r): v for r, v in c.items()} for k, c in self.ms_per_row.items()
             },
             "best": {
                 k: {"rows_per_forward": r, "ms_per_row": v} for k, (r, v) in self.best.items()
+            },
+            "limit_samples_s": {
+                k: {str(r): v for r, v in c.items()} for k, c in self.limit_samples_s.items()
             },
             "cases": [c.to_json() for c in self.cases],
         }

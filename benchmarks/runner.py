@@ -20,7 +20,7 @@ from benchmarks.limits import (
     measure_curves,
     schedule_fn,
 )
-from benchmarks.machine import busy_fraction, cpu_name, load_average
+from benchmarks.machine import NeighbourMeter, busy_fraction, cpu_name, load_average
 from benchmarks.memory import peak_memory_mib
 from benchmarks.models import Setup, build_model, make_setup
 from benchmarks.report import format_config
@@ -157,9 +157,11 @@ def run(config: Config) -> list[ConfigResult]:
     for model_name in config.models:
         spec = build_model(model_name, config.device)
         progress.prefix = f"{model_name} limits: "
+        meter = NeighbourMeter()
         curves = measure_curves(
             spec, config.rows, config.size, config.repeats, config.device, progress
         )
+        limits_share = meter.share()
         for batch in config.batches:
             setup = make_setup(spec, batch, config.size, config.device)
             best = {k: b for k in curves.ms_per_row if (b := curves.best(k, batch)) is not None}
@@ -171,10 +173,14 @@ def run(config: Config) -> list[ConfigResult]:
                 spec.layer_name,
                 curves.ms_per_row,
                 best,
+                neighbours_limits=limits_share,
+                limit_samples_s=curves.samples_s,
             )
+            meter = NeighbourMeter()
             for case in cases:
                 progress.prefix = f"{model_name} batch {batch} {case.name}: "
                 result.cases.append(_run_case(case, setup, curves, config, progress))
+            result.neighbours_methods = meter.share()
             results.append(result)
             print(format_config(result, threads) + "\n", flush=True)
     meta["elapsed_s"] = round(time.perf_counter() - progress.start, 1)

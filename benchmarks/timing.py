@@ -47,11 +47,14 @@ def interleaved(
 ) -> dict[str, list[float]]:
     """Time every callable ``repeats`` times in interleaved rounds; seconds per call.
 
-    ``repeats`` may differ per callable (a mapping): a callable then sits out the rounds after
-    its own count is reached. Each round starts one contender later than the previous one
-    (A B, B A, A B, ...), so no contender always runs right after the same other one (caches,
-    allocator state and frequency scaling otherwise favour one position). Warm-up calls (first
-    use of kernels, allocator growth, lazy imports) are not recorded.
+    ``repeats`` may differ per callable (a mapping): a callable with fewer runs than there are
+    rounds takes part in rounds spread evenly over the whole run (not in the first ones only,
+    which would leave the others alone, un-interleaved, in the last rounds).
+
+    Each round starts one contender later than the previous one (A B, B A, A B, ...), so no
+    contender always runs right after the same other one (caches, allocator state and
+    frequency scaling otherwise favour one position). Warm-up calls (first use of kernels,
+    allocator growth, lazy imports) are not recorded.
     """
     names = list(fns)
     counts = {n: repeats[n] if isinstance(repeats, Mapping) else repeats for n in names}
@@ -69,7 +72,7 @@ def interleaved(
             gc.collect()
             order = names[i % len(names) :] + names[: i % len(names)]
             for name in order:
-                if len(samples[name]) < counts[name]:
+                if _takes_part(i, counts[name], rounds):
                     samples[name].append(time_once(fns[name], device))
             if progress is not None:
                 progress(f"round {i + 1}/{rounds}")
@@ -77,6 +80,11 @@ def interleaved(
         if was_enabled:
             gc.enable()
     return samples
+
+
+def _takes_part(i: int, count: int, rounds: int) -> bool:
+    # True in exactly ``count`` of the rounds 0..rounds-1, evenly spaced, the last included.
+    return (i + 1) * count // rounds > i * count // rounds
 
 
 def median_ms(samples: list[float], per: int = 1) -> float:
