@@ -5,6 +5,16 @@ import torch
 from torch import nn
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread_per_worker():
+    # make test runs one pytest worker per core: torch's own threads on top of that make
+    # every torchvision test several times slower (oversubscription)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

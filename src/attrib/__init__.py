@@ -11,31 +11,53 @@ from attrib.api import explain
 from attrib.core.errors import AttribError, AttribWarning
 from attrib.core.result import Attribution
 from attrib.methods import (
+    CAM,
+    AblationCAM,
     BlurIG,
+    EigenCAM,
     ExpectedGradients,
+    GradCAM,
+    GradCAMPlusPlus,
     GradientXInput,
+    GuidedGradCAM,
+    HiResCAM,
     IntegratedGradients,
+    LayerCAM,
     Method,
     Saliency,
+    ScoreCAM,
     SmoothGrad,
     SmoothGradSquared,
     VarGrad,
+    XGradCAM,
+    vit_reshape,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CAM",
+    "AblationCAM",
     "AttribError",
     "AttribWarning",
     "Attribution",
     "BlurIG",
+    "EigenCAM",
     "ExpectedGradients",
+    "GradCAM",
+    "GradCAMPlusPlus",
     "GradientXInput",
+    "GuidedGradCAM",
+    "HiResCAM",
     "IntegratedGradients",
+    "LayerCAM",
     "Method",
     "Saliency",
+    "ScoreCAM",
     "SmoothGrad",
     "SmoothGradSquared",
     "VarGrad",
+    "XGradCAM",
     "explain",
+    "vit_reshape",
 ]

@@ -1,18 +1,42 @@
 """attrib's methods. Each is a callable object: ``Method(model, **settings)(x, target=...)``."""
 
 from attrib.methods.base import Method
+from attrib.methods.cam import (
+    CAM,
+    AblationCAM,
+    EigenCAM,
+    GradCAM,
+    GradCAMPlusPlus,
+    GuidedGradCAM,
+    HiResCAM,
+    LayerCAM,
+    ScoreCAM,
+    XGradCAM,
+    vit_reshape,
+)
 from attrib.methods.gradient import GradientXInput, Saliency
 from attrib.methods.path import BlurIG, ExpectedGradients, IntegratedGradients
 from attrib.methods.smoothing import SmoothGrad, SmoothGradSquared, VarGrad
 
 __all__ = [
+    "CAM",
+    "AblationCAM",
     "BlurIG",
+    "EigenCAM",
     "ExpectedGradients",
+    "GradCAM",
+    "GradCAMPlusPlus",
     "GradientXInput",
+    "GuidedGradCAM",
+    "HiResCAM",
     "IntegratedGradients",
+    "LayerCAM",
     "Method",
     "Saliency",
+    "ScoreCAM",
     "SmoothGrad",
     "SmoothGradSquared",
     "VarGrad",
+    "XGradCAM",
+    "vit_reshape",
 ]
