@@ -1,0 +1,45 @@
+"""Seeded randomness for metrics that does not depend on how rows are chunked.
+
+Every random draw of a row (sample ``i``, item ``j``) comes from a generator seeded with a hash
+of ``(seed, i, j)``, so a metric gives the same numbers for every ``batch_size`` and the first
+draws stay the same when the number of draws grows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from attrib.core.errors import SettingError
+
+__all__ = ["check_seed", "generator", "row_seed"]
+
+_MASK64 = (1 << 64) - 1
+
+
+def check_seed(seed: Any) -> int:
+    """Metrics are reproducible by default: ``seed`` is an int (``0`` unless given)."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise SettingError("seed", "an int (metrics draw reproducibly from it)", seed, "")
+    return seed
+
+
+def row_seed(seed: int, *keys: int) -> int:
+    """A 63-bit seed from ``seed`` and ``keys`` by chained SplitMix64 (Steele et al. 2014)."""
+    z = _splitmix64(seed & _MASK64)
+    for key in keys:
+        z = _splitmix64(z ^ (key & _MASK64))
+    return z >> 1  # torch.Generator.manual_seed takes values below 2**63 on every platform
+
+
+def generator(seed: int, *keys: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A fresh generator on ``device`` seeded with ``row_seed(seed, *keys)``."""
+    return torch.Generator(device=device).manual_seed(row_seed(seed, *keys))
+
+
+def _splitmix64(z: int) -> int:
+    z = (z + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
