@@ -1,5 +1,6 @@
 """attrib's methods. Each is a callable object: ``Method(model, **settings)(x, target=...)``."""
 
+from attrib.methods.anchors import AnchorsText
 from attrib.methods.base import Method
 from attrib.methods.cam import (
     CAM,
@@ -16,24 +17,39 @@ from attrib.methods.cam import (
 )
 from attrib.methods.gradient import GradientXInput, Saliency
 from attrib.methods.path import BlurIG, ExpectedGradients, IntegratedGradients
+from attrib.methods.perturbation import (
+    LIME,
+    ExactShapley,
+    FeatureAblation,
+    KernelSHAP,
+    Occlusion,
+    ShapleySampling,
+)
 from attrib.methods.smoothing import SmoothGrad, SmoothGradSquared, VarGrad
 
 __all__ = [
     "CAM",
+    "LIME",
     "AblationCAM",
+    "AnchorsText",
     "BlurIG",
     "EigenCAM",
+    "ExactShapley",
     "ExpectedGradients",
+    "FeatureAblation",
     "GradCAM",
     "GradCAMPlusPlus",
     "GradientXInput",
     "GuidedGradCAM",
     "HiResCAM",
     "IntegratedGradients",
+    "KernelSHAP",
     "LayerCAM",
     "Method",
+    "Occlusion",
     "Saliency",
     "ScoreCAM",
+    "ShapleySampling",
     "SmoothGrad",
     "SmoothGradSquared",
     "VarGrad",

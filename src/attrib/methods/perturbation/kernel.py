@@ -1,0 +1,448 @@
+"""KernelSHAP and LIME: one weighted linear surrogate of the removal game, two configurations.
+
+Both fit ``g(z) = phi_0 + phi . z`` to the game ``v`` (``z`` in ``{0, 1}^P`` says which
+players are present) by weighted least squares over coalitions ``z_1 .. z_M``:
+
+    minimise  sum_i w_i (v(z_i) - phi_0 - phi . z_i)^2  (+ alpha |phi|^2),
+
+where the coalitions are drawn from a *sampler* ``q`` and weighted by a *kernel* ``pi``
+through importance weights ``w_i = pi(z_i) / q(z_i)`` (up to one constant), so the surrogate
+minimises ``sum_z pi(z) (v(z) - g(z))^2`` whatever the sampler. When the budget covers every
+coalition the sampler can draw, all of them are taken once with ``w = pi(z)``.
+
+- ``KernelSHAP`` (Lundberg and Lee 2017, "A Unified Approach to Interpreting Model
+  Predictions"; seed 003, section 6.6): the Shapley kernel
+  ``pi(z) = (P - 1) / (C(P, |z|) |z| (P - |z|))``, coalitions drawn with ``q ~ pi`` and in
+  complementary pairs (Covert and Lee 2021), and the infinite weights at the empty and the
+  full coalition as constraints: ``phi_0 = v(empty)`` and ``sum phi = v(all) - v(empty)``
+  (efficiency), solved exactly through the KKT system of the constrained problem. With
+  every coalition it returns the exact Shapley values (the theorem of Lundberg and Lee).
+- ``LIME`` (Ribeiro, Singh and Guestrin 2016, "Why Should I Trust You?"): players present
+  with probability 1/2 independently, the exponential kernel
+  ``pi(z) = exp(-D(1, z)^2 / sigma^2)`` with the cosine distance ``D(1, z) = 1 - sqrt(|z|/P)``
+  between ``z`` and the instance itself, a free intercept and a ridge penalty ``alpha``.
+
+Everything is solved in torch (float64): the coalitions are shared by the samples of a batch,
+so one ``(P+1) x (P+1)`` system serves every sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from attrib.core.errors import SettingError
+from attrib.core.inputs import Inputs
+from attrib.core.target import OutputSelector
+from attrib.methods.perturbation.base import (
+    Estimate,
+    PlayerMethod,
+    check_count,
+    check_seed,
+    draw_seed,
+)
+from attrib.methods.perturbation.coalitions import (
+    bernoulli_sample,
+    from_bits,
+    kernel_sample,
+    shapley_kernel,
+)
+from attrib.methods.perturbation.masks import FeatureMask, Players, Spread
+from attrib.methods.perturbation.removal import RemovalGame
+
+__all__ = [
+    "LIME",
+    "BernoulliSampler",
+    "ExponentialKernel",
+    "KernelSHAP",
+    "KernelSampler",
+    "LinearSurrogate",
+    "ShapleyKernel",
+    "fit_surrogate",
+]
+
+# A surrogate solves a (P+1)-square system; beyond this many players it is the wrong tool.
+MAX_SURROGATE_PLAYERS = 4096
+# 2^P coalitions are enumerated only while that stays small
+MAX_ENUMERATED_PLAYERS = 24
+
+
+# ---- samplers: which coalitions, with which probability q(z) (up to a constant) ------------
+
+
+@dataclass(frozen=True)
+class KernelSampler:
+    """Non-trivial coalitions with ``q(z)`` proportional to the Shapley kernel."""
+
+    def support(self, players: int) -> int:
+        return 2**players - 2
+
+    def enumerate(self, players: int) -> torch.Tensor:
+        return from_bits(torch.arange(1, 2**players - 1), players)
+
+    def sample(
+        self, count: int, players: int, generator: torch.Generator, paired: bool
+    ) -> torch.Tensor:
+        return kernel_sample(count, players, generator, paired)
+
+    def probability(self, coalitions: torch.Tensor) -> torch.Tensor:
+        return shapley_kernel(coalitions.shape[1], coalitions.sum(1))
+
+
+@dataclass(frozen=True)
+class BernoulliSampler:
+    """Every player present with probability 1/2 independently: ``q`` is uniform."""
+
+    def support(self, players: int) -> int:
+        return 2**players
+
+    def enumerate(self, players: int) -> torch.Tensor:
+        return from_bits(torch.arange(2**players), players)
+
+    def sample(
+        self, count: int, players: int, generator: torch.Generator, paired: bool
+    ) -> torch.Tensor:
+        return bernoulli_sample(count, players, generator, paired)
+
+    def probability(self, coalitions: torch.Tensor) -> torch.Tensor:
+        return torch.ones(coalitions.shape[0], dtype=torch.float64)
+
+
+# ---- kernels: how much each coalition matters, pi(z) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class ShapleyKernel:
+    """``pi(z) = (P - 1) / (C(P, |z|) |z| (P - |z|))`` (infinite at empty and full)."""
+
+    def __call__(self, coalitions: torch.Tensor) -> torch.Tensor:
+        return shapley_kernel(coalitions.shape[1], coalitions.sum(1))
+
+
+@dataclass(frozen=True)
+class ExponentialKernel:
+    """``pi(z) = exp(-D^2 / width^2)``, ``D = 1 - sqrt(|z| / P)`` the cosine distance between
+    ``z`` and the all-present coalition (LIME's distance on its binary representation; the
+    empty coalition is at distance 1, as scikit-learn's cosine distance puts a zero vector)."""
+
+    width: float = 0.25
+
+    def __call__(self, coalitions: torch.Tensor) -> torch.Tensor:
+        players = coalitions.shape[1]
+        distance = 1 - torch.sqrt(coalitions.sum(1).to(torch.float64) / players)
+        return torch.exp(-(distance**2) / self.width**2)
+
+
+# ---- the weighted regression --------------------------------------------------------------
+
+
+def fit_surrogate(
+    coalitions: torch.Tensor,
+    weights: torch.Tensor,
+    values: torch.Tensor,
+    *,
+    alpha: float = 0.0,
+    efficiency: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted least squares ``v(z) ~ phi_0 + phi . z``; returns ``(phi (N, P), phi_0 (N,))``.
+
+    ``coalitions`` is ``(M, P)`` bool, ``weights`` ``(M,)``, ``values`` ``(N, M)``. With
+    ``efficiency=(v_empty, v_full)`` (each ``(N,)``) the intercept is fixed to ``v_empty`` and
+    ``sum phi = v_full - v_empty`` is a constraint (Lagrange multiplier, KKT system); without
+    it the intercept is free and unpenalised and ``alpha`` is a ridge penalty on ``phi``.
+    The system is shared by all N samples; a rank-deficient system (too few coalitions for
+    the players) gets the least-norm solution.
+    """
+    m, p = coalitions.shape
+    z = coalitions.to(torch.float64).cpu()
+    w = weights.to(torch.float64).cpu()
+    y = values.to(torch.float64).cpu()
+    n = y.shape[0]
+    if efficiency is not None:
+        empty, full = (t.to(torch.float64).cpu() for t in efficiency)
+        gram = z.T @ (w.view(-1, 1) * z)
+        system = torch.zeros(p + 1, p + 1, dtype=torch.float64)
+        system[:p, :p] = gram
+        system[:p, p] = 1.0
+        system[p, :p] = 1.0
+        rhs = torch.empty(p + 1, n, dtype=torch.float64)
+        rhs[:p] = z.T @ (w.view(-1, 1) * (y - empty.view(-1, 1)).T)
+        rhs[p] = full - empty
+        solution = _solve(system, rhs)
+        return solution[:p].T.contiguous(), empty
+    design = torch.cat([torch.ones(m, 1, dtype=torch.float64), z], dim=1)
+    system = design.T @ (w.view(-1, 1) * design)
+    system[1:, 1:] += alpha * torch.eye(p, dtype=torch.float64)
+    rhs = design.T @ (w.view(-1, 1) * y.T)
+    solution = _solve(system, rhs)
+    return solution[1:].T.contiguous(), solution[0].contiguous()
+
+
+def _solve(system: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    try:
+        solution, info = torch.linalg.solve_ex(system, rhs)
+        if int(info) == 0 and bool(torch.isfinite(solution).all()):
+            residual = (system @ solution - rhs).abs().max()
+            if float(residual) <= 1e-8 * max(1.0, float(rhs.abs().max())):
+                return solution
+    except RuntimeError:  # pragma: no cover - solve_ex reports through info
+        pass
+    return torch.linalg.lstsq(system, rhs, driver="gelsd").solution
+
+
+# ---- the method ---------------------------------------------------------------------------
+
+
+Sampler = KernelSampler | BernoulliSampler
+Kernel = Callable[[torch.Tensor], torch.Tensor]
+
+
+class LinearSurrogate(PlayerMethod):
+    """A weighted linear surrogate of the removal game: sampler x kernel x constraint.
+
+    ``KernelSHAP`` and ``LIME`` are this class with their paper's configuration; other
+    combinations (say LIME's kernel with paired sampling) are one constructor call away.
+
+    Args:
+        samples: coalitions (forwards) per sample and reference. When it reaches the number
+            of coalitions the sampler can draw (``2^P - 2`` for the kernel sampler, ``2^P``
+            for Bernoulli), every coalition is taken once instead.
+        sampler: ``KernelSampler()`` or ``BernoulliSampler()``.
+        kernel: a function of the coalitions ``(M, P)`` bool giving ``pi(z)`` ``(M,)``.
+        efficiency: constrain ``phi_0 = v(empty)`` and ``sum phi = v(all) - v(empty)``.
+        alpha: ridge penalty on ``phi`` (only without the efficiency constraint).
+        paired: draw coalitions in complementary pairs.
+        seed: makes the coalitions reproducible (``None``: drawn from torch's global RNG,
+            recorded in ``params["seed"]``); they are shared by the samples of a batch.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | Callable[..., Any],
+        *,
+        samples: int,
+        sampler: Sampler,
+        kernel: Kernel,
+        efficiency: bool,
+        alpha: float = 0.0,
+        paired: bool = False,
+        seed: int | None = None,
+        feature_mask: FeatureMask = None,
+        spread: Spread = "divide",
+        baseline: Any = 0.0,
+        background: Inputs | None = None,
+        output: OutputSelector = None,
+        batch_size: int | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            feature_mask=feature_mask,
+            spread=spread,
+            baseline=baseline,
+            background=background,
+            output=output,
+            batch_size=batch_size,
+        )
+        self.samples = check_count(samples, "samples", "coalitions evaluated per sample")
+        if not isinstance(sampler, (KernelSampler, BernoulliSampler)):
+            raise SettingError("sampler", "KernelSampler() or BernoulliSampler()", sampler)
+        if not callable(kernel):
+            raise SettingError("kernel", "a function coalitions (M, P) -> weights (M,)", kernel)
+        ok = isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
+        if not ok or not math.isfinite(alpha) or alpha < 0:
+            raise SettingError("alpha", "a finite number >= 0 (ridge penalty)", alpha)
+        self.sampler = sampler
+        self.kernel = kernel
+        self.efficiency = bool(efficiency)
+        self.alpha = float(alpha)
+        self.paired = bool(paired)
+        self.seed = check_seed(seed)
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples,
+            "paired": self.paired,
+            "seed": self.seed,
+            **super().settings(),
+        }
+
+    def seed_for_call(self) -> int | None:
+        return draw_seed(self.seed)
+
+    def check_players(self, players: Players) -> None:
+        if players.count > MAX_SURROGATE_PLAYERS:
+            raise SettingError(
+                "feature_mask",
+                f"at most {MAX_SURROGATE_PLAYERS} players for a linear surrogate",
+                f"a mask with {players.count} players",
+                "Group features into players: feature_mask=grid(cell) or superpixels(n).",
+            )
+
+    def coalitions(self, players: int, generator: torch.Generator) -> tuple[torch.Tensor, bool]:
+        """The coalitions ``(M, P)`` of one call and whether they are all of them."""
+        if players <= MAX_ENUMERATED_PLAYERS and self.samples >= self.sampler.support(players):
+            return self.sampler.enumerate(players), True
+        return self.sampler.sample(self.samples, players, generator, self.paired), False
+
+    def estimate(self, game: RemovalGame, generator: torch.Generator | None) -> Estimate:
+        p = game.players.count
+        assert generator is not None  # seed_for_call always gives a seed
+        table, enumerated = self.coalitions(p, generator)
+        sizes = table.sum(1)
+        if self.efficiency and not bool((sizes == 0).any()):
+            # v(empty) is the constraint's intercept: one more row, in the same engine call
+            table = torch.cat([torch.zeros(1, p, dtype=torch.bool), table])
+            sizes = table.sum(1)
+        pi = self.kernel(table).to(torch.float64)
+        weights = pi if enumerated else pi / self.sampler.probability(table)
+        if self.efficiency:
+            # the empty and the full coalition are constraints, not rows of the regression
+            trivial = (sizes == 0) | (sizes == p)
+            weights = torch.where(trivial, torch.zeros_like(weights), weights)
+        if not bool(torch.isfinite(weights).all()):
+            raise SettingError(
+                "kernel",
+                "finite weights at every coalition the sampler draws (an infinite weight "
+                "needs efficiency=True, which makes it a constraint)",
+                self.kernel,
+            )
+        values = game.values_of(table).cpu()
+        empty = values[:, int((sizes == 0).nonzero()[0])] if self.efficiency else None
+        full = game.full.cpu()
+        phi, intercept = fit_surrogate(
+            table,
+            weights,
+            values,
+            alpha=self.alpha,
+            efficiency=None if empty is None else (empty, full),
+        )
+        fitted = intercept.view(-1, 1) + phi @ table.T.to(torch.float64)
+        device = game.device
+        extra = {
+            "intercept": intercept.to(device),
+            "fit": _weighted_r2(values, fitted, weights).to(device),
+            "enumerated": enumerated,
+        }
+        delta = None if empty is None else (phi.sum(1) - (full - empty)).to(device)
+        return Estimate(phi.to(device), delta, extra)
+
+
+def _weighted_r2(values: torch.Tensor, fitted: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted R^2 of the surrogate on its own coalitions, per sample (LIME's ``score``)."""
+    w = weights.view(1, -1)
+    total = w.sum()
+    if float(total) <= 0:
+        return torch.full((values.shape[0],), math.nan, dtype=torch.float64)
+    mean = (w * values).sum(1, keepdim=True) / total
+    residual = (w * (values - fitted) ** 2).sum(1)
+    spread = (w * (values - mean) ** 2).sum(1)
+    return 1 - residual / spread.clamp(min=1e-300)
+
+
+class KernelSHAP(LinearSurrogate):
+    """KernelSHAP (Lundberg and Lee 2017): Shapley values as the efficiency-constrained
+    weighted regression with the Shapley kernel, on paired kernel-proportional samples.
+
+    Args:
+        samples: coalitions per sample and reference (default 512); with
+            ``samples >= 2^P - 2`` every coalition is used once and the result is exact.
+        paired: complementary pairs (default True).
+        seed, feature_mask, spread, baseline, background, output, batch_size: see
+            ``LinearSurrogate`` and ``PlayerMethod``.
+
+    ``delta`` is the efficiency gap (zero up to rounding: it is a constraint);
+    ``params["intercept"]`` is ``v(empty)``, ``params["fit"]`` the weighted R^2.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | Callable[..., Any],
+        *,
+        samples: int = 512,
+        paired: bool = True,
+        seed: int | None = None,
+        feature_mask: FeatureMask = None,
+        spread: Spread = "divide",
+        baseline: Any = 0.0,
+        background: Inputs | None = None,
+        output: OutputSelector = None,
+        batch_size: int | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            samples=samples,
+            sampler=KernelSampler(),
+            kernel=ShapleyKernel(),
+            efficiency=True,
+            paired=paired,
+            seed=seed,
+            feature_mask=feature_mask,
+            spread=spread,
+            baseline=baseline,
+            background=background,
+            output=output,
+            batch_size=batch_size,
+        )
+
+
+class LIME(LinearSurrogate):
+    """LIME (Ribeiro et al. 2016) on players: Bernoulli(1/2) coalitions, the exponential
+    kernel on the cosine distance to the instance, ridge regression with a free intercept.
+
+    Args:
+        samples: coalitions per sample and reference (default 512; ``>= 2^P``: all of them).
+        kernel_width: ``sigma`` of ``pi(z) = exp(-D^2 / sigma^2)`` (default 0.25). The
+            ``lime`` package weighs by ``sqrt(exp(-D^2 / w^2))``, i.e. ``sigma = w sqrt(2)``.
+        alpha: ridge penalty (default 1.0, as ``lime``'s ``Ridge(alpha=1)``).
+        paired: complementary pairs (default False, as in the paper).
+        seed, feature_mask, spread, baseline, background, output, batch_size: as KernelSHAP.
+
+    Every player gets a coefficient (``lime``'s ``num_features >= P`` without feature
+    selection). ``params["intercept"]`` and ``params["fit"]`` (weighted R^2) describe the
+    surrogate; there is no efficiency, so ``delta`` is None.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | Callable[..., Any],
+        *,
+        samples: int = 512,
+        kernel_width: float = 0.25,
+        alpha: float = 1.0,
+        paired: bool = False,
+        seed: int | None = None,
+        feature_mask: FeatureMask = None,
+        spread: Spread = "divide",
+        baseline: Any = 0.0,
+        background: Inputs | None = None,
+        output: OutputSelector = None,
+        batch_size: int | None = None,
+    ) -> None:
+        ok = isinstance(kernel_width, (int, float)) and not isinstance(kernel_width, bool)
+        if not ok or not math.isfinite(kernel_width) or kernel_width <= 0:
+            raise SettingError("kernel_width", "a finite number > 0", kernel_width)
+        super().__init__(
+            model,
+            samples=samples,
+            sampler=BernoulliSampler(),
+            kernel=ExponentialKernel(float(kernel_width)),
+            efficiency=False,
+            alpha=alpha,
+            paired=paired,
+            seed=seed,
+            feature_mask=feature_mask,
+            spread=spread,
+            baseline=baseline,
+            background=background,
+            output=output,
+            batch_size=batch_size,
+        )
+        self.kernel_width = float(kernel_width)
+
+    def settings(self) -> dict[str, Any]:
+        return {"kernel_width": self.kernel_width, "alpha": self.alpha, **super().settings()}

@@ -1,0 +1,175 @@
+"""Occlusion: slide a window over the input and record how much the target score drops.
+
+Zeiler and Fergus (2014), "Visualizing and Understanding Convolutional Networks": a window
+of ``w_1 x .. x w_k`` features (covering every channel) starts at multiples of the strides
+``s_i`` along the last ``k`` dimensions, ``ceil((D_i - w_i) / s_i) + 1`` positions per
+dimension (the last window is cut at the border, so every feature is covered), and the
+features under it are replaced by the baseline. A feature's attribution is the mean score
+drop over the windows that cover it:
+
+    a_i = 1/|W_i| sum_{w in W_i} (f(x) - f(x with window w occluded)),
+
+Captum's ``Occlusion`` with the same window, strides and baseline. The windows' drops are
+turned into the map by one separable sum (a product of 0/1 matrices per dimension), not
+per window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from attrib.core.errors import InputError, SettingError
+from attrib.core.inputs import Inputs
+from attrib.core.result import Attribution
+from attrib.core.target import OutputSelector, Target
+from attrib.methods.perturbation.base import PerturbationMethod
+from attrib.methods.perturbation.masks import window_sizes
+from attrib.methods.perturbation.references import resolve_references
+from attrib.methods.perturbation.removal import masked_scores
+
+__all__ = ["Occlusion"]
+
+
+class Occlusion(PerturbationMethod):
+    """Mean drop of the target score over the sliding windows covering each feature.
+
+    Args:
+        window: the window's size along the input's last dimensions: an int (``(w, w)`` over
+            H and W of images ``(N, C, H, W)``; the last dimension of 2-D and 3-D inputs) or
+            a tuple for the last ``len(window)`` dimensions. Leading dimensions (channels)
+            are covered entirely. At most the input's size.
+        strides: steps between windows, an int or a tuple like ``window``, at most the
+            window (so every feature is covered); default half the window (rounded up).
+        baseline: the fill value: a number, a name, a tensor shaped like the input or one
+            sample, or a list of these (averaged); ``background``: a set of samples, averaged.
+        output, batch_size: see ``Method``.
+
+    It runs ``ceil(N * windows * K / batch_size)`` forwards (``K`` references) plus the one
+    forward at the clean input. Occlusion has no completeness, so ``delta`` is None.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | Callable[..., Any],
+        *,
+        window: int | tuple[int, ...],
+        strides: int | tuple[int, ...] | None = None,
+        baseline: Any = 0.0,
+        background: Inputs | None = None,
+        output: OutputSelector = None,
+        batch_size: int | None = None,
+    ) -> None:
+        super().__init__(
+            model, baseline=baseline, background=background, output=output, batch_size=batch_size
+        )
+        self.window = window
+        self.strides = strides
+
+    def settings(self) -> dict[str, Any]:
+        return {"window": self.window, "strides": self.strides, **super().settings()}
+
+    def attribute(self, inputs: Inputs, target: Target) -> Attribution:
+        if isinstance(inputs, dict):
+            raise InputError(
+                "x",
+                "one tensor for Occlusion",
+                inputs,
+                "For several inputs use FeatureAblation with a feature mask per input.",
+            )
+        x = inputs
+        window, strides = self._geometry(x)
+        k = len(window)
+        dims = tuple(x.shape[x.dim() - k :])
+        positions = tuple(
+            math.ceil((d - w) / s) + 1 for d, w, s in zip(dims, window, strides, strict=True)
+        )
+        references = resolve_references(self.baseline, self.background, x)
+        full, output, resolved = self.clean_forward(x, target)
+        lead = (1,) * (x.dim() - 1 - k)
+        axes = [torch.arange(d, device=x.device) for d in dims]
+
+        def keep(sample: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+            # 1 outside the window, 0 inside: the product of one 0/1 indicator per dimension
+            inside = torch.ones((len(item),) + (1,) * k, dtype=x.dtype, device=x.device)
+            rest = item
+            for i in reversed(range(k)):
+                j = rest % positions[i]
+                rest = torch.div(rest, positions[i], rounding_mode="floor")
+                start = (j * strides[i]).view(-1, 1)
+                covered = (axes[i] >= start) & (axes[i] < start + window[i])  # (rows, D_i)
+                shape = [len(item)] + [1] * k
+                shape[1 + i] = dims[i]
+                inside = inside * covered.to(x.dtype).view(shape)
+            return (1 - inside).view(len(item), *lead, *dims)
+
+        count = math.prod(positions)
+        scores = masked_scores(
+            self.model, x, references, keep, count, resolved, self.output, self.batch_size
+        )
+        drops = (full.view(-1, 1) - scores).view(-1, *positions)
+        total = _spread_windows(drops, dims, window, strides)
+        covers = _spread_windows(torch.ones_like(drops[:1]), dims, window, strides)
+        values = (total / covers).view(x.shape[0], *lead, *dims).expand_as(x)
+        params = self.settings()
+        params.update(window=window, strides=strides, positions=positions, perturbations=count)
+        return Attribution(
+            values=values.to(x.dtype).contiguous(),
+            target=resolved.public,
+            method=self.name,
+            params=params,
+            baseline=references.shown,
+            output=output,
+        )
+
+    def _geometry(self, x: torch.Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        window = window_sizes(self.window, x, "window")
+        k = len(window)
+        dims = tuple(x.shape[x.dim() - k :])
+        if any(w > d for w, d in zip(window, dims, strict=True)):
+            raise SettingError(
+                "window",
+                f"sizes at most the input's last dimensions {dims}",
+                self.window,
+                "Use a smaller window.",
+            )
+        given = self.strides
+        if given is None:
+            strides = tuple(max(1, math.ceil(w / 2)) for w in window)
+        elif isinstance(given, int) and not isinstance(given, bool) and given >= 1:
+            strides = (given,) * k
+        else:
+            strides = window_sizes(given, x, "strides")
+        if len(strides) != k:
+            raise SettingError(
+                "strides", f"an int or a tuple of {k} ints, like window {window}", self.strides
+            )
+        if any(s > w and w < d for s, w, d in zip(strides, window, dims, strict=True)):
+            raise SettingError(
+                "strides",
+                f"steps at most the window {window} (larger steps leave features that no "
+                "window covers)",
+                self.strides,
+            )
+        return window, strides
+
+
+def _spread_windows(
+    per_window: torch.Tensor,
+    dims: tuple[int, ...],
+    window: tuple[int, ...],
+    strides: tuple[int, ...],
+) -> torch.Tensor:
+    """``out[n, d] = sum over windows w covering d of per_window[n, w]``, dimension by
+    dimension: each step contracts one window axis with its 0/1 cover matrix ``(n_i, D_i)``."""
+    out = per_window.to(torch.float64)
+    for i, (d, w, s) in enumerate(zip(dims, window, strides, strict=True)):
+        starts = torch.arange(out.shape[1 + i], device=out.device).view(-1, 1) * s
+        axis = torch.arange(d, device=out.device).view(1, -1)
+        cover = ((axis >= starts) & (axis < starts + w)).to(torch.float64)
+        out = torch.movedim(torch.tensordot(out, cover, dims=([1 + i], [0])), -1, 1 + i)
+    return out

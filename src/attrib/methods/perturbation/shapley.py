@@ -1,0 +1,238 @@
+"""Shapley values of the removal game: exactly, or by sampling permutations.
+
+The Shapley value of player ``j`` in a ``P``-player game ``v`` (Shapley 1953; seed 003,
+section 6.6) is
+
+    phi_j(v) = sum_{S subset of [P] without j} |S|! (P - |S| - 1)! / P! (v(S + j) - v(S)),
+
+the only payment rule with efficiency (``sum_j phi_j = v([P]) - v(empty)``), symmetry,
+linearity and the null-player property. Here ``v(S)`` is the target score with the players
+outside ``S`` replaced by the baseline (or averaged over a background set), so ``v(empty)``
+is ``f(baseline)`` and ``v([P]) = f(x)``; values are the "Shapley sampling values" of
+Strumbelj and Kononenko (2014) when the background is a data set.
+
+- ``ExactShapley``: all ``2^P`` coalitions (``2^P - 1`` forwards per sample and reference:
+  the full coalition is the clean forward).
+- ``ShapleySampling`` (Strumbelj and Kononenko 2014, "Explaining prediction models and
+  individual predictions with feature contributions"): ``phi_j`` is the expected marginal
+  contribution of ``j`` to the players before it in a uniformly random order. Each order
+  costs ``P - 1`` forwards (``v(empty)`` is shared, ``v([P])`` is ``f(x)``) and gives every
+  player one marginal contribution, which telescope: efficiency holds exactly for any number
+  of orders. Antithetic orders (each followed by its reverse) reduce the variance.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from attrib.core.errors import SettingError
+from attrib.core.inputs import Inputs
+from attrib.core.target import OutputSelector
+from attrib.methods.perturbation.base import (
+    Estimate,
+    PlayerMethod,
+    check_count,
+    check_seed,
+    draw_seed,
+)
+from attrib.methods.perturbation.coalitions import (
+    from_bits,
+    permutations,
+    shapley_weights,
+    sizes_of_bits,
+)
+from attrib.methods.perturbation.masks import FeatureMask, Players, Spread
+from attrib.methods.perturbation.removal import RemovalGame
+
+__all__ = ["ExactShapley", "ShapleySampling", "shapley_values"]
+
+
+def shapley_values(values: torch.Tensor) -> torch.Tensor:
+    """Exact Shapley values of games given by their values at every coalition.
+
+    ``values[..., i]`` is ``v(S_i)`` where ``S_i`` is the set of bits of ``i`` (so ``values``
+    has ``2^P`` entries in its last dimension); returns ``(..., P)`` in float64.
+    """
+    total = values.shape[-1]
+    players = total.bit_length() - 1
+    if total < 2 or 2**players != total:
+        raise SettingError(
+            "values", "2^P values, one per coalition in bit order", f"{total} values"
+        )
+    values = values.to(torch.float64)
+    weights = shapley_weights(players).to(values.device)
+    sizes = sizes_of_bits(players, values.device)
+    index = torch.arange(total, device=values.device)
+    phi = values.new_empty((*values.shape[:-1], players))
+    for j in range(players):
+        without = index[(index >> j) & 1 == 0]  # the coalitions S not containing j
+        gain = values[..., without | (1 << j)] - values[..., without]
+        phi[..., j] = (gain * weights[sizes[without]]).sum(-1)
+    return phi
+
+
+class ExactShapley(PlayerMethod):
+    """Exact Shapley values of groups of features, from all ``2^P`` coalitions.
+
+    Args:
+        feature_mask: the players (see ``PlayerMethod``); at most ``max_players`` of them.
+        max_players: the most players accepted (default 16: 65535 forwards per sample);
+            beyond it use ``ShapleySampling`` or ``KernelSHAP``.
+        baseline, background, spread, output, batch_size: see ``PlayerMethod``.
+
+    ``delta`` is the efficiency gap ``sum_j phi_j - (v(all) - v(none))`` (rounding only).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | Callable[..., Any],
+        *,
+        feature_mask: FeatureMask = None,
+        max_players: int = 16,
+        spread: Spread = "divide",
+        baseline: Any = 0.0,
+        background: Inputs | None = None,
+        output: OutputSelector = None,
+        batch_size: int | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            feature_mask=feature_mask,
+            spread=spread,
+            baseline=baseline,
+            background=background,
+            output=output,
+            batch_size=batch_size,
+        )
+        self.max_players = check_count(max_players, "max_players", "players ExactShapley accepts")
+
+    def settings(self) -> dict[str, Any]:
+        return {"max_players": self.max_players, **super().settings()}
+
+    def check_players(self, players: Players) -> None:
+        if players.count > self.max_players:
+            raise SettingError(
+                "feature_mask",
+                f"at most {self.max_players} players for ExactShapley (it evaluates all 2^P "
+                "coalitions)",
+                f"a mask with {players.count} players",
+                "Group features into fewer players (grid(cell), superpixels(n), a coarser "
+                "mask), use ShapleySampling or KernelSHAP, or raise max_players.",
+            )
+
+    def estimate(self, game: RemovalGame, generator: torch.Generator | None) -> Estimate:
+        p = game.players.count
+        # every coalition but the full one, whose value is f(x) from the clean forward
+        partial = game.values(lambda index: from_bits(index, p), 2**p - 1)
+        values = torch.cat([partial, game.full.view(-1, 1)], dim=1)
+        phi = shapley_values(values)
+        delta = phi.sum(1) - (values[:, -1] - values[:, 0])
+        return Estimate(phi, delta)
+
+
+class ShapleySampling(PlayerMethod):
+    """Shapley values estimated from random orders of the players (Strumbelj and Kononenko
+    2014), with antithetic orders and a standard error per player.
+
+    Args:
+        samples: orders of the players (permutations) per sample; each costs ``P - 1``
+            forwards per reference. With ``antithetic`` it must be even.
+        antithetic: pair each order with its reverse (the pair's mean is one draw).
+        seed: makes the orders reproducible (``None``: drawn from torch's global RNG and
+            recorded in ``params["seed"]``). The orders are shared by the samples of a batch,
+            so a sample's values do not depend on the batch it is explained in.
+        feature_mask, spread, baseline, background, output, batch_size: see ``PlayerMethod``.
+
+    ``params["standard_error"]`` has the shape of ``values`` (spread like them) and
+    ``params["player_standard_error"]`` is ``(N, P)``: the standard deviation of the
+    independent draws (orders, or antithetic pairs) over the square root of their number
+    (NaN with a single draw). ``delta`` is the efficiency gap, zero up to rounding.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | Callable[..., Any],
+        *,
+        samples: int = 32,
+        antithetic: bool = True,
+        seed: int | None = None,
+        feature_mask: FeatureMask = None,
+        spread: Spread = "divide",
+        baseline: Any = 0.0,
+        background: Inputs | None = None,
+        output: OutputSelector = None,
+        batch_size: int | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            feature_mask=feature_mask,
+            spread=spread,
+            baseline=baseline,
+            background=background,
+            output=output,
+            batch_size=batch_size,
+        )
+        self.samples = check_count(samples, "samples", "orders of the players per sample")
+        self.antithetic = bool(antithetic)
+        if self.antithetic and samples % 2:
+            raise SettingError(
+                "samples",
+                "an even int with antithetic=True (orders come in pairs)",
+                samples,
+                "Use an even number, or antithetic=False.",
+            )
+        self.seed = check_seed(seed)
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples,
+            "antithetic": self.antithetic,
+            "seed": self.seed,
+            **super().settings(),
+        }
+
+    def seed_for_call(self) -> int | None:
+        return draw_seed(self.seed)
+
+    def estimate(self, game: RemovalGame, generator: torch.Generator | None) -> Estimate:
+        p, t, n = game.players.count, self.samples, game.n
+        orders = permutations(t, p, generator, self.antithetic)
+        rank = orders.argsort(1).to(game.device)  # rank[t, j]: where player j comes in order t
+        inner = p - 1  # prefixes of sizes 1 .. P-1 per order; size 0 and P are shared
+
+        def coalitions(item: torch.Tensor) -> torch.Tensor:
+            # item 0 is the empty coalition; item 1 + t (P-1) + (s-1) the first s of order t
+            shifted = (item - 1).clamp(min=0)
+            order = torch.div(shifted, max(inner, 1), rounding_mode="floor")
+            size = shifted - order * inner + 1
+            present = rank[order] < size.view(-1, 1)
+            return present & (item > 0).view(-1, 1)
+
+        v = game.values(coalitions, 1 + t * inner)
+        empty = v[:, :1]
+        full = game.full.view(n, 1)
+        # (N, T, P + 1): v of the first s players of each order, s = 0 .. P
+        first = empty.expand(n, t).unsqueeze(2)
+        last = full.expand(n, t).unsqueeze(2)
+        prefix = torch.cat([first, v[:, 1:].view(n, t, inner), last], dim=2)
+        gains = prefix[:, :, 1:] - prefix[:, :, :-1]  # gain of the player at each position
+        per_player = gains.gather(2, rank.unsqueeze(0).expand(n, t, p))  # (N, T, P)
+        if self.antithetic:
+            per_player = per_player.view(n, t // 2, 2, p).mean(2)
+        draws = per_player.shape[1]
+        phi = per_player.mean(1)
+        if draws > 1:
+            error = per_player.std(1, unbiased=True) / math.sqrt(draws)
+        else:
+            error = torch.full_like(phi, math.nan)
+        delta = phi.sum(1) - (game.full - v[:, 0])
+        extra = {
+            "standard_error": game.players.spread(error, game.inputs, self.spread),
+            "player_standard_error": error,
+        }
+        return Estimate(phi, delta, extra)
