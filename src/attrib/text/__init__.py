@@ -1,1 +1,84 @@
-"""attrib.text: see the README for what lands here."""
+"""attrib.text: token attribution for Hugging Face text classifiers.
+
+    from attrib.text import TextClassifier, explain_tokens
+    clf = TextClassifier(model, tokenizer)            # or load_minilm_sentiment()
+    result = explain_tokens(clf, ["a gripping, funny film"], "integrated_gradients", steps=64)
+    result.scores("sum").words()                      # [[("a", ...), ("gripping", ...), ...]]
+    result.html()                                     # highlighted tokens with a legend
+
+Every gradient and path method of the library works at the input embeddings through
+``clf.embedding_model`` (``E -> logits``). ``transformers`` is an optional extra: nothing
+here imports it until a pretrained model is loaded.
+"""
+
+from typing import Any
+
+from attrib.text.aggregate import merge_words, token_scores
+from attrib.text.attention import (
+    attention_rollout,
+    attention_weights,
+    attention_x_gradient,
+    last_layer_attention,
+    rollout,
+)
+from attrib.text.baselines import baseline_embeddings, replacement_embedding
+from attrib.text.encoding import Encoding
+from attrib.text.errors import AttentionUnavailableError, EmptyTextError, TextTooLongError
+from attrib.text.explain import explain_tokens, method_names
+from attrib.text.html import highlight
+from attrib.text.minilm import load_minilm_sentiment
+from attrib.text.models import EmbeddingModel, SentenceClassifier, TextClassifier
+from attrib.text.occlusion import LeaveOneOut
+from attrib.text.result import TokenAttribution, TokenScores
+from attrib.text.shap import TokenKernelSHAP
+
+__all__ = [
+    "AnchorsText",
+    "AttentionUnavailableError",
+    "EmbeddingModel",
+    "EmptyTextError",
+    "Encoding",
+    "ErasureReport",
+    "LeaveOneOut",
+    "SentenceClassifier",
+    "TextClassifier",
+    "TextTooLongError",
+    "TokenAttribution",
+    "TokenKernelSHAP",
+    "TokenScores",
+    "attention_rollout",
+    "attention_weights",
+    "attention_x_gradient",
+    "baseline_embeddings",
+    "erased",
+    "erasure_tests",
+    "explain_tokens",
+    "highlight",
+    "js_divergence",
+    "last_layer_attention",
+    "load_minilm_sentiment",
+    "merge_words",
+    "method_names",
+    "replacement_embedding",
+    "rollout",
+    "token_scores",
+]
+
+
+_ERASURE = ("ErasureReport", "erased", "erasure_tests", "js_divergence")
+
+
+def __getattr__(name: str) -> Any:
+    # the erasure module is also a command (python -m attrib.text.erasure); importing it
+    # here eagerly would make runpy find it already imported and warn
+    if name in _ERASURE:
+        from attrib.text import erasure
+
+        return getattr(erasure, name)
+    # Anchors for text lives with the perturbation methods; it is reachable here by its
+    # documented name without importing it (or failing) at ``import attrib.text``.
+    if name == "AnchorsText":
+        from attrib.methods.anchors import AnchorsText
+
+        return AnchorsText
+    raise AttributeError(f"module 'attrib.text' has no attribute {name!r}")

@@ -1,0 +1,181 @@
+"""What attrib.text returns: scores per token (and per embedding dimension), per text.
+
+Both results are padded to the longest text; padding holds 0 and is never part of a text
+(``encoding.mask`` says which positions are real). Per-text views (``tokens_and_scores``,
+``words``) drop the padding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from attrib.core.errors import SettingError
+from attrib.text.aggregate import TokenReduction, WordMerge, merge_words, token_scores
+from attrib.text.encoding import Encoding
+
+__all__ = ["TokenAttribution", "TokenScores"]
+
+
+@dataclass(frozen=True)
+class TokenScores:
+    """One score per token of each text.
+
+    Attributes:
+        encoding: the texts' tokens (``encoding.tokens``, ``encoding.mask``, ...).
+        scores: ``(N, L)``, 0 at padding.
+        method: how the scores were made, e.g. ``"IntegratedGradients / sum"``.
+        params: the settings.
+        target: the class explained per text (``(N,)``), where there is one.
+        output: the model's logits ``(N, classes)``, where computed.
+        labels: class names (for reports and HTML).
+    """
+
+    encoding: Encoding
+    scores: torch.Tensor
+    method: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    target: Any = None
+    output: Any = None
+    labels: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.encoding)
+
+    @property
+    def texts(self) -> list[str]:
+        return self.encoding.texts
+
+    def _check_index(self, i: int) -> int:
+        if isinstance(i, bool) or not isinstance(i, int) or not -len(self) <= i < len(self):
+            raise SettingError("i", f"a text index in [0, {len(self)})", i, "")
+        return i % len(self)
+
+    def of(self, i: int) -> torch.Tensor:
+        """The scores of text ``i``'s real tokens, ``(L_i,)`` (no padding)."""
+        i = self._check_index(i)
+        return self.scores[i, : int(self.encoding.mask[i].sum())]
+
+    def tokens_and_scores(self, i: int, special: bool = True) -> list[tuple[str, float]]:
+        """``(token, score)`` for each token of text ``i`` (special tokens unless told not)."""
+        i = self._check_index(i)
+        values = self.of(i).tolist()
+        flags = self.encoding.special[i].tolist()
+        return [
+            (tok, v)
+            for tok, v, s in zip(self.encoding.tokens[i], values, flags, strict=False)
+            if special or not s
+        ]
+
+    def ranking(self, i: int, special: bool = False) -> list[int]:
+        """Token positions of text ``i``, highest score first (special tokens left out
+        unless ``special``)."""
+        i = self._check_index(i)
+        values = self.of(i)
+        flags = self.encoding.special[i, : len(values)]
+        positions = [t for t in range(len(values)) if special or not bool(flags[t])]
+        return sorted(positions, key=lambda t: -float(values[t]))
+
+    def words(self, merge: WordMerge = "sum") -> list[list[tuple[str, float]]]:
+        """``(word, score)`` per word of each text; sub-word pieces merged by ``merge``."""
+        out = []
+        for i in range(len(self)):
+            ids = self.encoding.word_ids[i]
+            merged = merge_words(self.of(i), ids, merge)
+            out.append(list(zip(word_texts(self.encoding, i), merged.tolist(), strict=True)))
+        return out
+
+    def html(self, **options: Any) -> str:
+        """Self-contained HTML highlighting (see ``attrib.text.html.highlight``)."""
+        from attrib.text.html import highlight
+
+        return highlight(self, **options)
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
+    def __repr__(self) -> str:
+        return f"TokenScores(method={self.method!r}, texts={len(self)})"
+
+
+@dataclass(frozen=True)
+class TokenAttribution:
+    """Attributions at the input embeddings: one score per token and dimension.
+
+    Attributes:
+        encoding: the texts' tokens.
+        values: ``(N, L, d)``, 0 at padding and (for baselines that keep them fixed) at
+            special tokens.
+        delta: the completeness gap per text, ``sum(values) - (f(x) - f(x'))``, for path
+            methods; else ``None``.
+        target, output, method, params, labels: as in ``TokenScores``.
+        baseline: the kind of baseline (``"pad"``, ``"mask"``, ``"zero"``, ...), if any.
+    """
+
+    encoding: Encoding
+    values: torch.Tensor
+    delta: torch.Tensor | None = None
+    target: Any = None
+    output: Any = None
+    method: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    labels: list[str] | None = None
+    baseline: Any = None
+
+    def __len__(self) -> int:
+        return len(self.encoding)
+
+    def scores(self, reduce: TokenReduction = "sum") -> TokenScores:
+        """One score per token: the embedding dimensions reduced by ``reduce``
+        (``attrib.text.aggregate``)."""
+        scores = token_scores(self.values, reduce) * self.encoding.mask.to(self.values.device)
+        return TokenScores(
+            encoding=self.encoding,
+            scores=scores,
+            method=f"{self.method} / {reduce}",
+            params={**self.params, "reduce": reduce},
+            target=self.target,
+            output=self.output,
+            labels=self.labels,
+        )
+
+    def words(
+        self, reduce: TokenReduction = "sum", merge: WordMerge = "sum"
+    ) -> list[list[tuple[str, float]]]:
+        return self.scores(reduce).words(merge)
+
+    def html(self, reduce: TokenReduction = "sum", **options: Any) -> str:
+        return self.scores(reduce).html(**options)
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
+    def __repr__(self) -> str:
+        extra = "" if self.delta is None else f", max|delta|={float(self.delta.abs().max()):.3g}"
+        return (
+            f"TokenAttribution(method={self.method!r}, texts={len(self)}, "
+            f"values={tuple(self.values.shape)}{extra})"
+        )
+
+
+def word_texts(encoding: Encoding, i: int) -> list[str]:
+    """The words of text ``i`` as they appear in it (from character offsets where known,
+    else the pieces joined without their ``##`` marks)."""
+    ids = encoding.word_ids[i]
+    n_words = 1 + max((w for w in ids if w is not None), default=-1)
+    pieces: list[list[int]] = [[] for _ in range(n_words)]
+    for t, w in enumerate(ids):
+        if w is not None:
+            pieces[w].append(t)
+    text = encoding.texts[i]
+    out = []
+    for positions in pieces:
+        if encoding.offsets is not None:
+            start = encoding.offsets[i][positions[0]][0]
+            end = encoding.offsets[i][positions[-1]][1]
+            out.append(text[start:end])
+        else:
+            out.append("".join(encoding.tokens[i][t].removeprefix("##") for t in positions))
+    return out
