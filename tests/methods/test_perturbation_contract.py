@@ -25,16 +25,6 @@ from tests.conftest import assert_state_restored, model_state
 from tests.models import MLP, GapCNN, RaisingNet, ResidualNet, TwoInputNet
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and under pytest -n 2 on two busy
-    cores two threads per worker make every small op wait for the other (100x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Counting(nn.Module):
     """Records the rows of every forward."""
 
@@ -199,6 +189,35 @@ def test_a_bad_target_fails_before_any_perturbation():
     with pytest.raises(TargetError, match="class indices in \\[0, 5\\)"):
         KernelSHAP(model, feature_mask=grid(4), samples=8, seed=0)(torch.randn(2, 3, 12, 12), 7)
     assert model.rows == [2]  # only the clean forward that found the error
+
+
+class Recording(nn.Module):
+    """Keeps every row it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[torch.Tensor] = []
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows.append(x.clone())
+        return x.flatten(1)[:, :3]
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("huge", [False, True])
+def test_masked_rows_hold_exactly_the_input_or_the_baseline(name, huge):
+    factory, _ = METHODS[name]
+    model = Recording()
+    x = torch.randn(2, 3, 12, 12)
+    baseline = torch.randn(3, 12, 12)
+    if huge:  # x - baseline overflows float32: the rows must still be exact
+        x[0, 0, 0, 0], baseline[0, 0, 0] = 3e38, -3e38
+    factory(model, baseline=baseline, batch_size=5)(x, target=0)
+    rows = torch.cat(model.rows[1:])  # after the clean forward
+    from_x = (rows == x[0]) | (rows == x[1])
+    assert bool((from_x | (rows == baseline)).all())
+    assert bool((rows != baseline).any()) and bool((rows == baseline).any())
 
 
 # ---- masks ---------------------------------------------------------------------------------

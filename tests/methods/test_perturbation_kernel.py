@@ -23,16 +23,6 @@ from attrib.methods.perturbation.kernel import fit_surrogate
 from tests.models import MLP, GapCNN, LinearModel
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and under pytest -n 2 on two busy
-    cores two threads per worker make every small op wait for the other (100x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def game_rows(model, x, table, baseline=0.0):
     """``f(x_S, baseline_-S)`` for one sample ``x`` (features are players) and every row of
     ``table``, literally."""

@@ -13,16 +13,6 @@ from tests.models import GapCNN, LinearModel, TwoInputNet
 from tests.peers import assert_matches_peer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and under pytest -n 2 on two busy
-    cores two threads per worker make every small op wait for the other (100x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def starts(size, window, stride):
     """Slide by ``stride`` from 0 until the window reaches the border (the last window may
     stick out and is cut)."""

@@ -14,16 +14,6 @@ from tests.models import MLP, GapCNN
 from tests.peers import assert_matches_peer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and under pytest -n 2 on two busy
-    cores two threads per worker make every small op wait for the other (100x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(autouse=True)
 def _quiet_captum():
     with warnings.catch_warnings():

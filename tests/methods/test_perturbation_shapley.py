@@ -16,16 +16,6 @@ from attrib.methods.perturbation.coalitions import from_bits, shapley_weights
 from tests.models import MLP, GapCNN, LinearModel
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads, and under pytest -n 2 on two busy
-    cores two threads per worker make every small op wait for the other (100x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class TableGame(nn.Module):
     """A cooperative game as a model: on a 0/1 input ``x`` of ``P`` features it returns
     ``v(S)`` for ``S = {j : x_j = 1}``, read from ``table`` (bit ``j`` of the index is player

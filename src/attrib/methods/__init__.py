@@ -25,14 +25,18 @@ from attrib.methods.perturbation import (
     Occlusion,
     ShapleySampling,
 )
+from attrib.methods.propagation import LRP, Deconvolution, DeepLIFT, GuidedBackprop
 from attrib.methods.smoothing import SmoothGrad, SmoothGradSquared, VarGrad
 
 __all__ = [
     "CAM",
     "LIME",
+    "LRP",
     "AblationCAM",
     "AnchorsText",
     "BlurIG",
+    "Deconvolution",
+    "DeepLIFT",
     "EigenCAM",
     "ExactShapley",
     "ExpectedGradients",
@@ -40,6 +44,7 @@ __all__ = [
     "GradCAM",
     "GradCAMPlusPlus",
     "GradientXInput",
+    "GuidedBackprop",
     "GuidedGradCAM",
     "HiResCAM",
     "IntegratedGradients",

@@ -55,6 +55,12 @@ def masked_scores(
     size = batch_size or default_batch_size(inputs, n * per_sample * k)
 
     rows_per_sample = per_sample * k
+    # lerp needs x - reference finite: |x| + |reference| below the float maximum guarantees it
+    # (values near the maximum would give inf and 0 * inf = NaN; then torch.where builds rows)
+    exact_lerp = all(
+        float(x.abs().max()) + float(b.abs().max()) <= torch.finfo(x.dtype).max
+        for x, b in zip(leaves(inputs), leaves(references.stacked), strict=True)
+    )
 
     def evaluate(chunk: Chunk) -> torch.Tensor:
         # rows of a perturbation's K references are neighbours: item = perturbation * K + ref
@@ -70,6 +76,8 @@ def masked_scores(
             source = x[first : first + 1] if single else x[chunk.sample.to(x.device)]
             # lerp is exact at weights 0 and 1 (torch computes end - (end - start)(1 - w)
             # for w >= 1/2) and much faster than torch.where with broadcasting
+            if not exact_lerp:
+                return torch.where(m.bool(), source, b)
             return torch.lerp(b, source, m.to(x.dtype))
 
         rows = map_inputs(row, inputs, base, kept)

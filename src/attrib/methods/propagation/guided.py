@@ -1,0 +1,179 @@
+"""Guided backpropagation and deconvolution: the gradient with a different rule at each ReLU.
+
+Seed 003 writes the three backward passes layer by layer, with ``f^(h)`` the pre-activations
+of layer ``h`` and ``S^(h)`` the signal at its output:
+
+- backpropagation:      ``S_B^(h) = diag(1[f^(h)(x) > 0]) W^(h+1)^T S_B^(h+1)``
+- deconvolution:        ``S_D^(h) = relu(W^(h+1)^T S_D^(h+1))`` (only the positive part of the
+  backward signal passes a ReLU; the forward mask is ignored);
+- guided backprop:      ``S_G^(h) = diag(1[f^(h)(x) > 0]) relu(W^(h+1)^T S_G^(h+1))`` (both the
+  forward mask and the positive-signal mask).
+
+Where the seed's notation is ambiguous (it writes the second mask on the right of
+``W^T S``), Springenberg et al. 2015 ("Striving for Simplicity: The All Convolutional Net",
+figure 1) decide: the signal arriving at a ReLU is rectified, ``R^l = (f^l > 0) * (R^{l+1} >
+0) * R^{l+1}`` for guided backprop and ``R^l = (R^{l+1} > 0) * R^{l+1}`` for the deconvnet
+(Zeiler and Fergus 2014). Every other function keeps its gradient: max pooling routes the
+signal through its switches, as in both papers.
+
+Both are defined for ReLU networks. Another activation (sigmoid, GELU, hardswish) has no
+rule in either paper: by default it raises a ``LayerError`` naming the module;
+``other_activations="gradient"`` backpropagates its ordinary gradient (what Captum does
+silently).
+
+Guided backprop is known to be nearly independent of the weights of the upper layers
+(Adebayo et al. 2018, "Sanity Checks for Saliency Maps"; Nie et al. 2018): it mostly
+reconstructs the image. That is a property of the method, reproduced here, not a bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from attrib.core.errors import SettingError
+from attrib.core.grad import batched_input_gradients
+from attrib.core.inputs import Inputs
+from attrib.core.result import Attribution
+from attrib.core.target import OutputSelector, Target
+from attrib.methods.base import Method
+from attrib.methods.propagation.mode import Propagated, Propagator, check_visible, elementwise_call
+from attrib.methods.propagation.ops import Op
+
+__all__ = ["Deconvolution", "GuidedBackprop"]
+
+OTHER_ACTIVATIONS = ("error", "gradient")
+
+
+class _GuidedReLU:
+    """Guided backprop at a ReLU: forward mask times the positive part of the signal."""
+
+    needs_output = False
+
+    @staticmethod
+    def forward(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return z > 0
+
+    @staticmethod
+    def backward(g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return g.clamp(min=0).mul_(mask)
+
+
+class _DeconvReLU:
+    """The deconvnet at a ReLU: the positive part of the signal, whatever the forward did."""
+
+    needs_output = False
+
+    @staticmethod
+    def forward(z: torch.Tensor, y: torch.Tensor) -> None:
+        return None
+
+    @staticmethod
+    def backward(g: torch.Tensor, kept: None) -> torch.Tensor:
+        return g.clamp(min=0)
+
+
+class _ReLURules(Propagator):
+    def __init__(self, model: Any, method: str, rule: Any, other_activations: str) -> None:
+        super().__init__(model)
+        self.method = method
+        self.rule = rule
+        self.handlers = {"relu": self._relu, "fused": self._fused}
+        if other_activations == "error":
+            self.handlers["activation"] = self._refuse
+            self.handlers["gate"] = self._refuse
+
+    def _relu(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        return elementwise_call(self.rule, func, op, args, kwargs)
+
+    def _refuse(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        z = args[0] if args else next(iter(kwargs.values()), None)
+        if not isinstance(z, torch.Tensor) or not z.requires_grad:
+            return func(*args, **kwargs)
+        raise self.unsupported(
+            func,
+            f"{self.method} is defined for ReLU networks (Springenberg et al. 2015); this "
+            "activation has no rule in the paper.",
+            "Pass other_activations='gradient' to backpropagate its ordinary gradient there.",
+        )
+
+    def _fused(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        if not any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+            return func(*args, **kwargs)
+        raise self.unsupported(
+            func,
+            "A fused kernel hides its ReLU, whose rule would be skipped.",
+            "Run the model with gradients enabled on unfused layers (the default in eval "
+            "mode with inputs that need gradients).",
+        )
+
+
+class _ModifiedReLUMethod(Method):
+    """Shared by guided backprop and deconvolution: one forward and one backward per chunk."""
+
+    rule: Any = None
+
+    def __init__(
+        self,
+        model: nn.Module | Callable[..., Any],
+        *,
+        other_activations: Literal["error", "gradient"] = "error",
+        output: OutputSelector = None,
+        batch_size: int | None = None,
+    ) -> None:
+        super().__init__(model, output=output, batch_size=batch_size)
+        if other_activations not in OTHER_ACTIVATIONS:
+            raise SettingError(
+                "other_activations",
+                f"one of {OTHER_ACTIVATIONS}",
+                other_activations,
+                "'error' refuses non-ReLU activations; 'gradient' keeps their gradient.",
+            )
+        self.other_activations = other_activations
+
+    def settings(self) -> dict[str, Any]:
+        return {"other_activations": self.other_activations, **super().settings()}
+
+    def attribute(self, inputs: Inputs, target: Target) -> Attribution:
+        check_visible(self.model, self.name)
+        wrapped = Propagated(
+            self.model,
+            lambda: _ReLURules(self.model, self.name, self.rule, self.other_activations),
+        )
+        got = batched_input_gradients(wrapped, inputs, target, self.output, self.batch_size)
+        return Attribution(
+            values=got.gradients,
+            target=got.target.public,
+            method=self.name,
+            params=self.settings(),
+            output=got.output,
+        )
+
+
+class GuidedBackprop(_ModifiedReLUMethod):
+    """Guided backpropagation (Springenberg et al. 2015): at every ReLU the backward signal is
+    ``1[z > 0] * relu(g)``; elsewhere the ordinary gradient. Values have the input's shape.
+
+    Args:
+        other_activations: ``"error"`` (default) refuses activations other than ReLU, naming
+            the module; ``"gradient"`` keeps their ordinary gradient.
+        output, batch_size: see ``Method``.
+    """
+
+    rule = _GuidedReLU()
+
+
+class Deconvolution(_ModifiedReLUMethod):
+    """The deconvnet (Zeiler and Fergus 2014, as written by Springenberg et al. 2015): at every
+    ReLU the backward signal is ``relu(g)``, ignoring the forward mask; elsewhere the
+    ordinary gradient (max pooling uses its switches).
+
+    Args:
+        other_activations: ``"error"`` (default) or ``"gradient"``, as in ``GuidedBackprop``.
+        output, batch_size: see ``Method``.
+    """
+
+    rule = _DeconvReLU()

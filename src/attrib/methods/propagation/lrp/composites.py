@@ -1,0 +1,245 @@
+"""Composites: which LRP rule each layer gets (Montavon et al. 2019, section 10.3).
+
+A composite maps each linear layer, given as ``LayerInfo(kind, name, module, first)``, to a
+``Rule``, and each kind of parameter-free function (sums of branches, pooling, other linear
+functions, activations, batch norms left unmerged) to ``Norm`` or ``Pass``. Rules by module
+name (``names=``) win over the first-layer rule, which wins over the rule of the kind.
+
+The named composites are those of Zennit (and of Montavon et al. 2019, Kohlbrenner et al.
+2020), with Zennit's defaults, so that the same composite gives the same map:
+
+==========================  =================  ==================  =====================
+composite                   first layer        other convolutions  fully connected
+==========================  =================  ==================  =====================
+``EpsilonPlus``             (as the others)    z+                  epsilon
+``EpsilonAlpha2Beta1``      (as the others)    alpha=2, beta=1     epsilon
+``EpsilonPlusFlat``         flat (conv or fc)  z+                  epsilon
+``EpsilonGammaBox``         z-box (conv)       gamma=0.25          epsilon
+==========================  =================  ==================  =====================
+
+Every one passes relevance through activations and unmerged batch norms (``Pass``) and splits
+it over sums of branches and pooling windows with ``Norm`` (LRP-0 with a 1e-6 stabiliser).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from attrib.core.errors import SettingError
+from attrib.methods.propagation.lrp.rules import (
+    AlphaBeta,
+    Epsilon,
+    Flat,
+    Gamma,
+    Norm,
+    Pass,
+    Rule,
+    ZBox,
+    ZPlus,
+)
+
+__all__ = [
+    "COMPOSITES",
+    "Composite",
+    "EpsilonAlpha2Beta1",
+    "EpsilonGammaBox",
+    "EpsilonPlus",
+    "EpsilonPlusFlat",
+    "LayerInfo",
+    "make_composite",
+]
+
+LAYER_KINDS = ("conv", "linear")
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One call of a linear layer, as a composite sees it.
+
+    ``kind`` is ``"conv"`` (any convolution, transposed ones included) or ``"linear"``;
+    ``name`` the dotted name of the module that owns the weight (``""`` for a functional call
+    with a weight that belongs to no module); ``first`` whether it is the first call, in the
+    forward, of the kinds the composite's first-layer rule is for.
+    """
+
+    kind: str
+    name: str
+    module: nn.Module | None
+    first: bool
+
+
+class Composite:
+    """A mapping from layers to rules.
+
+    Args:
+        conv: the rule of convolutions.
+        linear: the rule of fully connected layers.
+        first: the rule of the first layer of ``first_kinds`` in the forward (``None``: none).
+        first_kinds: which kinds of layer can be the "first layer".
+        names: rules for layers by dotted module name (override everything else).
+        sums: the rule of ``a + b`` where both depend on the input (residual connections).
+        pooling: the rule of average pooling (adaptive or not).
+        mixing: the rule of other parameter-free linear functions (means, sums over
+            dimensions, interpolation, products with constant matrices).
+        activations: the rule of element-wise activations.
+        batch_norms: the rule of batch norms that are not merged into a preceding layer.
+    """
+
+    def __init__(
+        self,
+        *,
+        conv: Rule,
+        linear: Rule,
+        first: Rule | None = None,
+        first_kinds: tuple[str, ...] = ("conv",),
+        names: Mapping[str, Rule] | None = None,
+        sums: Norm | None = None,
+        pooling: Norm | Pass | None = None,
+        mixing: Norm | Pass | None = None,
+        activations: Norm | Pass | None = None,
+        batch_norms: Norm | Pass | None = None,
+    ) -> None:
+        for label, rule in (("conv", conv), ("linear", linear), ("first", first)):
+            if rule is not None and not isinstance(rule, Rule):
+                raise SettingError(label, "an LRP Rule (Epsilon(), ZPlus(), ...)", rule, "")
+        for label, rule in (names or {}).items():
+            if not isinstance(rule, Rule):
+                raise SettingError(f"names[{label!r}]", "an LRP Rule", rule, "")
+        if not set(first_kinds) <= set(LAYER_KINDS):
+            raise SettingError("first_kinds", f"kinds among {LAYER_KINDS}", first_kinds, "")
+        if sums is not None and not isinstance(sums, Norm):
+            raise SettingError(
+                "sums",
+                "Norm(...): relevance of a sum must be split between its terms",
+                sums,
+                "Pass would hand the whole relevance to every branch.",
+            )
+        self.conv = conv
+        self.linear = linear
+        self.first = first
+        self.first_kinds = tuple(first_kinds)
+        self.names = dict(names or {})
+        self.functions: dict[str, Norm | Pass] = {
+            "sums": sums or Norm(),
+            "pooling": pooling or Norm(),
+            "mixing": mixing or Norm(),
+            "activations": activations or Pass(),
+            "batch_norms": batch_norms or Pass(),
+        }
+        for label, rule in self.functions.items():
+            if not isinstance(rule, (Norm, Pass)):
+                raise SettingError(label, "Norm(...) or Pass()", rule, "")
+
+    def layer_rule(self, layer: LayerInfo) -> Rule:
+        if layer.name in self.names:
+            return self.names[layer.name]
+        if layer.first and self.first is not None:
+            return self.first
+        return self.conv if layer.kind == "conv" else self.linear
+
+    def function_rule(self, kind: str) -> Norm | Pass:
+        return self.functions[kind]
+
+    def __repr__(self) -> str:
+        first = f", first={self.first!r}" if self.first is not None else ""
+        return f"{type(self).__name__}(conv={self.conv!r}, linear={self.linear!r}{first})"
+
+
+class EpsilonPlus(Composite):
+    """z+ for convolutions, epsilon for fully connected layers (Zennit's ``EpsilonPlus``)."""
+
+    def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6, **kwargs: Any) -> None:
+        super().__init__(
+            conv=ZPlus(stabilizer), linear=Epsilon(epsilon), **_norms(stabilizer, kwargs)
+        )
+
+
+class EpsilonAlpha2Beta1(Composite):
+    """alpha=2, beta=1 for convolutions, epsilon for fully connected layers."""
+
+    def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6, **kwargs: Any) -> None:
+        super().__init__(
+            conv=AlphaBeta(2.0, 1.0, stabilizer),
+            linear=Epsilon(epsilon),
+            **_norms(stabilizer, kwargs),
+        )
+
+
+class EpsilonPlusFlat(Composite):
+    """flat for the first layer (convolution or fully connected), then as ``EpsilonPlus``."""
+
+    def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6, **kwargs: Any) -> None:
+        super().__init__(
+            conv=ZPlus(stabilizer),
+            linear=Epsilon(epsilon),
+            first=Flat(stabilizer),
+            first_kinds=("conv", "linear"),
+            **_norms(stabilizer, kwargs),
+        )
+
+
+class EpsilonGammaBox(Composite):
+    """z-box for the first convolution (inputs within ``[low, high]``), gamma for the other
+    convolutions, epsilon for fully connected layers (Montavon et al. 2019's recommendation)."""
+
+    def __init__(
+        self,
+        low: Any,
+        high: Any,
+        epsilon: float = 1e-6,
+        gamma: float = 0.25,
+        stabilizer: float = 1e-6,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            conv=Gamma(gamma, stabilizer),
+            linear=Epsilon(epsilon),
+            first=ZBox(low, high, stabilizer),
+            first_kinds=("conv",),
+            **_norms(stabilizer, kwargs),
+        )
+
+
+def _norms(stabilizer: float, kwargs: dict[str, Any]) -> dict[str, Any]:
+    defaults = {"sums": Norm(stabilizer), "pooling": Norm(stabilizer), "mixing": Norm(stabilizer)}
+    return {**defaults, **kwargs}
+
+
+COMPOSITES: dict[str, type[Composite]] = {
+    "epsilon_plus": EpsilonPlus,
+    "epsilon_alpha2_beta1": EpsilonAlpha2Beta1,
+    "epsilon_plus_flat": EpsilonPlusFlat,
+    "epsilon_gamma_box": EpsilonGammaBox,
+}
+
+
+def make_composite(composite: str | Composite | None, rule: Rule | None) -> Composite:
+    """The composite an ``LRP`` call uses: a named one, an instance, or one rule everywhere."""
+    if rule is not None:
+        if composite is not None:
+            raise SettingError(
+                "rule", "either rule= or composite=, not both", rule, "rule= uses one rule "
+                "for every layer; a Composite maps layers to rules."
+            )  # fmt: skip
+        if not isinstance(rule, Rule):
+            raise SettingError("rule", "an LRP Rule (Epsilon(), ZPlus(), ...)", rule, "")
+        return Composite(conv=rule, linear=rule)
+    if composite is None:
+        return EpsilonPlus()
+    if isinstance(composite, Composite):
+        return composite
+    if isinstance(composite, str) and composite in COMPOSITES:
+        if composite == "epsilon_gamma_box":
+            raise SettingError(
+                "composite",
+                "EpsilonGammaBox(low, high) with the input bounds",
+                composite,
+                "The z-box rule needs the lowest and highest input values, e.g. "
+                "EpsilonGammaBox(low=-2.1, high=2.6) for ImageNet-normalised images.",
+            )
+        return COMPOSITES[composite]()
+    raise SettingError("composite", f"a Composite or one of {sorted(COMPOSITES)}", composite, "")

@@ -1,0 +1,264 @@
+"""One call of a linear layer under LRP: its arguments, its merged batch norm, its rule.
+
+A convolution or fully connected call ``z = W x + b`` runs inside ``LayerRelevance``, whose
+backward applies the layer's ``Rule`` (see ``rules.py``) to the relevance arriving at the
+output. Modified forwards ``W^t x^t + b^t`` are computed only for the terms a rule has (and
+not at all for ``x^-`` terms of inputs that are non-negative, as after a ReLU); the
+transposed products ``(W^t)^T s`` use the convolution's own backward kernel
+(``aten.convolution_backward``) so no forward is recomputed for them.
+
+When a batch norm follows the layer (``canonizers.MergeBatchNorm``), its parameters are
+folded in at backward time: ``W' = W * gamma / sqrt(var + eps)``, ``b' = (b - mean) * gamma /
+sqrt(var + eps) + beta``, the rule sees the merged layer and the batch norm passes relevance
+through unchanged.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attrib.methods.propagation.lrp.rules import Rule, safe_divide, stabilize
+from attrib.methods.propagation.ops import argument
+
+__all__ = ["BatchNormParams", "LayerCall", "LayerRelevance"]
+
+_TRANSPOSED = {F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d}
+_DIMS = {
+    F.conv1d: 1,
+    F.conv2d: 2,
+    F.conv3d: 3,
+    F.conv_transpose1d: 1,
+    F.conv_transpose2d: 2,
+    F.conv_transpose3d: 3,
+}
+
+
+@dataclass(frozen=True)
+class BatchNormParams:
+    """The affine map of a batch norm in eval mode: ``y = scale * (z - mean) + shift``."""
+
+    scale: torch.Tensor
+    mean: torch.Tensor
+    shift: torch.Tensor
+
+    @classmethod
+    def of_call(cls, args: tuple, kwargs: dict, func: Callable[..., Any]) -> BatchNormParams:
+        mean = argument(func, args, kwargs, 1, "running_mean", None)
+        var = argument(func, args, kwargs, 2, "running_var", None)
+        weight = argument(func, args, kwargs, 3, "weight", None)
+        bias = argument(func, args, kwargs, 4, "bias", None)
+        eps = argument(func, args, kwargs, 7, "eps", 1e-5)
+        scale = torch.rsqrt(var + eps)
+        if weight is not None:
+            scale = scale * weight
+        shift = bias if bias is not None else torch.zeros_like(scale)
+        return cls(scale.detach(), mean.detach(), shift.detach())
+
+
+class LayerCall:
+    """One call of ``conv*d``, ``conv_transpose*d`` or ``linear`` and what its rule needs."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+        rule: Rule,
+        name: str,
+    ) -> None:
+        self.func = func
+        self.kind = "linear" if func is F.linear else "conv"
+        self.weight: torch.Tensor = argument(func, args, kwargs, 1, "weight", None).detach()
+        bias = argument(func, args, kwargs, 2, "bias", None)
+        self.bias: torch.Tensor | None = None if bias is None else bias.detach()
+        self.options = self._options(func, args, kwargs)
+        self.rule = rule
+        self.name = name
+        self.batch_norm: BatchNormParams | None = None
+        self.uses = 0
+        self._output: torch.Tensor | None = None
+        self._output_version = -1
+
+    @staticmethod
+    def _options(func: Callable[..., Any], args: tuple, kwargs: dict) -> dict[str, Any]:
+        if func is F.linear:
+            return {}
+        if func in _TRANSPOSED:
+            names = ("stride", "padding", "output_padding", "groups", "dilation")
+            defaults = (1, 0, 0, 1, 1)
+        else:
+            names = ("stride", "padding", "dilation", "groups")
+            defaults = (1, 0, 1, 1)
+        return {
+            name: argument(func, args, kwargs, 3 + i, name, default)
+            for i, (name, default) in enumerate(zip(names, defaults, strict=True))
+        }
+
+    # -- the layer's output (the real pre-activation z) ---------------------------------
+
+    def keep_output(self, output: torch.Tensor) -> None:
+        """Remember the layer's real output, if the rule uses it, to save a recomputation."""
+        if self.rule.needs_output:
+            self._output = output
+            self._output_version = output._version
+
+    def kept_output(self) -> torch.Tensor | None:
+        """The real output, unless an in-place operation has since changed it."""
+        out = self._output
+        if out is None or out._version != self._output_version:
+            return None
+        return out.detach()
+
+    # -- merged parameters, forward and transposed forward --------------------------------
+
+    def parameters(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.batch_norm is None:
+            return self.weight, self.bias
+        bn = self.batch_norm
+        weight = self.weight
+        if self.func in _TRANSPOSED:
+            shape = (1, -1) + (1,) * (weight.dim() - 2)
+        else:
+            shape = (-1,) + (1,) * (weight.dim() - 1)
+        merged_weight = weight * bn.scale.view(shape)
+        bias = self.bias if self.bias is not None else torch.zeros_like(bn.mean)
+        return merged_weight, (bias - bn.mean) * bn.scale + bn.shift
+
+    def forward(
+        self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+    ) -> torch.Tensor:
+        return self.func(x, weight, bias, **self.options)
+
+    def transpose(self, s: torch.Tensor, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``W^T s``: the layer's vector-Jacobian product with weights ``weight``."""
+        if self.func is F.linear:
+            return s @ weight
+        padding = self.options["padding"]
+        if isinstance(padding, str):  # "same" may pad asymmetrically: let autograd do it
+            with torch.enable_grad():
+                t = x.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(self.func(t, weight, None, **self.options), t, s)
+            return grad
+        d = _DIMS[self.func]
+        o = self.options
+        transposed = self.func in _TRANSPOSED
+        return torch.ops.aten.convolution_backward(
+            s,
+            x,
+            weight,
+            None,
+            _tuple(o["stride"], d),
+            _tuple(padding, d),
+            _tuple(o["dilation"], d),
+            transposed,
+            _tuple(o.get("output_padding", 0), d),
+            o["groups"],
+            [True, False, False],
+        )[0]
+
+    # -- the rule -----------------------------------------------------------------------
+
+    def relevance(self, x: torch.Tensor, relevance: torch.Tensor) -> torch.Tensor:
+        """``R_in`` from the relevance ``R`` at the (merged) layer's output."""
+        weight, bias = self.parameters()
+        rule = self.rule
+        nonnegative = rule.clamps_inputs and bool(x.min() >= 0)
+        real = None
+        if rule.needs_output:
+            real = self.kept_output()
+            if real is None:
+                real = self.forward(x, weight, bias)
+        total: torch.Tensor | None = None
+        for part in rule.parts:
+            terms = []
+            for term in part.terms:
+                x_t = term.inputs(x, nonnegative)
+                if x_t is None:
+                    continue
+                w_t, b_t = term.params(weight, bias)
+                reuse = term.is_forward and real is not None
+                z_t = real if reuse else self.forward(x_t, w_t, b_t)
+                terms.append((term.sign, x_t, w_t, z_t))
+            if not terms:
+                continue
+            denominator = terms[0][3] if terms[0][0] == 1 else terms[0][0] * terms[0][3]
+            for sign, _, _, z_t in terms[1:]:
+                denominator = denominator + sign * z_t
+            denominator = stabilize(denominator, rule.stabilizer)
+            # a stabilised denominator is never 0; only LRP-0 needs the guarded division
+            share = (
+                relevance / denominator
+                if rule.stabilizer > 0
+                else safe_divide(relevance, denominator)
+            )
+            if part.where != "all":
+                share = share * ((real > 0) if part.where == "positive" else (real < 0))
+            for sign, x_t, w_t, _ in terms:
+                contribution = self.transpose(share, w_t, x).mul_(x_t)
+                coefficient = part.weight * sign
+                if coefficient != 1:
+                    contribution.mul_(coefficient)
+                total = contribution if total is None else total.add_(contribution)
+        return total if total is not None else torch.zeros_like(x)
+
+
+def _tuple(value: Any, d: int) -> list[int]:
+    if isinstance(value, int):
+        return [value] * d
+    return list(value)
+
+
+class LayerRelevance(torch.autograd.Function):
+    """Forward: the layer itself. Backward: the layer's rule, from output to input relevance."""
+
+    @staticmethod
+    def forward(ctx, x, call):
+        ctx.save_for_backward(x)
+        ctx.call = call
+        return call.forward(x, call.weight, call.bias)
+
+    @staticmethod
+    def backward(ctx, relevance):
+        (x,) = ctx.saved_tensors
+        return ctx.call.relevance(x, relevance), None
+
+
+def module_of_parameter(model: Any) -> dict[int, tuple[str, nn.Module]]:
+    """``id(weight) -> (name, module)`` for every module with a weight (or running mean)."""
+    if not isinstance(model, nn.Module):
+        return {}
+    found: dict[int, tuple[str, nn.Module]] = {}
+    for name, module in model.named_modules():
+        for attribute in ("weight", "running_mean"):
+            tensor = getattr(module, attribute, None)
+            if isinstance(tensor, torch.Tensor):
+                found.setdefault(id(tensor), (name, module))
+    return found
+
+
+class WeakOutputs:
+    """``tensor -> value`` for tensors produced during one forward, without keeping them alive."""
+
+    def __init__(self) -> None:
+        self._items: dict[int, tuple[weakref.ref, Any]] = {}
+
+    def add(self, tensor: torch.Tensor, value: Any) -> None:
+        self._items[id(tensor)] = (weakref.ref(tensor), value)
+
+    def get(self, tensor: Any) -> Any:
+        if not isinstance(tensor, torch.Tensor):
+            return None
+        item = self._items.get(id(tensor))
+        if item is None or item[0]() is not tensor:
+            return None
+        return item[1]
+
+    def __bool__(self) -> bool:
+        return bool(self._items)

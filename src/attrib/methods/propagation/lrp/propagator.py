@@ -1,0 +1,370 @@
+"""The LRP rule of every call of the forward, chosen by the composite.
+
+The backward pass carries *relevance* ``R`` (not gradients). Functions whose gradient moves
+values without mixing them (views, indexing, concatenation, padding, max pooling, dropout in
+eval mode) move relevance correctly with their ordinary backward. Everything else gets a
+rule:
+
+- convolutions and fully connected layers: the composite's ``Rule`` (``layers.py``);
+- batch norm: merged into the preceding layer (``MergeBatchNorm``) or the composite's
+  ``batch_norms`` rule;
+- activations, shifts and scalings by constants: ``Pass`` (relevance unchanged);
+- sums of branches, average pooling, means and other parameter-free linear functions:
+  ``Norm`` (LRP-0 with a stabiliser);
+- a product of a signal with a gate (the output of a sigmoid or hard sigmoid, as in
+  squeeze-and-excitation blocks): the signal takes all the relevance and the gate none
+  (Arras et al. 2017, "Explaining Recurrent Neural Network Predictions in Sentiment
+  Analysis");
+- anything else that depends on the input (softmax, layer norm, attention, products of two
+  signals, element-wise math such as ``exp``): a ``LayerError`` naming it.
+
+The relevance at the output is the target score itself, ``R = f_c(x)`` (seed 001): the model
+output passes through ``OutputRelevance``, whose backward multiplies the seed ``dscore /
+doutput`` by the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from attrib.core.errors import LayerError
+from attrib.methods.propagation.lrp.canonizers import Canonizer, MergeBatchNorm
+from attrib.methods.propagation.lrp.composites import Composite, LayerInfo
+from attrib.methods.propagation.lrp.layers import (
+    BatchNormParams,
+    LayerCall,
+    LayerRelevance,
+    WeakOutputs,
+    module_of_parameter,
+)
+from attrib.methods.propagation.lrp.rules import Norm, Pass, safe_divide, stabilize
+from attrib.methods.propagation.mode import (
+    ElementwiseRule,
+    Propagator,
+    argument_at,
+    dependencies,
+    depends_on_input,
+    substituted,
+)
+from attrib.methods.propagation.ops import Op, argument, inplace_flag, without_inplace
+
+__all__ = ["LRPRules", "OutputRelevance"]
+
+_POOLS = {
+    F.avg_pool1d,
+    F.avg_pool2d,
+    F.avg_pool3d,
+    F.adaptive_avg_pool1d,
+    F.adaptive_avg_pool2d,
+    F.adaptive_avg_pool3d,
+}
+
+
+class _PassRule:
+    """Relevance unchanged (summed over the entries a broadcast copied)."""
+
+    needs_output = False
+
+    @staticmethod
+    def forward(z: torch.Tensor, y: torch.Tensor) -> torch.Size:
+        return z.shape
+
+    @staticmethod
+    def backward(relevance: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        return relevance if relevance.shape == shape else relevance.sum_to_size(shape)
+
+
+_PASS = _PassRule()
+
+
+class NormRelevance(torch.autograd.Function):
+    """``y = fn(x_1, ..., x_k)`` linear; backward ``R_i = x_i * J_i^T (R / stabilize(y))``."""
+
+    @staticmethod
+    def forward(ctx, fn, stabilizer, inplace, *inputs):
+        y = fn(*inputs)
+        # computed now: a later in-place write to y (relu_) must not change the denominator
+        ctx.denominator = stabilize(y, stabilizer)
+        ctx.guarded = stabilizer == 0
+        ctx.fn = fn
+        saved = (inputs[0].clone(), *inputs[1:]) if inplace else inputs
+        ctx.save_for_backward(*saved)
+        if inplace:
+            inputs[0].copy_(y)
+            ctx.mark_dirty(inputs[0])
+            return inputs[0]
+        return y
+
+    @staticmethod
+    def backward(ctx, relevance):
+        inputs = ctx.saved_tensors
+        # a stabilised denominator is never 0; only an unstabilised one needs the guard
+        share = (
+            safe_divide(relevance, ctx.denominator) if ctx.guarded else relevance / ctx.denominator
+        )
+        with torch.enable_grad():
+            tracked = [t.detach().requires_grad_(True) for t in inputs]
+            y = ctx.fn(*tracked)
+            grads = torch.autograd.grad(y, tracked, share, allow_unused=True)
+        shares = [
+            torch.zeros_like(t) if g is None else t.detach() * g
+            for t, g in zip(tracked, grads, strict=True)
+        ]
+        return (None, None, None, *shares)
+
+
+class OutputRelevance(torch.autograd.Function):
+    """Identity forward; backward ``R = output * dscore / doutput``: relevance ``f_c(x)``."""
+
+    @staticmethod
+    def forward(ctx, output):
+        ctx.save_for_backward(output)
+        return output.clone()
+
+    @staticmethod
+    def backward(ctx, seed):
+        (output,) = ctx.saved_tensors
+        return seed * output
+
+
+class LRPRules(Propagator):
+    """The LRP rule of each kind of call, for one forward."""
+
+    strict = True
+    observes = True
+    method = "LRP"
+
+    def __init__(
+        self,
+        model: Any,
+        composite: Composite,
+        canonizers: Sequence[Canonizer],
+        parameters: dict[int, tuple[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(model)
+        self.composite = composite
+        self.merge = next((c for c in canonizers if isinstance(c, MergeBatchNorm)), None)
+        self.parameters = parameters if parameters is not None else module_of_parameter(model)
+        self.layers = WeakOutputs()
+        self.gates = WeakOutputs()
+        self.first_done = False
+        self.merging: LayerCall | None = None
+        native = self._native
+        self.handlers = {
+            "routing": native,
+            "max_pool": native,
+            "dropout": self._dropout,
+            "fused": self._refuse,
+            "math": self._refuse,
+            "relu": self._activation,
+            "activation": self._activation,
+            "gate": self._gate,
+            "mixing": self._mixing,
+            "add": self._add,
+            "neg": self._scale,
+            "mul": self._multiply,
+            "div": self._divide,
+            "matmul": self._matmul,
+            "conv": self._layer,
+            "linear": self._layer,
+            "batch_norm": self._batch_norm,
+        }
+
+    # -- bookkeeping of layer outputs -----------------------------------------------------
+
+    def observe(self, func: Any, op: Op | None, args: tuple, result: Any) -> None:
+        if not depends_on_input(result):
+            return
+        if op is not None and op.kind == "routing" and isinstance(result, torch.Tensor):
+            # a view or copy of a gate (gate[:, :, None, None]) is still a gate
+            if any(self.gates.get(a) is not None for a in _tensor_arguments(args)):
+                self.gates.add(result, True)
+        if not self.layers:
+            return
+        for arg in _tensor_arguments(args):
+            layer = self.layers.get(arg)
+            if layer is None:
+                continue
+            if layer is self.merging:
+                self.merging = None  # the batch norm that was just merged into it
+                continue
+            layer.uses += 1
+            if layer.batch_norm is not None:
+                raise LayerError(
+                    "model",
+                    "a layer whose output feeds only the batch norm merged into it",
+                    f"{layer.name or 'a layer'} whose output is used again",
+                    "Merging the batch norm would change the other use; pass "
+                    "canonizers=() to keep batch norms as layers of their own.",
+                )
+
+    # -- rules -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _native(func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        return func(*args, **kwargs)
+
+    def _refuse(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        if not dependencies(args, kwargs):
+            return func(*args, **kwargs)
+        raise self.unsupported(
+            func,
+            "LRP has rules for linear layers, activations, sums and pooling; this function is "
+            "none of them.",
+            "Explain such models with IntegratedGradients or a perturbation method.",
+        )
+
+    def _dropout(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        training = argument(func, args, kwargs, 2, "training", kwargs.get("train", True))
+        if training and argument(func, args, kwargs, 1, "p", 0.5) > 0 and dependencies(args, {}):
+            raise self.unsupported(
+                func, "Dropout in training mode is random.", "Call it with training=False."
+            )
+        return func(*args, **kwargs)
+
+    def _apply(
+        self, rule: Norm | Pass, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict
+    ) -> Any:
+        """Run one parameter-free call under ``Pass`` or ``Norm``."""
+        keys = dependencies(args, kwargs)
+        if not keys:
+            return func(*args, **kwargs)
+        inplace = op.inplace or inplace_flag(func, args, kwargs)
+        if inplace and keys[0] != 0:
+            raise self.unsupported(
+                func,
+                "It writes in place into a tensor computed from constants.",
+                "Write it out of place.",
+            )
+        if inplace and not op.inplace:
+            args, kwargs = without_inplace(func, args, kwargs)
+        pure = op.pure(func)
+        fn = substituted(pure, args, kwargs, keys)
+        if isinstance(rule, Pass):
+            if len(keys) > 1:
+                raise self.unsupported(
+                    func, "Pass needs a function of one input-dependent tensor.", "Use Norm."
+                )
+            return ElementwiseRule.apply(argument_at(args, kwargs, keys[0]), _PASS, fn, inplace)
+        tensors = [argument_at(args, kwargs, k) for k in keys]
+        return NormRelevance.apply(fn, rule.stabilizer, inplace, *tensors)
+
+    def _activation(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        return self._apply(self.composite.function_rule("activations"), func, op, args, kwargs)
+
+    def _gate(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        out = self._activation(func, op, args, kwargs)
+        if isinstance(out, torch.Tensor):
+            self.gates.add(out, True)
+        return out
+
+    def _mixing(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        kind = "pooling" if func in _POOLS else "mixing"
+        return self._apply(self.composite.function_rule(kind), func, op, args, kwargs)
+
+    def _scale(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        """Shifts and scalings by constants keep the relevance (they are not layers)."""
+        return self._apply(Pass(), func, op, args, kwargs)
+
+    def _add(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        if len(dependencies(args, kwargs)) > 1:
+            return self._apply(self.composite.function_rule("sums"), func, op, args, kwargs)
+        return self._scale(func, op, args, kwargs)
+
+    def _multiply(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        keys = dependencies(args, kwargs)
+        if len(keys) < 2:
+            return self._scale(func, op, args, kwargs)
+        factors = [argument_at(args, kwargs, k) for k in keys]
+        gates = [self.gates.get(f) is not None for f in factors]
+        if len(keys) == 2 and gates.count(True) == 1 and not op.inplace:
+            # the gate is a constant for the relevance: the signal takes it all
+            gate_key = keys[gates.index(True)]
+            detached = list(args), dict(kwargs)
+            if isinstance(gate_key, int):
+                detached[0][gate_key] = argument_at(args, kwargs, gate_key).detach()
+            else:
+                detached[1][gate_key] = kwargs[gate_key].detach()
+            return self._scale(func, op, tuple(detached[0]), detached[1])
+        raise self.unsupported(
+            func,
+            "A product of two input-dependent tensors has no LRP rule unless one of them is "
+            "a gate (the output of a sigmoid or hard sigmoid).",
+            "",
+        )
+
+    def _divide(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        keys = dependencies(args, kwargs)
+        reversed_ = func in (torch.Tensor.__rtruediv__, torch.Tensor.__rdiv__)
+        denominator = 0 if reversed_ else 1
+        if denominator in keys or (len(args) < 2 and "other" in kwargs and "other" in keys):
+            raise self.unsupported(
+                func, "Division by an input-dependent tensor has no LRP rule.", ""
+            )
+        return self._scale(func, op, args, kwargs)
+
+    def _matmul(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        if len(dependencies(args, kwargs)) > 1:
+            raise self.unsupported(
+                func,
+                "A product of two input-dependent matrices (attention) has no LRP rule here.",
+                "",
+            )
+        return self._apply(self.composite.function_rule("mixing"), func, op, args, kwargs)
+
+    def _layer(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        x = argument(func, args, kwargs, 0, "input", None)
+        if any(k != 0 and k != "input" for k in dependencies(args, kwargs)):
+            raise self.unsupported(func, "Its weights depend on the input (a bilinear layer).", "")
+        if not (isinstance(x, torch.Tensor) and x.requires_grad):
+            return func(*args, **kwargs)
+        kind = "linear" if func is F.linear else "conv"
+        weight = argument(func, args, kwargs, 1, "weight", None)
+        name, module = self.parameters.get(id(weight), ("", None))
+        first = not self.first_done and kind in self.composite.first_kinds
+        if first:
+            self.first_done = True
+        rule = self.composite.layer_rule(LayerInfo(kind, name, module, first))
+        call = LayerCall(func, args, kwargs, rule, name)
+        y = LayerRelevance.apply(x, call)
+        call.keep_output(y)
+        self.layers.add(y, call)
+        return y
+
+    def _batch_norm(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        z = argument(func, args, kwargs, 0, "input", None)
+        if not (isinstance(z, torch.Tensor) and z.requires_grad):
+            return func(*args, **kwargs)
+        if argument(func, args, kwargs, 5, "training", False):
+            raise self.unsupported(
+                func,
+                "Batch norm with batch statistics makes each sample's map depend on the others.",
+                "Use running statistics (track_running_stats=True, eval mode).",
+            )
+        layer = self.layers.get(z)
+        if layer is not None and self.merge is not None:
+            if self.merge.merge(layer, BatchNormParams.of_call(args, kwargs, func)):
+                y = ElementwiseRule.apply(z, _PASS, _bound(func, args, kwargs), False)
+                layer.keep_output(y)  # the merged layer's real output
+                self.merging = layer
+                return y
+        rule = self.composite.function_rule("batch_norms")
+        return self._apply(rule, func, op, args, kwargs)
+
+
+def _bound(func: Callable[..., Any], args: tuple, kwargs: dict) -> Callable[..., Any]:
+    return substituted(func, args, kwargs, [0])
+
+
+def _tensor_arguments(args: tuple) -> list[torch.Tensor]:
+    found = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            found.append(a)
+        elif isinstance(a, (list, tuple)):
+            found.extend(t for t in a if isinstance(t, torch.Tensor))
+    return found

@@ -1,0 +1,410 @@
+"""LRP: every rule against its literal matrix form, the known identities, Zennit, canonizers."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+from torch import nn
+
+from attrib import GradientXInput, Saliency
+from attrib.core.errors import LayerError, SettingError
+from attrib.methods.propagation import (
+    LRP,
+    AlphaBeta,
+    Composite,
+    Epsilon,
+    EpsilonAlpha2Beta1,
+    EpsilonGammaBox,
+    EpsilonPlus,
+    EpsilonPlusFlat,
+    Flat,
+    Gamma,
+    MergeBatchNorm,
+    Norm,
+    Pass,
+    WSquare,
+    ZBox,
+    ZPlus,
+)
+from tests.conftest import assert_state_restored, model_state
+from tests.methods.test_propagation_reference import cnn, cnn_input, lrp, mlp
+from tests.models import SMALL_MODELS, GapCNN, RaisingNet, ResidualNet, torchvision_model
+from tests.peers import assert_matches_peer
+
+# (our first-layer rule, our other rule, the reference's (name, settings) for both)
+RULES = {
+    "epsilon": (None, Epsilon(0.1), ("epsilon", {"epsilon": 0.1}), None),
+    "zplus": (None, ZPlus(), ("zplus", {}), None),
+    "alpha2beta1": (None, AlphaBeta(2, 1), ("alphabeta", {"alpha": 2, "beta": 1}), None),
+    "gamma": (None, Gamma(0.25), ("gamma", {"gamma": 0.25}), None),
+    "zbox": (ZBox(-3.0, 3.0), Epsilon(0.01), ("epsilon", {"epsilon": 0.01}),
+             ("zbox", {"low": -3.0, "high": 3.0})),
+    "flat": (Flat(), ZPlus(), ("zplus", {}), ("flat", {})),
+    "wsquare": (WSquare(), Gamma(0.5), ("gamma", {"gamma": 0.5}), ("wsquare", {})),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("rule", list(RULES))
+@pytest.mark.parametrize("make", [mlp, cnn, lambda: cnn(pool="avg")])
+def test_every_rule_matches_its_matrix_form(rule, make):
+    first, other, ref_other, ref_first = RULES[rule]
+    model = make()
+    n_layers = sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in model)
+    composite = Composite(conv=other, linear=other, first=first, first_kinds=("conv", "linear"))
+    x = torch.randn(3, 6, dtype=torch.float64) if isinstance(model[0], nn.Linear) else None
+    x = cnn_input(3) if x is None else x
+    targets = [0, 2, 1]
+    result = LRP(model, composite=composite)(x, target=targets)
+    rules = [ref_first or ref_other] + [ref_other] * (n_layers - 1)
+    expected = torch.stack([lrp(model, x[i], c, rules) for i, c in enumerate(targets)])
+    torch.testing.assert_close(result.values, expected, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [lambda: mlp(bias=False), lambda: cnn(bias=False)])
+def test_lrp0_on_a_relu_network_without_biases_is_gradient_times_input(make):
+    model = make()
+    x = torch.randn(4, 6, dtype=torch.float64) if isinstance(model[0], nn.Linear) else None
+    x = cnn_input(4) if x is None else x
+    result = LRP(model, rule=Epsilon(0.0))(x, target=1)
+    torch.testing.assert_close(result.values, GradientXInput(model)(x, target=1).values)
+    # no bias absorbs anything: LRP-0 conserves f(x) exactly
+    torch.testing.assert_close(
+        result.delta, torch.zeros(4, dtype=torch.float64), atol=1e-12, rtol=0
+    )
+
+
+def test_lrp0_is_gradient_times_input_through_merged_batch_norms_and_residual_sums():
+    # ResidualNet: in-place ReLUs, one ReLU module used twice, `out += identity`, batch norms
+    # merged into bias-free convolutions. LRP-0 with unstabilised sums and pooling is still
+    # gradient x input (Ancona et al. 2018); the merged biases now absorb relevance.
+    model = ResidualNet().double().eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(3, 3, 8, 8, dtype=torch.float64)
+    composite = Composite(conv=Epsilon(0.0), linear=Epsilon(0.0), sums=Norm(0.0), pooling=Norm(0.0))
+    result = LRP(model, composite=composite)(x, target=[0, 1, 2])
+    expected = GradientXInput(model)(x, target=[0, 1, 2]).values
+    torch.testing.assert_close(result.values, expected)
+    assert float(result.delta.abs().max()) > 1e-6
+
+
+class _Recorded(nn.Module):
+    """A bias-free ReLU MLP that records the relevance arriving at each layer's input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.layers = nn.ModuleList(
+            [nn.Linear(6, 9, bias=False), nn.Linear(9, 8, bias=False), nn.Linear(8, 3, bias=False)]
+        )
+        self.relevance: dict[int, torch.Tensor] = {}
+        self.outputs: dict[int, torch.Tensor] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        for k, layer in enumerate(self.layers):
+            if h.requires_grad:
+                h.register_hook(lambda g, k=k: self.relevance.__setitem__(k, g))
+            z = layer(h)
+            self.outputs[k] = z.detach()
+            h = torch.relu(z) if k < len(self.layers) - 1 else z
+        return h
+
+
+def test_epsilon_rule_conserves_relevance_layer_by_layer_up_to_its_absorption():
+    model = _Recorded().double().eval()
+    x = torch.randn(2, 6, dtype=torch.float64)
+    eps = 0.05
+    result = LRP(model, rule=Epsilon(eps))(x, target=2)
+    with torch.no_grad():
+        top = model(x)[:, 2]
+    arriving = {len(model.layers): torch.zeros(2, 3, dtype=torch.float64)}
+    arriving[len(model.layers)][:, 2] = top
+    for k in range(len(model.layers)):
+        arriving[k] = model.relevance[k]
+    for k in range(len(model.layers)):
+        z = model.outputs[k]
+        r_out = arriving[k + 1]  # relevance at layer k's output (ReLUs pass it unchanged)
+        r_out = r_out * (z > 0) if k < len(model.layers) - 1 else r_out
+        stabilised = z + eps * torch.where(z >= 0, 1.0, -1.0).double()
+        # sum_i R_i = sum_j R_j z_j / (z_j + eps sign z_j): only epsilon absorbs
+        kept = (r_out * z / stabilised).sum(1)
+        torch.testing.assert_close(arriving[k].sum(1), kept)
+        absorbed = (r_out.sum(1) - arriving[k].sum(1)).abs()
+        bound = (r_out.abs() * eps / stabilised.abs()).sum(1)
+        assert bool((absorbed <= bound + 1e-12).all())
+    torch.testing.assert_close(result.values, model.relevance[0])
+
+
+# ---- Zennit --------------------------------------------------------------------------
+
+
+def _zennit(model, x, targets, composite):
+    x = x.clone().requires_grad_(True)
+    with composite.context(model) as modified:
+        out = modified(x)
+        seed = torch.zeros_like(out)
+        seed[torch.arange(len(x)), targets] = 1
+        (relevance,) = torch.autograd.grad(out, x, seed * out)  # R = f_c(x) at the output
+    return relevance
+
+
+COMPOSITE_PAIRS = ["epsilon_plus", "epsilon_alpha2_beta1", "epsilon_plus_flat", "epsilon_gamma_box"]
+
+
+def _pair(name: str, canonizer):
+    zc = pytest.importorskip("zennit.composites")
+    if name == "epsilon_gamma_box":
+        return EpsilonGammaBox(-3.0, 3.0), zc.EpsilonGammaBox(-3.0, 3.0, canonizers=[canonizer])
+    ours = {
+        "epsilon_plus": EpsilonPlus,
+        "epsilon_alpha2_beta1": EpsilonAlpha2Beta1,
+        "epsilon_plus_flat": EpsilonPlusFlat,
+    }[name]()
+    theirs = {
+        "epsilon_plus": zc.EpsilonPlus,
+        "epsilon_alpha2_beta1": zc.EpsilonAlpha2Beta1,
+        "epsilon_plus_flat": zc.EpsilonPlusFlat,
+    }[name](canonizers=[canonizer])
+    return ours, theirs
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    model, x = torchvision_model("vgg11")
+    return model, x[:1]
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    model, x = torchvision_model("resnet18")
+    return model, x[:1]
+
+
+@pytest.mark.parametrize("name", COMPOSITE_PAIRS)
+def test_matches_zennit_on_vgg11(vgg, name):
+    canonizers = pytest.importorskip("zennit.torchvision")
+    model, x = vgg
+    ours, theirs = _pair(name, canonizers.VGGCanonizer())
+    peer = _zennit(model, x, [7], theirs)
+    assert_matches_peer(LRP(model, composite=ours)(x, target=7).values, peer)
+
+
+@pytest.mark.parametrize("name", COMPOSITE_PAIRS)
+def test_matches_zennit_on_resnet18(resnet, name):
+    canonizers = pytest.importorskip("zennit.torchvision")
+    model, x = resnet
+    ours, theirs = _pair(name, canonizers.ResNetCanonizer())
+    peer = _zennit(model, x, [7], theirs)
+    assert_matches_peer(LRP(model, composite=ours)(x, target=7).values, peer)
+
+
+def test_zennit_difference_on_resnet18_is_its_batch_norm_eps():
+    # Zennit turns a merged batch norm into "identity" by setting its running variance to 1,
+    # but keeps eps: each one then scales by 1/sqrt(1 + eps). With eps = 0 the two agree to
+    # rounding; with the default 1e-5 they differ by ~1e-5 of the map's scale.
+    canonizers = pytest.importorskip("zennit.torchvision")
+    model, x = torchvision_model("resnet18")
+    model, x = model.double(), x[:1].double()
+    ours = LRP(model, composite=EpsilonPlus())(x, target=7).values
+    _, theirs = _pair("epsilon_plus", canonizers.ResNetCanonizer())
+    gap = (ours - _zennit(model, x, [7], theirs)).abs().max() / ours.abs().max()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eps = 0.0
+    ours = LRP(model, composite=EpsilonPlus())(x, target=7).values
+    _, theirs = _pair("epsilon_plus", canonizers.ResNetCanonizer())
+    exact = (ours - _zennit(model, x, [7], theirs)).abs().max() / ours.abs().max()
+    assert float(exact) < 1e-12 < 1e-7 < float(gap) < 1e-4
+
+
+# ---- canonizers ------------------------------------------------------------------------
+
+
+def _folded(model: GapCNN) -> nn.Module:
+    """GapCNN with its batch norm folded into the preceding convolution by hand."""
+    folded = GapCNN().double().eval()
+    folded.load_state_dict(model.state_dict())
+    conv, bn = folded.features[2], folded.features[3]
+    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+    with torch.no_grad():
+        conv.weight.mul_(scale.view(-1, 1, 1, 1))
+        conv.bias.copy_((conv.bias - bn.running_mean) * scale + bn.bias)
+    folded.features[3] = nn.Identity()
+    return folded
+
+
+def test_merge_batch_norm_equals_lrp_of_the_folded_model():
+    model = GapCNN().double().eval()
+    x = torch.randn(3, 3, 12, 12, dtype=torch.float64)
+    for composite in (
+        EpsilonPlus(),
+        EpsilonGammaBox(-3.0, 3.0),
+        Composite(conv=Epsilon(0.3), linear=Epsilon(0.1)),
+    ):
+        merged = LRP(model, composite=composite)(x, target=[0, 1, 4]).values
+        folded = LRP(_folded(model).eval(), composite=composite, canonizers=())(x, target=[0, 1, 4])
+        torch.testing.assert_close(merged, folded.values)
+        unmerged = LRP(model, composite=composite, canonizers=())(x, target=[0, 1, 4]).values
+        assert not torch.allclose(merged, unmerged)
+
+
+class _SharedOutput(nn.Module):
+    def __init__(self, reuse_after: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4).eval()
+        self.fc = nn.Linear(4, 2)
+        self.reuse_after = reuse_after
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.conv(x)
+        if self.reuse_after:
+            h = torch.relu(self.bn(z)) + torch.relu(z)
+        else:
+            h = torch.relu(z) + torch.relu(self.bn(z))
+        return self.fc(h.mean((2, 3)))
+
+
+def test_merge_is_refused_when_the_layer_output_feeds_something_else():
+    x = torch.randn(2, 3, 6, 6)
+    used_first = _SharedOutput(reuse_after=False).eval()
+    kept = LRP(used_first)(x, target=0).values
+    torch.testing.assert_close(kept, LRP(used_first, canonizers=())(x, target=0).values)
+    with pytest.raises(LayerError, match=r"canonizers=\(\)"):
+        LRP(_SharedOutput(reuse_after=True).eval())(x, target=0)
+
+
+# ---- what is supported and what raises -------------------------------------------------
+
+
+class _SqueezeExcite(nn.Module):
+    """A squeeze-and-excitation block: the signal is scaled by a sigmoid gate of itself."""
+
+    def __init__(self, gate_depends_on_input: bool = True) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1, bias=False)
+        self.squeeze = nn.Linear(4, 4, bias=False)
+        self.fc = nn.Linear(4, 2, bias=False)
+        self.live = gate_depends_on_input
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.conv(x))
+        pooled = h.mean((2, 3)) if self.live else h.detach().mean((2, 3))
+        gate = torch.sigmoid(self.squeeze(pooled))[:, :, None, None]
+        return self.fc((h * gate).mean((2, 3)))
+
+
+def test_gated_signals_take_all_the_relevance():
+    x = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    gated = _SqueezeExcite(True).double().eval()
+    constant_gate = _SqueezeExcite(False).double().eval()
+    composite = Composite(conv=Epsilon(0.0), linear=Epsilon(0.0), mixing=Norm(0.0))
+    ours = LRP(gated, composite=composite)(x, target=1)
+    torch.testing.assert_close(
+        ours.values, LRP(constant_gate, composite=composite)(x, target=1).values
+    )
+    torch.testing.assert_close(ours.delta, torch.zeros(2, dtype=torch.float64), atol=1e-12, rtol=0)
+
+
+class _Unsupported(nn.Module):
+    def __init__(self, what: str) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.what = what
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(x)
+        if self.what == "exp":
+            return h.exp()
+        if self.what == "product":
+            return h * x
+        if self.what == "softmax":
+            return torch.softmax(h, 1)
+        return h / x
+
+
+@pytest.mark.parametrize(
+    "what, name", [("exp", "exp"), ("product", "mul"), ("softmax", "softmax"), ("ratio", "div")]
+)
+def test_functions_without_a_rule_raise_naming_them(what, name):
+    model = _Unsupported(what).eval()
+    before = model_state(model)
+    with pytest.raises(LayerError, match=rf"{name} called in"):
+        LRP(model)(torch.randn(2, 4), target=0)
+    assert_state_restored(model, before)
+
+
+def test_the_transformer_is_refused_naming_the_attention():
+    factory, make_input = SMALL_MODELS["tiny_transformer"]
+    with pytest.raises(
+        LayerError, match=r"multi_head_attention_forward called in 'encoder\.self_attn'"
+    ):
+        LRP(factory())(make_input(2), target=0)
+
+
+def test_settings_are_checked():
+    with pytest.raises(SettingError, match="epsilon_gamma_box"):
+        LRP(GapCNN(), composite="epsilon_gamma_box")
+    with pytest.raises(SettingError):
+        LRP(GapCNN(), composite="nonsense")
+    with pytest.raises(SettingError):
+        LRP(GapCNN(), composite=EpsilonPlus(), rule=Epsilon())
+    with pytest.raises(SettingError):
+        AlphaBeta(alpha=2, beta=2)
+    with pytest.raises(SettingError):
+        Composite(conv=ZPlus(), linear=Epsilon(), sums=Pass())
+    with pytest.raises(SettingError):
+        LRP(GapCNN(), canonizers=["merge"])
+
+
+def test_rules_and_composites_are_data():
+    for thing in (EpsilonGammaBox(-1.0, 1.0), EpsilonPlusFlat(), AlphaBeta(3, 2), Gamma(0.1)):
+        assert pickle.loads(pickle.dumps(thing)).__class__ is thing.__class__
+    assert pickle.loads(pickle.dumps(Gamma(0.1))) == Gamma(0.1)
+    assert repr(AlphaBeta()) == "AlphaBeta(alpha=2.0, beta=1.0, stabilizer=1e-06)"
+    named = Composite(conv=ZPlus(), linear=Epsilon(), names={"fc": Epsilon(0.5)})
+    model = GapCNN().double().eval()
+    x = torch.randn(2, 3, 12, 12, dtype=torch.float64)
+    by_name = LRP(model, composite=named)(x, target=1).values
+    everywhere = Composite(conv=ZPlus(), linear=Epsilon(0.5))
+    torch.testing.assert_close(by_name, LRP(model, composite=everywhere)(x, target=1).values)
+
+
+def test_delta_chunking_and_results():
+    model = GapCNN().eval()
+    x = torch.randn(5, 3, 12, 12)
+    whole = LRP(model)(x, target="predicted")
+    chunked = LRP(model, batch_size=2)(x, target="predicted")
+    torch.testing.assert_close(chunked.values, whole.values)
+    with torch.no_grad():
+        scores = model(x).gather(1, whole.target.view(-1, 1))[:, 0]
+    torch.testing.assert_close(
+        whole.delta, whole.values.flatten(1).sum(1).double() - scores.double()
+    )
+    assert whole.method == "LRP" and isinstance(whole.params["composite"], EpsilonPlus)
+    assert whole.params["canonizers"] == (MergeBatchNorm(),)
+
+
+def test_state_is_restored_and_plain_gradients_are_unchanged(resnet):
+    model, x = resnet
+    before = model_state(model)
+    gradient = Saliency(model)(x, target=5).values
+    LRP(model, composite=EpsilonGammaBox(-3.0, 3.0))(x, target=5)
+    assert_state_restored(model, before)
+    torch.testing.assert_close(Saliency(model)(x, target=5).values, gradient, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("where", ["forward", "backward"])
+def test_state_is_restored_after_an_exception(where):
+    model = RaisingNet(where).eval()
+    before = model_state(model)
+    with pytest.raises((RuntimeError, LayerError)):
+        LRP(model)(torch.randn(2, 4), target=1)
+    assert_state_restored(model, before)
