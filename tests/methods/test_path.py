@@ -304,3 +304,14 @@ def test_bad_expected_gradients_and_blur_settings():
         BlurIG(model, max_sigma=-1)
     with pytest.raises(SettingError, match="images"):
         BlurIG(model)(torch.randn(2, 6), target=0)
+
+
+def test_adaptive_reports_every_gradient_evaluation_it_spends():
+    model = sensitivity_model()
+    rows = []
+    model.register_forward_pre_hook(lambda m, a: rows.append((a[0].shape[0], a[0].requires_grad)))
+    result = IntegratedGradients(model, steps=4, rule="riemann_right", tolerance=1e-4)(
+        torch.tensor([[2.0]])
+    )
+    spent = sum(n for n, with_grad in rows if with_grad)  # gradient rows, not forwards
+    assert int(result.params["evaluations"][0]) == spent

@@ -340,7 +340,7 @@ def _adaptive(
         contributions = map_inputs(
             lambda c, h, kept=keep: torch.cat([c[kept.to(c.device)], h]), contributions, halves
         )
-        used[p] += m
+        used[p] += 2 * m  # both halves are evaluated afresh
     summed = map_inputs(
         lambda c: torch.zeros(count, *c.shape[1:], dtype=c.dtype, device=c.device).index_add_(
             0, path_ids.to(c.device), c
