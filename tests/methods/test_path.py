@@ -311,7 +311,7 @@ def test_adaptive_reports_every_gradient_evaluation_it_spends():
     rows = []
     model.register_forward_pre_hook(lambda m, a: rows.append((a[0].shape[0], a[0].requires_grad)))
     result = IntegratedGradients(model, steps=4, rule="riemann_right", tolerance=1e-4)(
-        torch.tensor([[2.0]])
+        torch.tensor([[2.5]])  # kink at alpha = 0.4: bisection is needed
     )
     spent = sum(n for n, with_grad in rows if with_grad)  # gradient rows, not forwards
     assert int(result.params["evaluations"][0]) == spent
