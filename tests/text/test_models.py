@@ -127,3 +127,14 @@ def test_constructor_checks_and_does_not_touch_the_model():
         clf.logits("w1 good")
     assert any(issubclass(w.category, AttribWarning) for w in caught)
     assert clf.model.training
+
+
+def test_transformers_is_imported_lazily():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, attrib, attrib.text; "
+        "assert 'transformers' not in sys.modules, 'imported at import time'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
