@@ -17,16 +17,6 @@ FILLERS = ["the", "food", "was", "service", "room", "and", "very", "slow", "staf
 FILLERS += ["not", "bad"]  # also alone, so the rule needs them side by side
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors only: under pytest -n 2 on two busy cores, two threads per worker make
-    every small op wait for the other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def words_of(text: str) -> list[str]:
     return re.findall(r"\w+", text)
 

@@ -1,0 +1,127 @@
+"""Images for the command line: files read with Pillow, prepared by a preset.
+
+A preset fixes the geometry (resize the shorter side, crop the centre) and the values the
+model takes (pixels in ``[0, 1]``, or normalised with a mean and standard deviation). Every
+image keeps two forms: ``pixels``, the picture after the geometry (what is drawn), and
+``tensor``, what the model reads. Attributions are per element of ``tensor``, which has the
+picture's height and width, so maps lie on ``pixels`` as they are.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from attrib.core.errors import InputError, SettingError
+
+__all__ = ["PRESETS", "LoadedImage", "Preset", "load_image", "prepare", "preset"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How an image becomes a model input."""
+
+    name: str
+    resize: int | None
+    crop: int | None
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
+    description: str
+
+
+PRESETS = {
+    p.name: p
+    for p in (
+        Preset(
+            "imagenet",
+            256,
+            224,
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            "shorter side to 256, centre crop 224, (x - mean) / std with ImageNet's statistics",
+        ),
+        Preset(
+            "crop224",
+            256,
+            224,
+            None,
+            None,
+            "shorter side to 256, centre crop 224, pixels in [0, 1] (models that normalise "
+            "themselves, like the demo model)",
+        ),
+        Preset("none", None, None, None, None, "the image as it is, pixels in [0, 1]"),
+    )
+}
+
+
+def preset(name: str) -> Preset:
+    """The preset called ``name``."""
+    if name not in PRESETS:
+        raise SettingError("--preprocess", f"one of {sorted(PRESETS)}", name, "")
+    return PRESETS[name]
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """One prepared image: ``pixels`` ``(H, W, 3)`` in ``[0, 1]`` and ``tensor`` ``(3, H, W)``."""
+
+    name: str
+    pixels: np.ndarray
+    tensor: torch.Tensor
+    source: str = ""
+
+
+def prepare(
+    array: np.ndarray, chosen: Preset, name: str = "image", source: str = ""
+) -> LoadedImage:
+    """Prepare an RGB array ``(H, W, 3)`` (uint8) by ``chosen``."""
+    from attrib.viz._deps import pil_image
+
+    image = pil_image().fromarray(np.ascontiguousarray(array)).convert("RGB")
+    if chosen.resize is not None:
+        w, h = image.size
+        scale = chosen.resize / min(w, h)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        # Pillow's bilinear resize widens its filter when shrinking: no aliasing
+        image = image.resize(size, resample=pil_image().BILINEAR)
+    if chosen.crop is not None:
+        w, h = image.size
+        side = min(chosen.crop, w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+    pixels = np.asarray(image, dtype=np.float32) / 255.0
+    tensor = torch.from_numpy(pixels.copy()).permute(2, 0, 1)
+    if chosen.mean is not None and chosen.std is not None:
+        mean = torch.tensor(chosen.mean).view(-1, 1, 1)
+        std = torch.tensor(chosen.std).view(-1, 1, 1)
+        tensor = (tensor - mean) / std
+    return LoadedImage(name=name, pixels=pixels, tensor=tensor.contiguous(), source=source)
+
+
+def load_image(path: str | os.PathLike, chosen: Preset) -> LoadedImage:
+    """Read an image file with Pillow (any format it knows) and prepare it."""
+    from attrib.viz._deps import pil_image
+
+    pil = pil_image()
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(
+            "IMAGE", "an image file", str(path), "No such file." if not file.exists() else ""
+        )
+    try:
+        with pil.open(file) as opened:
+            array = np.asarray(opened.convert("RGB"))
+    except (OSError, SyntaxError, ValueError, pil.DecompressionBombError) as error:
+        # Pillow says UnidentifiedImageError (an OSError) for files that are not images
+        reason = str(error).split(" (")[0] or type(error).__name__
+        raise InputError(
+            "IMAGE", "an image file that Pillow can read", f"{file} ({reason})", ""
+        ) from None
+    return prepare(array, chosen, name=file.stem, source=str(file))

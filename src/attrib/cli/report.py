@@ -1,0 +1,112 @@
+"""``attrib report IMAGE... --model SPEC --method NAMES [--metric ...] [--sanity NAMES]``.
+
+Writes ``report.html`` (one self-contained page: inputs, predictions, every method's map,
+the metrics, the sanity checks, each method's description) and the maps as PNG files in
+``maps/``, then prints the report's path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from attrib.cli import recipes
+from attrib.cli.common import fixed_target, one_batch, setup, unique_names
+from attrib.cli.progress import Progress
+
+__all__ = ["FAMILY_TITLES", "run"]
+
+FAMILY_TITLES = {
+    "gradient": "Gradient and path methods",
+    "cam": "CAM family",
+    "propagation": "Propagation methods",
+    "perturbation": "Removal (perturbation) methods",
+}
+
+
+def families() -> list[tuple[str, list[str]]]:
+    """The methods' families, titled, in display order."""
+    return [(FAMILY_TITLES[k], list(v)) for k, v in recipes.FAMILIES.items()]
+
+
+def run(args: argparse.Namespace) -> int:
+    from attrib.report import add_metrics, add_sanity, explain_all, image_report, write_html
+
+    start = time.perf_counter()
+    s = setup(args)
+    sanity_names = recipes.resolve_names(args.sanity) if args.sanity.strip() else []
+    metrics = [m.strip() for m in args.metric.split(",") if m.strip()]
+    x = one_batch(s.images).to(s.device)
+    target, logits = fixed_target(s.loaded.model, x, s.target)
+    context = recipes.Context(
+        s.loaded.model,
+        tuple(x.shape[-2:]),
+        s.layer,
+        references=_with_black(x),
+        batch_size=args.batch_size,
+        settings=s.settings,
+    )
+    methods = {name: recipes.build(name, context) for name in s.names}
+    out = Path(args.out)
+    units = len(methods) * (1 + len(metrics)) + len(sanity_names)
+    with Progress(units, "report") as progress:
+        step = lambda name, seconds: progress.advance(name)  # noqa: E731
+        explained = explain_all(methods, x, target, on_step=step)
+        names = unique_names(s.images)
+        report = image_report(
+            args.title or f"attrib report: {s.loaded.label}",
+            names,
+            [i.pixels for i in s.images],
+            logits,
+            explained,
+            class_names=s.loaded.class_names,
+            families=families(),
+            method_classes=recipes.available(),
+            facts=[
+                ("model", s.loaded.label),
+                ("preprocessing", f"{s.preset.name}: {s.preset.description}"),
+                ("target", str(args.target)),
+                ("created", datetime.now().isoformat(timespec="seconds")),
+                ("command", "attrib " + " ".join(sys.argv[1:])),
+            ],
+            png_dir=out / "maps",
+        )
+        if metrics:
+            add_metrics(
+                report,
+                s.loaded.model,
+                x,
+                explained,
+                target,
+                metrics=metrics,
+                methods=methods,
+                steps=args.steps,
+                batch_size=args.batch_size,
+                on_step=step,
+            )
+        if sanity_names:
+            chosen = {n: methods.get(n) or recipes.build(n, context) for n in sanity_names}
+            layers = args.sanity_layers.split(",") if args.sanity_layers else None
+            add_sanity(
+                report,
+                chosen,
+                x,
+                target,
+                model=s.loaded.model,
+                layers=layers,
+                batch_size=args.batch_size,
+                on_step=step,
+            )
+    report.facts.append(("run time", f"{time.perf_counter() - start:.0f} s"))
+    path = write_html(report, out / "report.html")
+    print(path)
+    return 0
+
+
+def _with_black(x):
+    import torch
+
+    return torch.cat([x, torch.zeros_like(x[:1])])

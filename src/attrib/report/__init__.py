@@ -1,0 +1,37 @@
+"""attrib.report: one self-contained HTML page of explanations.
+
+    from attrib.report import explain_all, image_report, add_metrics, write_html
+    explained = explain_all({"GradCAM": GradCAM(model, layer="layer4")}, x)
+    report = image_report("My model", names, pixels, model(x), explained, class_names=names)
+    add_metrics(report, model, x, explained, explained.attributions["GradCAM"].target)
+    write_html(report, "out/report.html")
+
+The page holds the inputs and their predictions, every method's map side by side, the
+metrics table and curves, the sanity-check figures, text highlighting, and each method's
+description and formula. Images are embedded as base64 PNG: no script, no network.
+``attrib report`` and ``attrib demo`` write it from the command line.
+"""
+
+from attrib.report.build import Explained, add_metrics, add_sanity, explain_all, image_report
+from attrib.report.content import InputRow, MapCell, Picture, Report, Section, Table
+from attrib.report.html import render, write_html
+from attrib.report.notes import NOTES, MethodNote, note_for
+
+__all__ = [
+    "NOTES",
+    "Explained",
+    "InputRow",
+    "MapCell",
+    "MethodNote",
+    "Picture",
+    "Report",
+    "Section",
+    "Table",
+    "add_metrics",
+    "add_sanity",
+    "explain_all",
+    "image_report",
+    "note_for",
+    "render",
+    "write_html",
+]

@@ -1,0 +1,193 @@
+"""The ``attrib`` command, run as a subprocess: every SPEC form, outputs, one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.cli.conftest import FACTORY, assert_one_line_error, run, run_all
+
+pytest.importorskip("matplotlib")
+Image = pytest.importorskip("PIL.Image")
+
+
+def _decodes(path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        image.load()
+        return image.size
+
+
+def test_methods_lists_each_method_with_its_paper():
+    done = run("methods")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    for name, paper in (
+        ("Saliency", "Simonyan et al. 2014"),
+        ("IntegratedGradients", "Sundararajan et al. 2017"),
+        ("GradCAM", "Selvaraju et al. 2017"),
+        ("KernelSHAP", "Lundberg and Lee 2017"),
+    ):
+        assert any(line.split()[:1] == [name] and paper in line for line in lines), name
+
+
+def test_explain_writes_a_png_per_image_and_method_and_the_npz(files, tmp_path):
+    """The demo model (EfficientNet-Lite0) on two files: PNG figures and .npz arrays."""
+    out = tmp_path / "out"
+    done = run(
+        "explain",
+        str(files["one.png"]),
+        str(files["two.jpg"]),
+        "--model",
+        "demo",
+        "--method",
+        "saliency,GradCAM",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    for stem in ("one", "two"):
+        for method in ("Saliency", "GradCAM"):
+            width, height = _decodes(out / f"{stem}_{method}.png")
+            assert width > 300 and height > 100
+        arrays = np.load(out / f"{stem}.npz")
+        assert arrays["input"].shape == (3, 224, 224)
+        assert arrays["logits"].shape == (1000,)
+        assert arrays["Saliency"].shape == (3, 224, 224)
+        assert arrays["GradCAM"].shape == (224, 224)
+        assert int(arrays["target"]) == int(arrays["logits"].argmax())
+        assert f"{stem}:" in done.stdout
+
+
+def test_every_model_spec_form(files, tmp_path):
+    """TorchScript file, torchvision name + weights, package.module:factory (+ weights)."""
+    torchvision = pytest.importorskip("torchvision")
+    squeeze = tmp_path / "squeezenet.pt"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), squeeze)
+    image = str(files["one.png"])
+    common = ["--method", "saliency", "--preprocess", "none"]
+    done = run_all(
+        [
+            [
+                "explain",
+                image,
+                "--model",
+                str(files["scripted.pt"]),
+                *common,
+                "--out",
+                str(tmp_path / "ts"),
+            ],
+            [
+                "explain",
+                image,
+                "--model",
+                "squeezenet1_1",
+                "--weights",
+                str(squeeze),
+                "--method",
+                "gradcam",
+                "--layer",
+                "features.12",
+                "--out",
+                str(tmp_path / "tv"),
+            ],
+            [
+                "explain",
+                image,
+                "--model",
+                FACTORY,
+                "--weights",
+                str(files["tiny.pt"]),
+                *common,
+                "--target",
+                "2",
+                "--out",
+                str(tmp_path / "factory"),
+            ],
+            ["explain", image, "--model", FACTORY, *common, "--out", str(tmp_path / "plain")],
+        ]
+    )
+    for result in done:
+        assert result.returncode == 0, (result.args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert _decodes(tmp_path / "ts" / "one_Saliency.png")
+    assert np.load(tmp_path / "tv" / "one.npz")["GradCAM"].shape == (224, 224)
+    factory = np.load(tmp_path / "factory" / "one.npz")
+    assert int(factory["target"]) == 2 and factory["Saliency"].shape == (3, 24, 32)
+    # the same weights by factory and by file give the same attributions
+    np.testing.assert_allclose(factory["input"], np.load(tmp_path / "plain" / "one.npz")["input"])
+
+
+def test_bad_input_is_one_line_and_a_nonzero_exit(files, tmp_path):
+    image = str(files["one.png"])
+    out = ["--out", str(tmp_path / "bad")]
+    tiny = ["--model", FACTORY, "--method", "saliency", "--preprocess", "none", *out]
+    cases = [
+        (
+            ["explain", str(tmp_path / "missing.png"), *tiny],
+            ["IMAGE", "missing.png", "No such file"],
+        ),
+        (["explain", str(files["text.png"]), *tiny], ["IMAGE", "text.png", "Pillow"]),
+        (
+            ["explain", image, "--model", FACTORY, "--method", "salency", *out],
+            ["salency", "Saliency"],
+        ),
+        (["explain", image, *tiny, "--layer", "features.9"], ["features.9", "features.2"]),
+        (
+            ["explain", image, *tiny, "--weights", str(files["wrong.pt"])],
+            ["--weights", "fc.weight (5, 8) vs (4, 8)"],
+        ),
+        (
+            ["explain", image, *tiny, "--weights", str(files["pickled.pt"])],
+            ["pickled Python objects", "weights_only"],
+        ),
+        (
+            [
+                "explain",
+                image,
+                "--model",
+                "squeezenet1_1",
+                "--weights",
+                str(files["tiny.pt"]),
+                "--method",
+                "saliency",
+                *out,
+            ],
+            ["fits squeezenet1_1", "missing"],
+        ),
+        (["explain", image, "--model", "resnet1", "--method", "saliency", *out], ["resnet18"]),
+        (["explain", image, "--model", "resnet18", "--method", "saliency", *out], ["--weights"]),
+        (["explain", image, *tiny, "--target", "99"], ["target"]),
+        (
+            [
+                "explain",
+                image,
+                "--model",
+                "tests.cli.toy_models:broken",
+                "--method",
+                "saliency",
+                *out,
+            ],
+            ["always fails"],
+        ),
+        (["explain", image, "--method", "saliency"], ["--model"]),  # argparse
+    ]
+    results = run_all([args for args, _ in cases])
+    for (_, fragments), done in zip(cases, results, strict=True):
+        assert_one_line_error(done, *fragments)
+    assert results[-1].returncode == 2  # a command line that does not parse
+    assert all(r.returncode == 1 for r in results[:-1])
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    done = run(
+        "--debug",
+        "explain",
+        str(tmp_path / "missing.png"),
+        "--model",
+        FACTORY,
+        "--method",
+        "saliency",
+    )
+    assert done.returncode != 0 and "Traceback" in done.stderr

@@ -1,0 +1,151 @@
+"""The command line's parts, in-process: targets, names, settings, presets, progress, models."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from attrib.cli import recipes
+from attrib.cli.common import batches, parse_target, unique_names
+from attrib.cli.images import PRESETS, LoadedImage, load_image, prepare
+from attrib.cli.models import load_model, load_state_dict
+from attrib.cli.progress import Progress
+from attrib.core.errors import AttribError, SettingError, TargetError
+from tests.cli.conftest import FACTORY
+
+
+def _image(name: str, h: int = 4, w: int = 4) -> LoadedImage:
+    return LoadedImage(name, np.zeros((h, w, 3)), torch.zeros(3, h, w))
+
+
+def test_targets_are_predicted_an_index_or_a_class_name():
+    assert parse_target("predicted", None) == "predicted"
+    assert parse_target("7", None) == 7
+    assert parse_target("Tabby Cat", ["dog", "tabby cat"]) == 1
+    with pytest.raises(TargetError, match="--target"):
+        parse_target("cat", None)
+
+
+def test_output_names_never_collide_and_batches_keep_one_size():
+    assert unique_names([_image("a"), _image("b"), _image("a")]) == ["a", "b", "a-2"]
+    images = [_image("a"), _image("b"), _image("c", 5), _image("d", 5), _image("e", 5)]
+    assert batches(images, 2) == [[0, 1], [2, 3], [4]]
+    assert batches(images, None) == [[0, 1], [2, 3, 4]]
+
+
+def test_method_names_and_settings():
+    assert recipes.resolve_names("saliency, GRADIENT_x_input,saliency") == [
+        "Saliency",
+        "GradientXInput",
+    ]
+    assert recipes.resolve_names("all") == list(recipes.available())
+    with pytest.raises(SettingError, match="Did you mean IntegratedGradients"):
+        recipes.resolve_names("integrated_gradient")
+    with pytest.raises(SettingError):
+        recipes.resolve_names(" , ")
+    assert recipes.parse_settings(["steps=16", "baseline=blur", "window=(8, 8)"]) == {
+        "steps": 16,
+        "baseline": "blur",
+        "window": (8, 8),
+    }
+    with pytest.raises(SettingError, match="key=value"):
+        recipes.parse_settings(["steps"])
+
+
+def test_every_available_method_builds_and_runs_on_a_small_cnn():
+    """Each recipe's defaults fit a whole image (smoke test at 16 x 16)."""
+    from tests.cli.toy_models import tiny_cnn
+
+    model = tiny_cnn()
+    x = torch.rand(1, 3, 16, 16)
+    refs = torch.cat([x, torch.zeros_like(x)])
+    context = recipes.Context(model, (16, 16), layer="features", references=refs)
+    cheap = {"samples": 2}
+    sampled = ("SmoothGrad", "SmoothGradSquared", "VarGrad", "ExpectedGradients")
+    sampled += ("ShapleySampling", "KernelSHAP", "LIME")
+    for name in recipes.available():
+        context.settings = cheap if name in sampled else {}
+        result = recipes.build(name, context)(x, target=1)
+        assert result.values.shape[-2:] == (16, 16), name
+    context.settings = {"inner": "integrated_gradients", "samples": 2}
+    assert recipes.build("SmoothGrad", context).method.name == "IntegratedGradients"
+
+    # a setting goes to the methods that take it; Method.key to that method only
+    context.settings = {"steps": 4, "GradCAM.relu": False}
+    assert recipes.build("IntegratedGradients", context).steps == 4
+    assert recipes.build("GradCAM", context).settings()["relu"] is False
+    recipes.check_settings(["IntegratedGradients", "GradCAM"], context.settings)
+    for wrong in ({"no_such_setting": 1}, {"Saliency.steps": 4}, {"LIME.samples": 4}):
+        with pytest.raises(SettingError, match="--set"):
+            recipes.check_settings(["Saliency", "GradCAM"], wrong)
+
+
+def test_presets_fix_geometry_and_values(tmp_path):
+    from PIL import Image
+
+    array = np.full((300, 400, 3), 255, dtype=np.uint8)
+    imagenet = prepare(array, PRESETS["imagenet"])
+    assert imagenet.tensor.shape == (3, 224, 224) and imagenet.pixels.shape == (224, 224, 3)
+    assert torch.allclose(imagenet.tensor[0], torch.full((224, 224), (1 - 0.485) / 0.229))
+    crop = prepare(array, PRESETS["crop224"])
+    assert float(crop.tensor.max()) == 1.0 and crop.tensor.shape == (3, 224, 224)
+    none = prepare(array, PRESETS["none"])
+    assert none.tensor.shape == (3, 300, 400)
+    path = tmp_path / "grey.png"
+    Image.fromarray(array[..., 0]).save(path)  # one channel: read as RGB
+    assert load_image(path, PRESETS["none"]).tensor.shape == (3, 300, 400)
+
+
+def test_progress_draws_only_on_a_terminal_after_its_delay():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    quiet = io.StringIO()
+    with Progress(3, "work", stream=quiet) as progress:
+        progress.advance("a")
+    assert quiet.getvalue() == ""
+    shown = Terminal()
+    with Progress(2, "work", stream=shown, delay=0.0) as progress:
+        progress.advance("a")
+        assert "work [" in shown.getvalue() and "1/2" in shown.getvalue()
+    assert shown.getvalue().endswith("\r")  # cleared at the end
+
+
+def test_state_dicts_are_unwrapped_and_pickles_refused(files, tmp_path):
+    from tests.cli.toy_models import tiny_cnn
+
+    state = tiny_cnn().state_dict()
+    wrapped = tmp_path / "checkpoint.pt"
+    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in state.items()}}, wrapped)
+    loaded = load_state_dict(wrapped)
+    assert set(loaded) == set(state)
+    with pytest.raises(AttribError, match="weights_only"):
+        load_state_dict(files["pickled.pt"])
+    with pytest.raises(AttribError, match="TorchScript"):
+        load_state_dict(files["scripted.pt"])
+    with pytest.raises(AttribError, match="weights file"):
+        load_model(str(files["tiny.pt"]))  # a state dict given as a TorchScript model
+    model = load_model(FACTORY, str(files["tiny.pt"]))
+    assert model.class_names is None and model.preset == "imagenet"
+
+
+def test_the_demo_model_is_the_package_network_and_sees_an_espresso():
+    """The rebuilt EfficientNet-Lite0 gives the package's scores; coffee is an espresso."""
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("skimage")
+    from attrib.data.imagenet_demo import load_package_network
+    from attrib.data.photos import load_photos
+
+    loaded = load_model("demo")
+    assert loaded.layer == "head" and loaded.preset == "crop224"
+    photo = prepare(load_photos(["coffee"])["coffee"], PRESETS["crop224"])
+    x = photo.tensor[None]
+    with torch.no_grad():
+        ours = loaded.model(x)
+        theirs = load_package_network()((x * 255 - 127) / 128)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert loaded.class_names[int(ours.argmax())] == "espresso"
