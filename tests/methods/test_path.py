@@ -233,6 +233,25 @@ def test_expected_gradients_on_a_linear_model():
     )
 
 
+def test_expected_gradients_scores_references_in_one_forward_for_per_sample_classes():
+    """f at the drawn references takes one forward over the distinct references, whatever the
+    targets: with per-sample classes each sample's class is read off the same logits. Calls:
+    f(x), one chunk of gradient rows, the references: 3 (one forward per sample before)."""
+    model = LinearModel(n_in=6, n_out=4).double().eval()
+    calls = []
+    model.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
+    x = torch.randn(4, 6, dtype=torch.float64)
+    refs = torch.randn(5, 6, dtype=torch.float64)
+    result = ExpectedGradients(model, refs, samples=4, seed=3, batch_size=64)(
+        x, target=[0, 3, 1, 3]
+    )
+    assert len(calls) == 3
+    # exact for a linear model: the gathered reference scores must be each sample's class
+    torch.testing.assert_close(
+        result.delta, torch.zeros(4, dtype=torch.float64), atol=1e-10, rtol=0
+    )
+
+
 def test_expected_gradients_is_reproducible_and_converges():
     model = trained_cnn()
     x, _ = blob_images(2, seed=4)

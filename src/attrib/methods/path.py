@@ -36,7 +36,7 @@ from attrib.core.errors import SettingError
 from attrib.core.grad import batched_forward_scores, input_gradients
 from attrib.core.inputs import Inputs, batch_size_of, leaves, map_inputs
 from attrib.core.result import Attribution
-from attrib.core.target import OutputSelector, ResolvedTarget, Target
+from attrib.core.target import OutputSelector, ResolvedTarget, Target, select_output
 from attrib.methods.base import Method
 from attrib.methods.baselines import gaussian_blur, make_baselines
 from attrib.methods.quadrature import Rule, gauss_legendre, quadrature
@@ -452,27 +452,20 @@ class ExpectedGradients(Method):
         # f at each drawn reference, once per distinct reference
         unique, inverse = torch.unique(drawn, return_inverse=True)
         ref_points = map_inputs(lambda r: r[unique.to(r.device)], refs)
+        # one forward over the distinct references; each scored with the class of a sample
+        # that drew it, and, for per-sample classes, every sample's class read off the same
+        # logits (no forward per sample)
         owners = torch.zeros(len(unique), dtype=torch.long)
         owners[inverse.flatten()] = torch.arange(n).repeat_interleave(self.samples)
+        ref_scores, ref_output, _ = batched_forward_scores(
+            self.model, ref_points, resolved.rows(owners), self.output, self.batch_size
+        )
         if resolved.indices is None:
-            ref_scores, _, _ = batched_forward_scores(
-                self.model, ref_points, resolved, self.output, self.batch_size
-            )
             ref_mean = ref_scores.to(torch.float64)[inverse].mean(1)
         else:
-            # each sample's class at every distinct reference it drew
-            ref_mean = torch.empty(n, dtype=torch.float64)
-            for i in range(n):
-                mine = inverse[i]
-                rows = map_inputs(lambda r, m=mine: r[m.to(r.device)], ref_points)
-                s, _, _ = batched_forward_scores(
-                    self.model,
-                    rows,
-                    resolved.rows(torch.full((len(mine),), i)),
-                    self.output,
-                    self.batch_size,
-                )
-                ref_mean[i] = s.to(torch.float64).mean()
+            logits = select_output(ref_output, resolved.output)
+            classes = resolved.indices.to(logits.device).view(n, 1)
+            ref_mean = logits[inverse.to(logits.device), classes].to(torch.float64).mean(1)
         delta = _total(values) - (scores_x.to(torch.float64) - ref_mean)
         return Attribution(
             values=values,
