@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # limits imports this module; the curves are only carried through
+    from benchmarks.limits import Curves
 
 __all__ = ["NUM_CLASSES", "SEED", "ModelSpec", "Setup", "build_model", "make_setup"]
 
@@ -24,6 +28,7 @@ LAYERS = {
     "resnet50": "layer4",
     "resnet101": "layer4",
     "resnet152": "layer4",
+    "vgg11": "features.19",
     "vgg16": "features.29",
     "densenet121": "features",
     "mobilenet_v3_large": "features",
@@ -53,6 +58,9 @@ class Setup:
     x: torch.Tensor  # (batch, 3, size, size)
     target: torch.Tensor  # (batch,) long: one class per image
     device: torch.device
+    # the model's limit curves, measured before the cases are built: a case may pick a peer's
+    # batch setting from them (the best rows per forward); None where not measured
+    curves: Curves | None = None
 
     @property
     def model(self) -> nn.Module:
@@ -87,6 +95,9 @@ def make_targets(rows: int, device: torch.device, seed: int = SEED) -> torch.Ten
     return torch.randint(0, NUM_CLASSES, (rows,), generator=generator).to(device)
 
 
-def make_setup(spec: ModelSpec, batch: int, size: int, device: torch.device) -> Setup:
+def make_setup(
+    spec: ModelSpec, batch: int, size: int, device: torch.device, curves: Curves | None = None
+) -> Setup:
     """The batch of ``batch`` images that ours and the peer are both called on."""
-    return Setup(spec, make_inputs(batch, size, device), make_targets(batch, device), device)
+    x, target = make_inputs(batch, size, device), make_targets(batch, device)
+    return Setup(spec, x, target, device, curves)

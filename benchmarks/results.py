@@ -90,8 +90,18 @@ class ConfigResult:
         }
 
 
-def write_json(path: Path, meta: dict[str, Any], configs: list[ConfigResult]) -> None:
-    """Write the run to ``path`` (its folder is created; ``benchmarks/results/`` is git-ignored)."""
+def write_json(
+    path: Path,
+    meta: dict[str, Any],
+    configs: list[ConfigResult],
+    reports: dict[str, Any] | None = None,
+) -> None:
+    """Write the run to ``path`` (its folder is created; ``benchmarks/results/`` is git-ignored).
+
+    ``reports``: report name -> its data, written under ``"reports"`` when given.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"meta": meta, "configs": [c.to_json() for c in configs]}
+    payload: dict[str, Any] = {"meta": meta, "configs": [c.to_json() for c in configs]}
+    if reports:
+        payload["reports"] = reports
     path.write_text(json.dumps(payload, indent=2, allow_nan=True) + "\n")

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.cases import Case, select_cases
+from benchmarks.cases import Case, ReportContext, select_cases, select_reports
 from benchmarks.limits import (
     Curves,
     bare_memory_mib,
@@ -70,12 +70,17 @@ def _run_case(
     diff = None
     if contenders.peer is not None:
         fns["peer"] = contenders.peer
-        diff = _max_rel_diff(contenders.ours().detach(), contenders.peer().detach())
+        ours, peer = contenders.agree or (contenders.ours, contenders.peer)
+        diff = _max_rel_diff(ours().detach(), peer().detach())
     timed = dict(fns)
     schedule = schedule_fn(setup.spec, case.needs, curves, setup.batch, config.size, setup.device)
     if schedule is not None:
         timed["schedule"] = schedule
-    samples = interleaved(timed, config.repeats, setup.device, progress=progress)
+    repeats = min(config.repeats, case.repeats or config.repeats)
+    counts = {name: repeats for name in timed}
+    if "peer" in counts and case.peer_repeats is not None:
+        counts["peer"] = min(repeats, case.peer_repeats)
+    samples = interleaved(timed, counts, setup.device, progress=progress)
     progress("peak memory")
     mib = {name: peak_memory_mib(fn, setup.device) for name, fn in fns.items()}
     has_peer = "peer" in fns
@@ -147,6 +152,7 @@ def _meta(config: Config) -> dict[str, Any]:
 def run(config: Config) -> list[ConfigResult]:
     """Measure everything in ``config``, print one table per configuration, write the JSON."""
     cases = select_cases(config.only)
+    reports = select_reports(config.only)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     progress = _Progress()
@@ -155,6 +161,8 @@ def run(config: Config) -> list[ConfigResult]:
     threads = torch.get_num_threads()
     results: list[ConfigResult] = []
     for model_name in config.models:
+        if not any(c.runs_on(model_name, b) for c in cases for b in config.batches):
+            continue  # no case here: no limits to measure
         spec = build_model(model_name, config.device)
         progress.prefix = f"{model_name} limits: "
         meter = NeighbourMeter()
@@ -163,7 +171,7 @@ def run(config: Config) -> list[ConfigResult]:
         )
         limits_share = meter.share()
         for batch in config.batches:
-            setup = make_setup(spec, batch, config.size, config.device)
+            setup = make_setup(spec, batch, config.size, config.device, curves)
             best = {k: b for k in curves.ms_per_row if (b := curves.best(k, batch)) is not None}
             result = ConfigResult(
                 model_name,
@@ -178,14 +186,28 @@ def run(config: Config) -> list[ConfigResult]:
             )
             meter = NeighbourMeter()
             for case in cases:
+                if not case.runs_on(model_name, batch):
+                    continue
                 progress.prefix = f"{model_name} batch {batch} {case.name}: "
                 result.cases.append(_run_case(case, setup, curves, config, progress))
             result.neighbours_methods = meter.share()
             results.append(result)
             print(format_config(result, threads) + "\n", flush=True)
+    context = ReportContext(config.models, config.batches, config.size, config.device, progress)
+    report_data: dict[str, Any] = {}
+    for report in reports:
+        progress.prefix = f"{report.name}: "
+        meter = NeighbourMeter()
+        got = report.run(context)
+        share = meter.share()
+        lines = list(got.lines)
+        if share is not None:
+            lines.append(f"  other processes used {share:.0%} of the CPU meanwhile")
+        report_data[got.name] = {**got.data, "neighbours_cpu_share": share}
+        print("\n".join(lines) + "\n", flush=True)
     meta["elapsed_s"] = round(time.perf_counter() - progress.start, 1)
     meta["load_average_after"] = load_average()
-    write_json(config.out, meta, results)
+    write_json(config.out, meta, results, report_data)
     progress.prefix = ""
     progress(f"done; results in {config.out}")
     return results

@@ -1,0 +1,84 @@
+"""Integrated gradients: ours against Captum's, 32 Gauss-Legendre steps from a zero baseline.
+
+The method needs ``steps`` input gradients per image (forward and backward to the input at
+every node of the rule), so its limit is ``N * steps * min_{r <= N * steps} cost_input(r)``.
+Ours also runs one forward at the inputs and one at the baselines (2 forward rows per image)
+for the completeness gap ``delta``; the limit counts the gradient evaluations only, as the
+issue defines it, so those forwards show in ``ours/limit``.
+
+- ``ig``: both with their default batching (ours: chunks of about 16 rows on CPU; Captum:
+  ``internal_batch_size=None``, every step of every image in one forward).
+- ``ig-captum-best``: Captum with its best batching, ``internal_batch_size`` set to the rows
+  per forward where the limit curve is lowest (rounded down to a multiple of the batch, as
+  Captum runs ``internal_batch_size // N`` steps of all images per forward).
+
+Both use the same nodes and weights (``numpy.polynomial.legendre.leggauss``), so they must
+agree to float rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from attrib import IntegratedGradients
+from benchmarks.cases import Case, Contenders, register
+from benchmarks.cases._shared import best_rows, peer_fits, quiet_captum
+from benchmarks.limits import Need
+from benchmarks.models import Setup
+
+STEPS = 32
+
+
+def _contenders(setup: Setup, internal_batch_size: int | None, label: str) -> Contenders:
+    from captum.attr import IntegratedGradients as CaptumIG
+
+    quiet_captum()
+    ours = IntegratedGradients(setup.model, steps=STEPS)
+    peer = CaptumIG(setup.model)
+    x, target = setup.x, setup.target
+
+    def run_ours() -> torch.Tensor:
+        return ours(x, target=target).values
+
+    def run_peer() -> torch.Tensor:
+        return peer.attribute(
+            x,
+            target=target,
+            n_steps=STEPS,
+            method="gausslegendre",
+            internal_batch_size=internal_batch_size,
+        )
+
+    rows_at_once = internal_batch_size or setup.batch * STEPS
+    fits, gib = peer_fits(setup, rows_at_once)
+    if not fits:
+        return Contenders(run_ours, None, f"{label}: skipped, ~{gib:.0f} GiB")
+    return Contenders(run_ours, run_peer, label)
+
+
+def build_default(setup: Setup) -> Contenders:
+    return _contenders(setup, None, "captum")
+
+
+def build_best(setup: Setup) -> Contenders:
+    n = setup.batch
+    r = best_rows(setup, n * STEPS)
+    internal = max(n, (r // n) * n)
+    return _contenders(setup, internal, f"captum ibs={internal}")
+
+
+# calls of seconds each (32 or 16 gradient rows per image): 7 medians are steady enough
+REPEATS = 7
+NEEDS = (Need("input", STEPS),)
+register(
+    Case("ig", family="integrated_gradients", needs=NEEDS, build=build_default, repeats=REPEATS)
+)
+register(
+    Case(
+        "ig-captum-best",
+        family="integrated_gradients",
+        needs=NEEDS,
+        build=build_best,
+        repeats=REPEATS,
+    )
+)
