@@ -10,7 +10,8 @@
   fixed Gauss-Legendre steps (of 4, 8, ..., 512) that reach the same gap. Random-weight
   resnets score every image almost alike (tiny ``f(x) - f(x')``), so this report uses a small
   CNN trained here in a few seconds to find a 3x3 blob's quadrant in 12x12 images (the same
-  task as the tests' ``trained_cnn``); its target is each image's true class.
+  task and network as the tests' ``trained_cnn``, imported from them); its target is each
+  image's true class.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 from typing import Any
 
 import torch
-import torch.nn.functional as F
+from tests.models import blob_images, trained_cnn
 from torch import nn
 
 from attrib import IntegratedGradients
@@ -121,41 +122,6 @@ def run_memory(ctx: ReportContext) -> ReportResult:
 
 
 # --- adaptive against fixed Gauss-Legendre ---------------------------------------------------
-
-
-def blob_images(n: int, size: int = 12, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images with one bright 3x3 blob; the class is the quadrant the blob is in (0..3)."""
-    g = torch.Generator().manual_seed(seed)
-    images = 0.1 * torch.randn(n, 3, size, size, generator=g)
-    labels = torch.randint(0, 4, (n,), generator=g)
-    half = size // 2
-    for i, label in enumerate(labels.tolist()):
-        top = (label // 2) * half + int(torch.randint(0, half - 2, (1,), generator=g))
-        left = (label % 2) * half + int(torch.randint(0, half - 2, (1,), generator=g))
-        images[i, :, top : top + 3, left : left + 3] += 1.0
-    return images, labels
-
-
-def trained_cnn(seed: int = SEED) -> nn.Module:
-    """A small ReLU CNN trained for a few seconds on ``blob_images`` (seeded)."""
-    torch.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(8, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(16, 4, 3, padding=1),
-        nn.Flatten(),
-        nn.Linear(4 * 12 * 12, 4),
-    )
-    images, labels = blob_images(256, seed=seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(60):
-        optimizer.zero_grad()
-        F.cross_entropy(model(images), labels).backward()
-        optimizer.step()
-    model.zero_grad(set_to_none=True)
-    return model.eval()
 
 
 class _Counting(nn.Module):

@@ -30,6 +30,7 @@ from attrib.core.errors import SettingError
 from attrib.core.grad import batched_forward_scores
 from attrib.core.inputs import Inputs, batch_size_of, leaves, map_inputs, rebuild
 from attrib.core.result import Attribution
+from attrib.core.seeding import mix_seed
 from attrib.core.target import Target
 from attrib.methods.base import Method
 
@@ -43,8 +44,6 @@ NoiseFunction = Callable[[Inputs, torch.Tensor, torch.Tensor], Inputs]
 is. It returns a tensor (or dict) of the rows' shapes. It must depend only on
 ``(sample, draw)`` and the rows, never on how rows are grouped into chunks.
 """
-
-_MASK64 = (1 << 64) - 1
 
 
 class _NoiseSmoothing(Method):
@@ -209,7 +208,7 @@ class _GaussianNoise:
             generator = torch.Generator(device=t.device)
             eps = torch.empty_like(t, memory_format=torch.contiguous_format)
             for r, (i, j) in enumerate(keys):
-                generator.manual_seed(_row_seed(self.seed, i, j, k))
+                generator.manual_seed(mix_seed(self.seed, i, j, k))
                 eps[r].normal_(generator=generator)
             noise.append(eps * self._scale(t))
         return rebuild(rows, noise)
@@ -220,21 +219,6 @@ class _GaussianNoise:
         flat = rows.flatten(1)
         spread = flat.amax(dim=1) - flat.amin(dim=1)
         return (self.sigma * spread).view(-1, *([1] * (rows.dim() - 1)))
-
-
-def _row_seed(seed: int, *keys: int) -> int:
-    """A 64-bit seed from ``seed`` and ``keys`` by chained SplitMix64 (Steele et al. 2014)."""
-    z = _splitmix64(seed & _MASK64)
-    for key in keys:
-        z = _splitmix64(z ^ key)
-    return z
-
-
-def _splitmix64(z: int) -> int:
-    z = (z + 0x9E3779B97F4A7C15) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
 
 
 def _draw_seed() -> int:

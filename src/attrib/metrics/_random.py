@@ -12,10 +12,9 @@ from typing import Any
 import torch
 
 from attrib.core.errors import SettingError
+from attrib.core.seeding import mix_seed
 
 __all__ = ["check_seed", "generator", "row_seed"]
-
-_MASK64 = (1 << 64) - 1
 
 
 def check_seed(seed: Any) -> int:
@@ -27,19 +26,10 @@ def check_seed(seed: Any) -> int:
 
 def row_seed(seed: int, *keys: int) -> int:
     """A 63-bit seed from ``seed`` and ``keys`` by chained SplitMix64 (Steele et al. 2014)."""
-    z = _splitmix64(seed & _MASK64)
-    for key in keys:
-        z = _splitmix64(z ^ (key & _MASK64))
-    return z >> 1  # torch.Generator.manual_seed takes values below 2**63 on every platform
+    # torch.Generator.manual_seed takes values below 2**63 on every platform
+    return mix_seed(seed, *keys) >> 1
 
 
 def generator(seed: int, *keys: int, device: torch.device | str = "cpu") -> torch.Generator:
     """A fresh generator on ``device`` seeded with ``row_seed(seed, *keys)``."""
     return torch.Generator(device=device).manual_seed(row_seed(seed, *keys))
-
-
-def _splitmix64(z: int) -> int:
-    z = (z + 0x9E3779B97F4A7C15) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
