@@ -1,5 +1,6 @@
-"""The demo's text part: the MiniLM sentiment classifier of ``attrib.text`` on a few
-sentences, as token highlighting, token figures and an attention heat map."""
+"""The text part of a report (the demo's): the MiniLM sentiment classifier of
+``attrib.text`` on a few sentences, as token highlighting, token figures and an attention
+heat map."""
 
 from __future__ import annotations
 
