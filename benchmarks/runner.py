@@ -161,7 +161,7 @@ def run(config: Config) -> list[ConfigResult]:
     threads = torch.get_num_threads()
     results: list[ConfigResult] = []
     for model_name in config.models:
-        if not any(c.runs_on(model_name, b) for c in cases for b in config.batches):
+        if not any(c.runs_on(model_name, b, config.size) for c in cases for b in config.batches):
             continue  # no case here: no limits to measure
         spec = build_model(model_name, config.device)
         progress.prefix = f"{model_name} limits: "
@@ -171,6 +171,9 @@ def run(config: Config) -> list[ConfigResult]:
         )
         limits_share = meter.share()
         for batch in config.batches:
+            here = [c for c in cases if c.runs_on(model_name, batch, config.size)]
+            if not here:
+                continue  # no table without a case
             setup = make_setup(spec, batch, config.size, config.device, curves)
             best = {k: b for k in curves.ms_per_row if (b := curves.best(k, batch)) is not None}
             result = ConfigResult(
@@ -185,9 +188,7 @@ def run(config: Config) -> list[ConfigResult]:
                 limit_samples_s=curves.samples_s,
             )
             meter = NeighbourMeter()
-            for case in cases:
-                if not case.runs_on(model_name, batch):
-                    continue
+            for case in here:
                 progress.prefix = f"{model_name} batch {batch} {case.name}: "
                 result.cases.append(_run_case(case, setup, curves, config, progress))
             result.neighbours_methods = meter.share()

@@ -68,6 +68,8 @@ class Case:
         models: the models the case runs on (``None``: every model of the run); a case whose
             peer takes minutes per call, or that the issue asks for on one model only, says so.
         batches: the batch sizes the case runs on (``None``: every batch of the run).
+        sizes: the input sizes the case runs on (``None``: any ``--size``); for a case whose
+            needs were counted for one size (windows, grid cells).
         repeats: at most this many timed calls per contender (``None``: the run's
             ``--repeats``); for calls of seconds, whose medians need fewer samples.
         peer_repeats: at most this many timed calls of the peer alone (a peer 300x slower
@@ -80,13 +82,16 @@ class Case:
     build: Callable[[Setup], Contenders]
     models: tuple[str, ...] | None = None
     batches: tuple[int, ...] | None = None
+    sizes: tuple[int, ...] | None = None
     repeats: int | None = None
     peer_repeats: int | None = None
 
-    def runs_on(self, model: str, batch: int) -> bool:
-        """Whether the case takes part in the configuration ``(model, batch)``."""
-        return (self.models is None or model in self.models) and (
-            self.batches is None or batch in self.batches
+    def runs_on(self, model: str, batch: int, size: int) -> bool:
+        """Whether the case takes part in the configuration ``(model, batch, size)``."""
+        return (
+            (self.models is None or model in self.models)
+            and (self.batches is None or batch in self.batches)
+            and (self.sizes is None or size in self.sizes)
         )
 
 

@@ -316,3 +316,36 @@ def test_dict_inputs_with_the_default_mask():
 def test_a_background_of_the_wrong_shape_is_refused():
     with pytest.raises(SettingError, match="background"):
         KernelSHAP(MLP().eval(), background=torch.randn(4, 7))(torch.randn(2, 8), target=0)
+
+
+# ---- spread: how a player's value is put on its features ----------------------------------
+
+PLAYER_METHODS = [name for name in METHODS if name != "occlusion"]  # occlusion has no players
+
+
+@pytest.mark.parametrize("name", PLAYER_METHODS)
+def test_spread_defaults_to_divide(name):
+    """Decision: ``spread="divide"`` is the default of every player method. A player's value
+    is split evenly over its features, so the map sums to the players' total (for Shapley
+    methods: to ``f(x) - f(baseline)``, the efficiency the map can then be checked by);
+    ``"copy"`` (Captum's and shap's picture) puts the whole value on every feature."""
+    factory, _ = METHODS[name]
+    model = GapCNN().double().eval()
+    x = torch.randn(2, 3, 12, 12, dtype=torch.float64)
+    got = factory(model)(x, target=1)
+    assert got.params["spread"] == "divide"
+    players = got.params["player_values"]  # (N, P)
+    torch.testing.assert_close(got.values.sum((1, 2, 3)), players.sum(1))
+    mask = got.params["feature_mask"].view(-1, 12, 12)[0]  # grid: one mask for all samples
+    sizes = torch.bincount(mask.reshape(-1)).double() * 3  # features per player, 3 channels
+    copied = factory(model, spread="copy")(x, target=1)
+    torch.testing.assert_close(copied.params["player_values"], players)
+    for j in range(players.shape[1]):
+        where = (mask == j).expand(3, 12, 12)
+        count = int(where.sum())
+        torch.testing.assert_close(
+            got.values[:, where], (players[:, j] / sizes[j]).view(-1, 1).expand(2, count)
+        )
+        torch.testing.assert_close(
+            copied.values[:, where], players[:, j].view(-1, 1).expand(2, count)
+        )

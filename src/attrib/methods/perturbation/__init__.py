@@ -9,6 +9,16 @@
 
 Players (groups of features) come from ``feature_mask=``: ``grid(cell)``, ``superpixels(n)``
 (scikit-image, optional), a tensor or a callable; see ``masks``.
+
+Decision (``spread=``, the methods with players): a player's value is put on its features
+with ``spread="divide"`` by default, split evenly, so that a player's features sum to its
+value and the whole map to the players' total (for ``ExactShapley``, ``ShapleySampling``
+and ``KernelSHAP``: to ``f(x) - f(baseline)`` up to ``delta``, the completeness that
+gradient and path methods' maps have too, so maps of all methods add up alike and a
+metric that sums a map over a region reads a player's value, not the value times its
+size). ``spread="copy"`` gives every feature the player's whole value, the picture Captum
+and shap draw. Either way the players' own values are ``params["player_values"]`` ``(N, P)``.
+``Occlusion`` has no players: a feature gets the mean drop of the windows covering it.
 """
 
 from attrib.methods.perturbation.ablation import FeatureAblation
