@@ -31,6 +31,7 @@ from attrib.methods.cam import (
     vit_reshape,
 )
 from attrib.methods.cam.maps import min_max, upsample
+from attrib.methods.cam.score import masked_rows
 from attrib.methods.gradient import Saliency
 from tests.conftest import assert_state_restored, model_state
 from tests.models import GapCNN, ResidualNet, torchvision_model
@@ -303,6 +304,60 @@ def test_score_cam_matches_one_masked_forward_at_a_time(weighting):
     close(ours(x, target=classes).values, torch.stack(want))
 
 
+@pytest.mark.parametrize("weighting", ["softmax", "probability"])
+def test_score_cam_runs_the_zero_image_once_per_sample_for_constant_maps(weighting):
+    model, x = gap_cnn()
+    with torch.no_grad():  # channel 5 dead (0), channel 7 a nonzero constant (relu(2) = 2)
+        model.features[5].weight[5] = 0.0
+        model.features[5].bias[5] = -1.0
+        model.features[5].weight[7] = 0.0
+        model.features[5].bias[7] = 2.0
+    classes = [0, 4, 2]
+    a, _, _ = reference_capture(model, x, model.features, classes)
+    flat = a.flatten(2)
+    live = flat.amax(2) != flat.amin(2)
+    assert not live[:, 5].any() and not live[:, 7].any()
+    rows = masked_rows(a, zero_image=weighting == "softmax")
+    extra = 3 if weighting == "softmax" else 0  # one zero image per sample, or none
+    assert len(rows.sample) == int(live.sum()) + extra
+    sizes, handle = count_forwards(model.fc)
+    try:
+        got = ScoreCAM(model, "features", weighting=weighting, relu=False, upsample=False)(
+            x, target=classes
+        )
+    finally:
+        handle.remove()
+    assert got.params["masked_forwards"] == int(live.sum()) + extra
+    assert sum(sizes[1:]) == int(live.sum()) + extra  # after the capturing forward
+    want = []
+    for i, c in enumerate(classes):
+        with torch.no_grad():
+            zero = float(model(torch.zeros_like(x[i : i + 1]))[0, c])
+        scores = []
+        for k in range(a.shape[1]):
+            if not live[i, k]:  # the zero mask, also for the nonzero constant
+                scores.append(zero if weighting == "softmax" else 0.0)
+                continue
+            mask = ref_min_max(ref_bilinear(a[i, k], (12, 12)))
+            with torch.no_grad():
+                out = model(x[i : i + 1] * mask)[0]
+            scores.append(float(out[c]) if weighting == "softmax" else float(out.softmax(0)[c]))
+        scores = torch.tensor(scores, dtype=torch.float64)
+        weights = scores.softmax(0) if weighting == "softmax" else scores
+        want.append(sum(weights[k] * a[i, k] for k in range(a.shape[1])))
+    close(got.values, torch.stack(want))
+
+
+def test_score_cam_with_every_map_constant_and_probability_weighting_runs_no_row():
+    model, x = gap_cnn()
+    with torch.no_grad():
+        model.features[5].weight.zero_()
+        model.features[5].bias.fill_(-1.0)
+    got = ScoreCAM(model, "features", weighting="probability")(x, target=[0, 1, 2])
+    assert got.params["masked_forwards"] == 0
+    assert torch.equal(got.values, torch.zeros_like(got.values))
+
+
 @pytest.mark.parametrize(
     "make, layer, tail",
     [
@@ -492,8 +547,33 @@ def test_masked_and_ablated_rows_run_in_chunks_of_batch_size(method, batch_size)
         handle.remove()
     torch.testing.assert_close(got, whole, rtol=1e-9, atol=1e-12)
     rows = 3 * 16  # samples x channels
+    if method is ScoreCAM:  # constant maps share one zero image per sample
+        rows = method(model, "features")(x, target=[0, 1, 2]).params["masked_forwards"]
+        assert rows < 3 * 16
     row_forwards = sizes[-math.ceil(rows / batch_size) :]
     assert max(row_forwards) <= batch_size and sum(row_forwards) == rows
+
+
+def test_score_cam_on_cpu_runs_half_the_engine_default_rows_per_forward():
+    """Score-CAM's rows have no autograd graph; on CPU it takes half the engine's default
+    (8 rows for ImageNet-sized inputs, where the engine takes 16)."""
+    from attrib.core.batching import default_batch_size
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 20, 7, stride=16), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.Linear(20, 3),
+    ).eval()  # fmt: skip
+    x = torch.rand(1, 3, 224, 224)
+    sizes, handle = count_forwards(model[4])
+    try:
+        rows = ScoreCAM(model, "1")(x, target=0).params["masked_forwards"]
+    finally:
+        handle.remove()
+    expected = default_batch_size(x, rows) // 2
+    assert expected == 8 and rows > expected
+    row_forwards = sizes[-math.ceil(rows / expected) :]
+    assert max(row_forwards) <= expected and sum(row_forwards) == rows
 
 
 def test_ablation_cam_runs_only_the_network_after_the_layer():
