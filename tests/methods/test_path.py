@@ -163,6 +163,20 @@ def test_completeness_on_a_trained_cnn():
     assert evaluations.float().mean() < 128
 
 
+def test_adaptive_refinement_starts_from_8_nodes_unless_told():
+    model = trained_cnn()
+    x, _ = blob_images(4, seed=11)
+    assert IntegratedGradients(model).settings()["steps"] == 32
+    default = IntegratedGradients(model, tolerance=1e-3)(x, target="predicted")
+    assert default.params["steps"] == 8
+    torch.testing.assert_close(
+        default.values,
+        IntegratedGradients(model, steps=8, tolerance=1e-3)(x, target="predicted").values,
+    )
+    told = IntegratedGradients(model, steps=16, tolerance=1e-3)(x, target="predicted")
+    assert told.params["steps"] == 16 and bool((told.params["evaluations"] >= 16).all())
+
+
 # ---- engine properties -------------------------------------------------------------------
 
 
