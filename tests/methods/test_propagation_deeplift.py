@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -37,6 +39,29 @@ def test_matches_the_literal_rescale_rule(make):
     torch.testing.assert_close(result.values, expected, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(
         result.delta, torch.zeros(3, dtype=torch.float64), atol=1e-12, rtol=0
+    )
+
+
+@pytest.mark.parametrize("make", [mlp, cnn])
+def test_inplace_relus_keep_the_rescale_rule_and_its_derivative_fallback(make):
+    # An in-place ReLU runs in place (the rule keeps z - z' before relu_ overwrites z); an
+    # image equal to its baseline has z = z' at every ReLU, where the derivative is used.
+    model = make()
+    inplace = copy.deepcopy(model)
+    for i, m in enumerate(inplace):
+        if isinstance(m, nn.ReLU):
+            inplace[i] = nn.ReLU(inplace=True)
+    inplace.eval()
+    x = torch.randn(3, 6, dtype=torch.float64) if model[0].__class__ is nn.Linear else None
+    x = cnn_input(3) if x is None else x
+    baseline = torch.randn_like(x[0]) * 0.5
+    x[1] = baseline
+    targets = [2, 0, 1]
+    result = DeepLIFT(inplace, baseline=baseline)(x, target=targets)
+    expected = torch.stack([deeplift(model, x[i], baseline, c) for i, c in enumerate(targets)])
+    torch.testing.assert_close(result.values, expected, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(
+        result.values, DeepLIFT(model, baseline=baseline)(x, target=targets).values
     )
 
 

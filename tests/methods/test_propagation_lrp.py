@@ -408,3 +408,137 @@ def test_state_is_restored_after_an_exception(where):
     with pytest.raises((RuntimeError, LayerError)):
         LRP(model)(torch.randn(2, 4), target=1)
     assert_state_restored(model, before)
+
+
+# ---- the fast paths of the rules (each must give what the matrix form gives) ------------
+
+
+@pytest.mark.parametrize("rule", ["zplus", "alpha2beta1", "flat", "wsquare", "zbox"])
+@pytest.mark.parametrize("make", [lambda: mlp(bias=False), lambda: cnn(bias=False)])
+def test_rules_match_their_matrix_form_without_biases_and_with_dead_outputs(rule, make):
+    # z+ on a post-ReLU input folds its stabiliser into the bias: here there is none, and one
+    # output unit of every layer has only non-positive weights, so its z+ is exactly 0 and its
+    # denominator is the stabiliser alone.
+    first, other, ref_other, ref_first = RULES[rule]
+    model = make()
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                m.weight[0] = -m.weight[0].abs()
+    n_layers = sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in model)
+    composite = Composite(conv=other, linear=other, first=first, first_kinds=("conv", "linear"))
+    x = torch.randn(3, 6, dtype=torch.float64) if isinstance(model[0], nn.Linear) else None
+    x = cnn_input(3) if x is None else x
+    result = LRP(model, composite=composite)(x, target=[0, 2, 1])
+    rules = [ref_first or ref_other] + [ref_other] * (n_layers - 1)
+    expected = torch.stack([lrp(model, x[i], c, rules) for i, c in enumerate([0, 2, 1])])
+    torch.testing.assert_close(result.values, expected, rtol=1e-8, atol=1e-12)
+
+
+def _transposed_products(model: nn.Module, x: torch.Tensor, composite: Composite) -> int:
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    calls = []
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten.convolution_backward.default:
+                calls.append(func)
+            return func(*args, **(kwargs or {}))
+
+    with Count():
+        LRP(model, composite=composite)(x, target=1)
+    return len(calls)
+
+
+def test_terms_of_one_part_share_one_transposed_product():
+    # z+ on the mixed-sign input has two terms (W+ x+ and W- x-); their transposed products
+    # run as one call with the weights stacked (the first convolution's backward kernel costs
+    # about as much for 6 input channels as for 3). Alpha-beta has two parts: two calls.
+    model = cnn()
+    x = cnn_input(2)
+    conv = Composite(conv=ZPlus(), linear=Epsilon(0.1))
+    assert _transposed_products(model, x, conv) == 2  # one per convolution
+    alpha_beta = Composite(conv=AlphaBeta(2, 1), linear=Epsilon(0.1))
+    assert _transposed_products(model, x, alpha_beta) == 2 * 2
+
+
+class _Padded(nn.Module):
+    """conv -> ReLU -> (pad, in-place shift, or nothing) -> conv -> fc."""
+
+    def __init__(self, between: str) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.between = between
+        self.conv1 = nn.Conv2d(2, 3, 3, padding=1)
+        self.conv2 = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4 * 6 * 6 if between == "pad" else 4 * 4 * 4, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.conv1(x))
+        if self.between == "pad":
+            h = nn.functional.pad(h, (1, 1, 1, 1), value=-0.5)
+        elif self.between == "shift":
+            h.sub_(0.25)
+        elif self.between == "view":
+            h = h.view(h.shape)
+        return self.fc(torch.relu(self.conv2(h)).flatten(1))
+
+
+@pytest.mark.parametrize("between, known", [("none", True), ("view", True), ("pad", False),
+                                            ("shift", False)])  # fmt: skip
+def test_inputs_known_nonnegative_only_while_they_are(monkeypatch, between, known):
+    # a ReLU's output (or a view of it) is known to be >= 0, so z+ needs no x- term there and
+    # no look at the values; padding with a negative constant or an in-place shift undoes it.
+    from attrib.methods.propagation.lrp import layers
+
+    flags = []
+    original = layers.LayerCall.__init__
+
+    def record(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        flags.append(self.nonnegative_input)
+
+    monkeypatch.setattr(layers.LayerCall, "__init__", record)
+    model = _Padded(between).double().eval()
+    x = torch.randn(2, 2, 6, 6, dtype=torch.float64)
+    result = LRP(model, composite=EpsilonPlus())(x, target=1)
+    assert flags == [False, known, True]  # conv1 sees the raw input; fc a ReLU's output
+    # the values are those of the rule written out: x- terms where the input has negatives
+    monkeypatch.setattr(layers.LayerCall, "__init__", original)
+    plain = _lrp_without_tracking(model, x)
+    torch.testing.assert_close(result.values, plain)
+
+
+def _lrp_without_tracking(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """LRP with every input's sign looked up from its values (no tracking)."""
+    from attrib.methods.propagation.lrp import propagator
+
+    original = propagator.LRPRules.is_nonnegative
+    propagator.LRPRules.is_nonnegative = lambda self, t: False
+    try:
+        return LRP(model, composite=EpsilonPlus())(x, target=1).values
+    finally:
+        propagator.LRPRules.is_nonnegative = original
+
+
+def test_an_inplace_relu_stays_in_place_under_pass():
+    # Pass never reads the ReLU's output, so relu_ runs in place: no out-of-place ReLU and no
+    # copy back into the input.
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen = []
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    model = ResidualNet().double().eval()
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    expected = LRP(model, composite=EpsilonPlus())(x, target=1).values
+    with Record():
+        got = LRP(model, composite=EpsilonPlus())(x, target=1).values
+    torch.testing.assert_close(got, expected)
+    assert "relu" not in seen and "clamp_min" not in seen
+    assert seen.count("relu_") + seen.count("clamp_min_") >= 2

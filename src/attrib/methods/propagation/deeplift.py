@@ -93,11 +93,41 @@ class _Rescale:
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         zx, zr = _halves(z, self.n)
-        yx, yr = _halves(y, self.n)
+        return self._multiplier(zx - zr, y, zx)
+
+    def forward_inplace(
+        self, z: torch.Tensor, inplace: Callable[[torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
+        """``forward`` for an in-place call (``relu_``): ``z - z'`` is kept, then ``z`` is
+        overwritten by ``g(z)``; where the derivative is needed, ``z`` is recovered first."""
+        zx, zr = _halves(z, self.n)
         dz = zx - zr
-        m = (yx - yr) / dz  # inf or nan where dz = 0: replaced just below
-        small = dz.abs() < self.eps if self.eps > 0 else dz == 0
-        if bool(small.any()):
+        small = self._small(dz)
+        kept_x = zx.clone() if small is not None else None
+        inplace(z)
+        return self._multiplier(dz, z, kept_x, small)
+
+    def _small(self, dz: torch.Tensor) -> torch.Tensor | None:
+        """Where ``|z - z'| < eps`` (``None`` where nowhere: one reduction, no mask)."""
+        if dz.numel() == 0:
+            return None
+        nearest = torch.linalg.vector_norm(dz, ord=float("-inf"))  # min |dz| in one pass
+        if (self.eps > 0 and bool(nearest >= self.eps)) or (self.eps == 0 and bool(nearest > 0)):
+            return None
+        return dz.abs() < self.eps if self.eps > 0 else dz == 0
+
+    def _multiplier(
+        self,
+        dz: torch.Tensor,
+        y: torch.Tensor,
+        zx: torch.Tensor | None,
+        small: torch.Tensor | bool | None = False,
+    ) -> torch.Tensor:
+        yx, yr = _halves(y, self.n)
+        m = (yx - yr).div_(dz)  # inf or nan where dz = 0: replaced just below
+        if small is False:
+            small = self._small(dz)
+        if small is not None:
             m = torch.where(small, self._derivative(zx), m)
         return m
 

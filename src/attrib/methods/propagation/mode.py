@@ -63,7 +63,7 @@ class Propagator:
         """The dotted name of the module whose forward is running (for messages)."""
         return calling_module(self.names)
 
-    def observe(self, func: Any, op: Op | None, args: tuple, result: Any) -> None:
+    def observe(self, func: Any, op: Op | None, args: tuple, kwargs: dict, result: Any) -> None:
         """Called after every call when ``observes`` (LRP tracks who uses a layer's output)."""
 
     def unsupported(self, func: Any, why: str, todo: str) -> LayerError:
@@ -93,7 +93,7 @@ class RuleMode(TorchFunctionMode):
         else:
             result = func(*args, **kwargs)
         if propagator.observes:
-            propagator.observe(func, op, args, result)
+            propagator.observe(func, op, args, kwargs, result)
         if handler is None and propagator.strict and op is None and depends_on_input(result):
             raise propagator.unsupported(
                 func,
@@ -170,7 +170,9 @@ class ElementwiseRule(torch.autograd.Function):
     writes to ``z`` or ``y`` cannot change it); ``rule.backward(g, kept)`` maps the incoming
     gradient ``g`` (or relevance) to the input. With ``inplace`` the result is written into
     ``z``, as the in-place call (``relu_``, ``inplace=True``) would have done; a rule that
-    does not look at ``y`` (``needs_output = False``) lets a ReLU run truly in place.
+    does not look at ``y`` (``needs_output = False``) lets a ReLU run truly in place, and so
+    does one with ``rule.forward_inplace(z, f_)``, which keeps what it needs of ``z``, applies
+    the in-place ``f_`` to ``z`` and returns what ``forward`` would have.
     """
 
     @staticmethod
@@ -180,6 +182,12 @@ class ElementwiseRule(torch.autograd.Function):
             ctx.rule = rule
             ctx.kept = rule.forward(z, None)
             twin(z)
+            ctx.mark_dirty(z)
+            return z
+        if inplace and twin is not None and hasattr(rule, "forward_inplace"):
+            # the rule reads the output but keeps what it needs of z first: no copy of z
+            ctx.rule = rule
+            ctx.kept = rule.forward_inplace(z, twin)
             ctx.mark_dirty(z)
             return z
         y = fn(z)

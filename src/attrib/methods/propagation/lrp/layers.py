@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attrib.methods.propagation.lrp.rules import Rule, safe_divide, stabilize
+from attrib.methods.propagation.lrp.rules import Clamp, Rule, Term, safe_divide, stabilize
 from attrib.methods.propagation.ops import argument
 
 __all__ = ["BatchNormParams", "LayerCall", "LayerRelevance"]
@@ -72,8 +72,11 @@ class LayerCall:
         kwargs: dict,
         rule: Rule,
         name: str,
+        nonnegative_input: bool = False,
     ) -> None:
         self.func = func
+        # the input is known to be >= 0 (a ReLU's output): no need to look at its values
+        self.nonnegative_input = nonnegative_input
         self.kind = "linear" if func is F.linear else "conv"
         self.weight: torch.Tensor = argument(func, args, kwargs, 1, "weight", None).detach()
         bias = argument(func, args, kwargs, 2, "bias", None)
@@ -117,6 +120,12 @@ class LayerCall:
         return out.detach()
 
     # -- merged parameters, forward and transposed forward --------------------------------
+
+    @property
+    def out_channels(self) -> int:
+        if self.func in _TRANSPOSED:
+            return self.weight.shape[1] * self.options["groups"]
+        return self.weight.shape[0]
 
     def parameters(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.batch_norm is None:
@@ -169,44 +178,159 @@ class LayerCall:
         """``R_in`` from the relevance ``R`` at the (merged) layer's output."""
         weight, bias = self.parameters()
         rule = self.rule
-        nonnegative = rule.clamps_inputs and bool(x.min() >= 0)
+        nonnegative = rule.clamps_inputs and (self.nonnegative_input or bool(x.min() >= 0))
         real = None
         if rule.needs_output:
             real = self.kept_output()
             if real is None:
                 real = self.forward(x, weight, bias)
+        epsilon = rule.stabilizer
         total: torch.Tensor | None = None
         for part in rule.parts:
-            terms = []
+            chosen = []
             for term in part.terms:
                 x_t = term.inputs(x, nonnegative)
-                if x_t is None:
-                    continue
-                w_t, b_t = term.params(weight, bias)
-                reuse = term.is_forward and real is not None
-                z_t = real if reuse else self.forward(x_t, w_t, b_t)
-                terms.append((term.sign, x_t, w_t, z_t))
-            if not terms:
+                if x_t is not None:
+                    chosen.append((term, x_t, *term.params(weight, bias)))
+            if not chosen:
                 continue
-            denominator = terms[0][3] if terms[0][0] == 1 else terms[0][0] * terms[0][3]
-            for sign, _, _, z_t in terms[1:]:
-                denominator = denominator + sign * z_t
-            denominator = stabilize(denominator, rule.stabilizer)
-            # a stabilised denominator is never 0; only LRP-0 needs the guarded division
-            share = (
-                relevance / denominator
-                if rule.stabilizer > 0
-                else safe_divide(relevance, denominator)
+            reused = [term.is_forward and real is not None for term, *_ in chosen]
+            # every term >= 0 (z+ on x+, W- x-): stabilize(z) = z + eps, and the eps rides
+            # on the first term's bias, so the convolution adds it for free
+            fold = (
+                epsilon > 0
+                and not any(reused)
+                and all(term_sign(term, nonnegative) == 1 for term, *_ in chosen)
             )
+            terms: list[_Term] = []
+            for i, ((term, x_t, w_t, b_t), reuse) in enumerate(zip(chosen, reused, strict=True)):
+                if fold and i == 0:
+                    b_t = _plus(b_t, term.sign * epsilon, self.out_channels, w_t)
+                z_t = real if reuse else self.forward(x_t, w_t, b_t)
+                terms.append(_Term(term.sign, x_t, w_t, z_t, not reuse))
+            share = self._share(relevance, terms, 0.0 if fold else epsilon, fold)
             if part.where != "all":
                 share = share * ((real > 0) if part.where == "positive" else (real < 0))
-            for sign, x_t, w_t, _ in terms:
-                contribution = self.transpose(share, w_t, x).mul_(x_t)
-                coefficient = part.weight * sign
-                if coefficient != 1:
-                    contribution.mul_(coefficient)
+            for contribution in self._contributions(share, terms, x, part.weight):
                 total = contribution if total is None else total.add_(contribution)
         return total if total is not None else torch.zeros_like(x)
+
+    @staticmethod
+    def _share(
+        relevance: torch.Tensor, terms: list[_Term], epsilon: float, stabilized: bool
+    ) -> torch.Tensor:
+        """``R / stabilize(sum_t c_t z^t)``, writing into the freshly computed ``z^t``
+        (``stabilized``: the sum already holds its stabiliser)."""
+        first = terms[0]
+        owned = first.owned or first.sign != 1
+        denominator = first.z if first.sign == 1 else first.sign * first.z
+        for t in terms[1:]:
+            if owned:
+                denominator.add_(t.z, alpha=t.sign)
+            else:
+                denominator = denominator.add(t.z, alpha=t.sign)
+                owned = True
+        if stabilized:
+            return relevance / denominator
+        if epsilon == 0:  # LRP-0: only an unstabilised denominator can be 0
+            return safe_divide(relevance, denominator)
+        if owned:
+            denominator.add_(_signed(denominator, epsilon))
+        else:
+            denominator = stabilize(denominator, epsilon)
+        return relevance / denominator
+
+    def _contributions(
+        self, share: torch.Tensor, terms: list[_Term], x: torch.Tensor, weight: float
+    ) -> list[torch.Tensor]:
+        """``c_t x^t (W^t)^T s`` for every term; terms of one part share ``s``, so their
+        transposed products run as one call with the weights stacked along the inputs (one
+        backward kernel of the first convolution costs about as much for 6 channels as 3)."""
+        coefficients = [weight * t.sign for t in terms]
+        if len(terms) > 1 and self._stackable():
+            stacked = torch.cat([t.w for t in terms], dim=1)
+            shape = (x.shape[0], x.shape[1] * len(terms), *x.shape[2:])
+            grads = self.transpose(share, stacked, x.new_empty(shape)).chunk(len(terms), dim=1)
+        else:
+            grads = [self.transpose(share, t.w, x) for t in terms]
+        out = []
+        for grad, t, coefficient in zip(grads, terms, coefficients, strict=True):
+            contribution = grad.mul_(t.x) if grad.is_contiguous() else grad * t.x
+            if coefficient != 1:
+                contribution.mul_(coefficient)
+            out.append(contribution)
+        return out
+
+    def _stackable(self) -> bool:
+        """Whether ``W^T s`` for several weights can be one call (weights stacked along the
+        inputs): fully connected layers and ungrouped, explicitly padded convolutions."""
+        if self.func is F.linear:
+            return True
+        o = self.options
+        return (
+            self.func not in _TRANSPOSED and o["groups"] == 1 and not isinstance(o["padding"], str)
+        )
+
+
+@dataclass(frozen=True)
+class _Term:
+    """One computed term of a part: sign, modified input, modified weight, ``z^t``, and
+    whether ``z^t`` was computed here (and may be written into)."""
+
+    sign: float
+    x: torch.Tensor
+    w: torch.Tensor
+    z: torch.Tensor
+    owned: bool
+
+
+def _plus(
+    bias: torch.Tensor | None, value: float, channels: int, weight: torch.Tensor
+) -> torch.Tensor:
+    """``bias + value`` (a bias of ``value`` where the layer has none)."""
+    if bias is not None:
+        return bias + value
+    return weight.new_full((channels,), value)
+
+
+def _signed(z: torch.Tensor, epsilon: float) -> torch.Tensor:
+    return torch.where(z >= 0, z.new_tensor(epsilon), z.new_tensor(-epsilon))
+
+
+_PART_SIGNS = {"positive": 1, "negative": -1, "square": 1, "ones": 1}
+
+
+def term_sign(term: Term, nonnegative: bool) -> int:
+    """``+1`` when ``c_t (W^t x^t + b^t) >= 0`` whatever the input, else ``0`` (unknown).
+
+    ``x^t`` has a known sign for ``x+``, ``x-``, a post-ReLU input and a bound ``>= 0``;
+    ``W^t`` for the positive or negative part (no ``gamma``), the square and ones; the bias
+    goes through the same map as the weight, so it has the sign of the weight's part.
+    """
+    inputs, params = term.inputs, term.params
+    if isinstance(inputs, Clamp):
+        if inputs.min is not None and inputs.min >= 0:
+            x_sign = 1
+        elif inputs.max is not None and inputs.max <= 0 and inputs.min is None:
+            x_sign = -1
+        elif inputs.min is None and inputs.max is None and nonnegative:
+            x_sign = 1
+        else:
+            return 0
+    elif isinstance(inputs.value, (int, float)) and not isinstance(inputs.value, bool):
+        if inputs.value < 0:
+            return 0
+        x_sign = 1
+    else:
+        return 0
+    w_sign = _PART_SIGNS.get(params.part, 0) if params.gamma is None else 0
+    if w_sign == 0:
+        return 0
+    product = x_sign * w_sign
+    if params.bias and params.part != "ones" and w_sign != product:
+        return 0  # e.g. W- x- + b-: the bias may outweigh the product
+    signed = product * term.sign
+    return 1 if signed > 0 else 0
 
 
 def _tuple(value: Any, d: int) -> list[int]:

@@ -48,6 +48,7 @@ from attrib.methods.propagation.mode import (
     argument_at,
     dependencies,
     depends_on_input,
+    elementwise_call,
     substituted,
 )
 from attrib.methods.propagation.ops import Op, argument, inplace_flag, without_inplace
@@ -62,6 +63,11 @@ _POOLS = {
     F.adaptive_avg_pool2d,
     F.adaptive_avg_pool3d,
 }
+
+
+# kinds whose output entries are input entries (or copies of them): the sign is kept
+_KEEP_SIGN = ("routing", "max_pool", "dropout")
+_PADS = {F.pad, torch._C._nn.pad}
 
 
 class _PassRule:
@@ -151,6 +157,8 @@ class LRPRules(Propagator):
         self.parameters = parameters if parameters is not None else module_of_parameter(model)
         self.layers = WeakOutputs()
         self.gates = WeakOutputs()
+        # tensor -> its version when it was known to be >= 0 (a ReLU's output, a view of one)
+        self.nonnegative = WeakOutputs()
         self.first_done = False
         self.merging: LayerCall | None = None
         native = self._native
@@ -176,9 +184,15 @@ class LRPRules(Propagator):
 
     # -- bookkeeping of layer outputs -----------------------------------------------------
 
-    def observe(self, func: Any, op: Op | None, args: tuple, result: Any) -> None:
+    def observe(self, func: Any, op: Op | None, args: tuple, kwargs: dict, result: Any) -> None:
         if not depends_on_input(result):
             return
+        if (
+            op is not None
+            and isinstance(result, torch.Tensor)
+            and self._stays_nonnegative(op, func, args, kwargs)
+        ):
+            self.nonnegative.add(result, result._version)
         if op is not None and op.kind == "routing" and isinstance(result, torch.Tensor):
             # a view or copy of a gate (gate[:, :, None, None]) is still a gate
             if any(self.gates.get(a) is not None for a in _tensor_arguments(args)):
@@ -201,6 +215,22 @@ class LRPRules(Propagator):
                     "Merging the batch norm would change the other use; pass "
                     "canonizers=() to keep batch norms as layers of their own.",
                 )
+
+    def _stays_nonnegative(self, op: Op, func: Any, args: tuple, kwargs: dict) -> bool:
+        """Whether a call's output is >= 0: a ReLU's, or one that only moves, selects or
+        averages entries of tensors that are all >= 0."""
+        if op.kind == "relu":
+            return True
+        if op.kind in _KEEP_SIGN or func in _POOLS:
+            if func in _PADS and argument(func, args, kwargs, 3, "value", None) not in (None, 0):
+                return False  # padding with another constant than 0 may add negatives
+            tensors = [t for t in _tensor_arguments(args) if t.requires_grad]
+            return bool(tensors) and all(self.is_nonnegative(t) for t in tensors)
+        return False
+
+    def is_nonnegative(self, t: torch.Tensor) -> bool:
+        """Whether ``t`` is known to be >= 0 and has not been written into since."""
+        return self.nonnegative.get(t) == t._version
 
     # -- rules -----------------------------------------------------------------------------
 
@@ -233,6 +263,9 @@ class LRPRules(Propagator):
         keys = dependencies(args, kwargs)
         if not keys:
             return func(*args, **kwargs)
+        if isinstance(rule, Pass) and op.kind == "relu" and keys in ([0], ["input"]):
+            # Pass never looks at the output, so an in-place ReLU stays in place (no copy)
+            return elementwise_call(_PASS, func, op, args, kwargs)
         inplace = op.inplace or inplace_flag(func, args, kwargs)
         if inplace and keys[0] != 0:
             raise self.unsupported(
@@ -329,7 +362,7 @@ class LRPRules(Propagator):
         if first:
             self.first_done = True
         rule = self.composite.layer_rule(LayerInfo(kind, name, module, first))
-        call = LayerCall(func, args, kwargs, rule, name)
+        call = LayerCall(func, args, kwargs, rule, name, self.is_nonnegative(x))
         y = LayerRelevance.apply(x, call)
         call.keep_output(y)
         self.layers.add(y, call)
