@@ -44,6 +44,42 @@ def test_guided_is_the_gradient_with_rectified_signals_on_a_one_relu_network():
     torch.testing.assert_close(deconv, (v.clamp(min=0) @ w).expand(2, 4))
 
 
+class _FunctionalReLU6(nn.Module):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.relu6(z)
+
+
+@pytest.mark.parametrize(
+    "clip",
+    [
+        lambda: nn.ReLU6(),
+        lambda: nn.ReLU6(inplace=True),
+        lambda: nn.Hardtanh(0.0, 6.0),
+        _FunctionalReLU6,
+    ],
+    ids=["ReLU6", "ReLU6-inplace", "Hardtanh(0,6)", "F.relu6"],
+)
+def test_a_clipped_relu_gets_the_relu_rule_then_the_clip_gradient(clip):
+    # f(x) = v . relu6(W x), with pre-activations below 0, inside (0, 6) and above 6:
+    # guided = W^T (1[0 < Wx < 6] relu(v)), deconvolution = W^T (1[Wx < 6] relu(v))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6, bias=False), clip(), nn.Linear(6, 1, bias=False))
+    model = model.double().eval()
+    x = 12 * torch.randn(3, 4, dtype=torch.float64)
+    w, v = model[0].weight.detach(), model[2].weight.detach()[0]
+    z = x @ w.T
+    assert bool((z < 0).any() and ((z > 0) & (z < 6)).any() and (z > 6).any())
+    inside, below_top = ((z > 0) & (z < 6)).double(), (z < 6).double()
+    guided = GuidedBackprop(model)(x).values
+    deconv = Deconvolution(model)(x).values
+    torch.testing.assert_close(guided, (inside * v.clamp(min=0)) @ w)
+    torch.testing.assert_close(deconv, (below_top * v.clamp(min=0)) @ w)
+    # a hardtanh whose lower bound is not 0 is no ReLU: refused by default
+    other = nn.Sequential(nn.Linear(4, 6), nn.Hardtanh(-1.0, 1.0), nn.Linear(6, 1)).eval()
+    with pytest.raises(LayerError, match="hardtanh"):
+        GuidedBackprop(other)(x.float())
+
+
 @pytest.mark.parametrize("name", ["resnet18", "vgg11"])
 @pytest.mark.parametrize("mode", list(METHODS))
 def test_matches_captum(name, mode):

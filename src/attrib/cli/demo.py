@@ -126,10 +126,10 @@ def run_demo(
     )
     _grids(out, loaded, explained, class_names)
     report.notes.append(
-        "EfficientNet-Lite0 has no ReLU (it uses ReLU6, a clipped ReLU). Guided "
-        "backpropagation and deconvolution are defined at ReLUs; with "
-        "other_activations='gradient' they pass the ordinary gradient at ReLU6, so on this "
-        "model they equal Saliency (and Guided Grad-CAM is Saliency times Grad-CAM)."
+        "EfficientNet-Lite0 uses ReLU6, a clipped ReLU min(relu(z), 6). Guided "
+        "backpropagation and deconvolution apply the ReLU's rule there and then the clip's "
+        "gradient 1[z < 6] (Captum, which hooks nn.ReLU only, would return the plain "
+        "gradient on this model)."
     )
     report.notes.append(
         "Settings chosen for speed on a CPU: "

@@ -246,8 +246,8 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
     "VarGrad": {"samples": 16, "seed": 0},
     "ExpectedGradients": {"samples": 16, "seed": 0, "references": lambda ctx: ctx.references},
     "GuidedGradCAM": {"guide": _guide},
-    # other activations than ReLU (ReLU6, SiLU, GELU) pass their ordinary gradient, as in
-    # Captum; on a pure ReLU network this changes nothing
+    # activations other than ReLU and clipped ReLU (SiLU, GELU, hardswish) pass their
+    # ordinary gradient, as in Captum; on a (clipped) ReLU network this changes nothing
     "GuidedBackprop": {"other_activations": "gradient"},
     "Deconvolution": {"other_activations": "gradient"},
     "Occlusion": {

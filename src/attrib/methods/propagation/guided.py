@@ -16,10 +16,14 @@ figure 1) decide: the signal arriving at a ReLU is rectified, ``R^l = (f^l > 0) 
 (Zeiler and Fergus 2014). Every other function keeps its gradient: max pooling routes the
 signal through its switches, as in both papers.
 
-Both are defined for ReLU networks. Another activation (sigmoid, GELU, hardswish) has no
-rule in either paper: by default it raises a ``LayerError`` naming the module;
-``other_activations="gradient"`` backpropagates its ordinary gradient (what Captum does
-silently).
+Both are defined for ReLU networks. A clipped ReLU, ``ReLU6`` or ``hardtanh`` with a lower
+bound of 0 (MobileNet, EfficientNet-Lite), is a ReLU followed by a clip,
+``min(relu(z), top)``: it gets the ReLU's rule and then the clip's ordinary gradient
+``1[z < top]``, so guided backprop passes ``1[0 < z < top] * relu(g)`` and the deconvnet
+``1[z < top] * relu(g)`` (Captum hooks ``nn.ReLU`` only and passes a ReLU6's plain gradient).
+Another activation (sigmoid, GELU, hardswish) has no rule in either paper: by default it
+raises a ``LayerError`` naming the module; ``other_activations="gradient"`` backpropagates
+its ordinary gradient (what Captum does silently).
 
 Guided backprop is known to be nearly independent of the weights of the upper layers
 (Adebayo et al. 2018, "Sanity Checks for Saliency Maps"; Nie et al. 2018): it mostly
@@ -76,18 +80,59 @@ class _DeconvReLU:
         return g.clamp(min=0)
 
 
+class _ClippedReLU:
+    """A rule at ``min(relu(z), top)``: the ReLU's rule (``guided``: forward mask and positive
+    signal; else the positive signal), then the clip's gradient, 1 where ``y == z`` or
+    ``z <= 0`` (not clipped at the top)."""
+
+    needs_output = True
+
+    def __init__(self, guided: bool) -> None:
+        self.guided = guided
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        unclipped = y == z
+        return unclipped & (z > 0) if self.guided else unclipped | (z <= 0)
+
+    @staticmethod
+    def backward(g: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return g.clamp(min=0).mul_(mask)
+
+
+_CLIPPED = {"relu6", "relu6_", "hardtanh", "hardtanh_"}
+
+
+def _lower_bound(func: Callable[..., Any], args: tuple, kwargs: dict) -> float | None:
+    """The lower clip of a ``relu6``/``hardtanh`` call (``None`` for other functions)."""
+    name = getattr(func, "__name__", "")
+    if name not in _CLIPPED:
+        return None
+    if name.startswith("relu6"):
+        return 0.0
+    low = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
+    return float(low) if isinstance(low, (int, float)) else None
+
+
 class _ReLURules(Propagator):
     def __init__(self, model: Any, method: str, rule: Any, other_activations: str) -> None:
         super().__init__(model)
         self.method = method
         self.rule = rule
-        self.handlers = {"relu": self._relu, "fused": self._fused}
-        if other_activations == "error":
-            self.handlers["activation"] = self._refuse
+        self.clipped = _ClippedReLU(guided=isinstance(rule, _GuidedReLU))
+        self.refuse_others = other_activations == "error"
+        self.handlers = {"relu": self._relu, "fused": self._fused, "activation": self._activation}
+        if self.refuse_others:
             self.handlers["gate"] = self._refuse
 
     def _relu(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
         return elementwise_call(self.rule, func, op, args, kwargs)
+
+    def _activation(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        if _lower_bound(func, args, kwargs) == 0.0:  # a clipped ReLU: ReLU6, hardtanh(0, top)
+            return elementwise_call(self.clipped, func, op, args, kwargs)
+        if self.refuse_others:
+            return self._refuse(func, op, args, kwargs)
+        return func(*args, **kwargs)
 
     def _refuse(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
         z = args[0] if args else next(iter(kwargs.values()), None)
@@ -155,11 +200,12 @@ class _ModifiedReLUMethod(Method):
 
 class GuidedBackprop(_ModifiedReLUMethod):
     """Guided backpropagation (Springenberg et al. 2015): at every ReLU the backward signal is
-    ``1[z > 0] * relu(g)``; elsewhere the ordinary gradient. Values have the input's shape.
+    ``1[z > 0] * relu(g)`` (at a ReLU6, ``1[0 < z < 6] * relu(g)``); elsewhere the ordinary
+    gradient. Values have the input's shape.
 
     Args:
-        other_activations: ``"error"`` (default) refuses activations other than ReLU, naming
-            the module; ``"gradient"`` keeps their ordinary gradient.
+        other_activations: ``"error"`` (default) refuses activations other than ReLU and
+            clipped ReLU, naming the module; ``"gradient"`` keeps their ordinary gradient.
         output, batch_size: see ``Method``.
     """
 
@@ -168,8 +214,9 @@ class GuidedBackprop(_ModifiedReLUMethod):
 
 class Deconvolution(_ModifiedReLUMethod):
     """The deconvnet (Zeiler and Fergus 2014, as written by Springenberg et al. 2015): at every
-    ReLU the backward signal is ``relu(g)``, ignoring the forward mask; elsewhere the
-    ordinary gradient (max pooling uses its switches).
+    ReLU the backward signal is ``relu(g)``, ignoring the forward mask (at a ReLU6,
+    ``1[z < 6] * relu(g)``: the clip's own gradient); elsewhere the ordinary gradient (max
+    pooling uses its switches).
 
     Args:
         other_activations: ``"error"`` (default) or ``"gradient"``, as in ``GuidedBackprop``.
