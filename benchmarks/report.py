@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from benchmarks.limits import kind_label
 from benchmarks.results import ConfigResult
 
-__all__ = ["format_config"]
+__all__ = ["format_config", "text_table"]
 
 # Other processes' CPU share above which a configuration's timings are flagged: a neighbour
 # on one of two cores stalls torch's threads far more than its share suggests.
@@ -20,8 +20,10 @@ def _num(value: float | None, digits: int = 1) -> str:
     return f"{value:.{digits}f}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
-    # First column left-aligned (labels), the rest right-aligned (numbers).
+def text_table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  "
+) -> list[str]:
+    """Lines of a plain-text table: first column left-aligned (labels), the rest right-aligned."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
@@ -48,7 +50,7 @@ def format_config(result: ConfigResult, threads: int) -> str:
         best = result.best.get(kind)
         cells.append(f"{_num(best[1])} (r={best[0]})" if best else "-")
         limit_rows.append(cells)
-    out += _table(header, limit_rows)
+    out += text_table(header, limit_rows)
 
     header = [
         "method",
@@ -79,7 +81,7 @@ def format_config(result: ConfigResult, threads: int) -> str:
         ]
         for c in result.cases
     ]
-    out += _table(header, method_rows)
+    out += text_table(header, method_rows)
     for c in result.cases:
         if c.max_rel_diff is not None:
             out.append(f"  {c.name}: max|ours - peer| / max|peer| = {c.max_rel_diff:.1e}")

@@ -27,6 +27,7 @@ from attrib import IntegratedGradients
 from benchmarks.cases import Report, ReportContext, ReportResult, register_report
 from benchmarks.memory import peak_memory_mib
 from benchmarks.models import build_model, make_inputs, make_targets
+from benchmarks.report import text_table
 
 MEMORY_STEPS = (16, 256)
 MEMORY_BATCH_SIZE = 16
@@ -46,17 +47,6 @@ def _cell(value: Any, digits: int = 1) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        parts = [cells[0].ljust(widths[0])]
-        parts += [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
-        return "  " + "  ".join(parts).rstrip()
-
-    return [line(header), *[line(r) for r in rows]]
 
 
 # --- peak memory against steps ---------------------------------------------------------------
@@ -118,7 +108,7 @@ def run_memory(ctx: ReportContext) -> ReportResult:
     header = ["model", "batch", "batch_size", f"{lo} steps MiB", f"{hi} steps MiB"]
     header += [f"{hi}/{lo}", f"<= {MEMORY_LIMIT:.2f}", f"{lo} steps s", f"{hi} steps s"]
     title = f"== ig-memory: IntegratedGradients peak memory, {hi} vs {lo} steps =="
-    return ReportResult("ig-memory", [title, *_table(header, rows)], data)
+    return ReportResult("ig-memory", [title, *text_table(header, rows)], data)
 
 
 # --- adaptive against fixed Gauss-Legendre ---------------------------------------------------
@@ -220,7 +210,7 @@ def run_adaptive(ctx: ReportContext) -> ReportResult:
         "  worst fixed gap per steps: "
         + ", ".join(f"{n}: {fixed[n].max().item():.1e}" for n in FIXED_STEPS),
     ]
-    lines = [title, *_table(header, rows), *notes]
+    lines = [title, *text_table(header, rows), *notes]
     data = {"tolerance": TOLERANCE, "accuracy": accuracy, "images": per_image}
     return ReportResult("adaptive", lines, data)
 

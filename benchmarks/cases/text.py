@@ -33,6 +33,7 @@ from attrib.core.errors import SettingError
 from benchmarks.cases import Report, ReportContext, ReportResult, register_report
 from benchmarks.limits import frozen
 from benchmarks.memory import peak_memory_mib
+from benchmarks.report import text_table
 from benchmarks.timing import interleaved, median_ms
 
 SENTENCES = (
@@ -54,17 +55,6 @@ LIMIT_TARGET = 1.2
 
 def _cell(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        parts = [cells[0].ljust(widths[0])]
-        parts += [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
-        return "  " + "  ".join(parts).rstrip()
-
-    return [line(header), *[line(r) for r in rows]]
 
 
 def _bare_pass(
@@ -221,7 +211,7 @@ def run_text_ig(ctx: ReportContext) -> ReportResult:
         f"baseline (ours and Captum's baseline embeddings differ by {base_check:.1e}); "
         f"torch threads {torch.get_num_threads()}, device {device}",
     ]
-    lines = [title, *_table(curve_header, [curve_row]), *_table(header, rows), *notes]
+    lines = [title, *text_table(curve_header, [curve_row]), *text_table(header, rows), *notes]
     data = {
         "sentences": texts,
         "tokens": length,
