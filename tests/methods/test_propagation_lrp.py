@@ -435,32 +435,59 @@ def test_rules_match_their_matrix_form_without_biases_and_with_dead_outputs(rule
     torch.testing.assert_close(result.values, expected, rtol=1e-8, atol=1e-12)
 
 
-def _transposed_products(model: nn.Module, x: torch.Tensor, composite: Composite) -> int:
+def _convolutions(model: nn.Module, x: torch.Tensor, composite: Composite) -> tuple[int, int]:
+    """(forward convolution calls, transposed products) of one LRP call."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    calls = []
+    forwards, transposed = [], []
 
     class Count(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
             if func is torch.ops.aten.convolution_backward.default:
-                calls.append(func)
+                transposed.append(func)
+            elif func is torch.ops.aten.convolution.default:
+                forwards.append(func)
             return func(*args, **(kwargs or {}))
 
     with Count():
         LRP(model, composite=composite)(x, target=1)
-    return len(calls)
+    return len(forwards), len(transposed)
 
 
-def test_terms_of_one_part_share_one_transposed_product():
-    # z+ on the mixed-sign input has two terms (W+ x+ and W- x-); their transposed products
-    # run as one call with the weights stacked (the first convolution's backward kernel costs
-    # about as much for 6 input channels as for 3). Alpha-beta has two parts: two calls.
+def test_terms_of_one_part_share_one_call_each_way():
+    # z+ on the mixed-sign input has two terms (W+ x+ and W- x-): their denominator is one
+    # convolution of [x+, x-] with [W+, W-], and their transposed products one call with the
+    # weights stacked (the first convolution costs about as much for 6 input channels as for
+    # 3). Alpha-beta has two parts: two calls each way.
     model = cnn()
     x = cnn_input(2)
     conv = Composite(conv=ZPlus(), linear=Epsilon(0.1))
-    assert _transposed_products(model, x, conv) == 2  # one per convolution
+    # the model's 2 convolutions, then one modified forward and one transposed product each
+    assert _convolutions(model, x, conv) == (2 + 2, 2)
     alpha_beta = Composite(conv=AlphaBeta(2, 1), linear=Epsilon(0.1))
-    assert _transposed_products(model, x, alpha_beta) == 2 * 2
+    assert _convolutions(model, x, alpha_beta)[1] == 2 * 2
+
+
+def test_a_fully_connected_layer_on_tokens_stacks_terms_along_its_features():
+    # F.linear maps the last dimension: a rule with two terms on (batch, tokens, features)
+    # inputs stacks them there (this crashed when they were stacked along dimension 1).
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Flatten(), nn.Linear(30, 3)).eval()
+    x = torch.randn(2, 6, 4)
+    eps = 1e-6
+    got = LRP(model, composite=Composite(conv=ZPlus(eps), linear=ZPlus(eps)))(x, target=0)
+    w1, b1, w2, b2 = (p.detach() for p in model.parameters())
+    pos, neg = (lambda t: t.clamp(min=0)), (lambda t: t.clamp(max=0))
+    with torch.no_grad():
+        h = torch.relu(x @ w1.T + b1).flatten(1)
+        out = h @ w2.T + b2
+        relevance = torch.zeros_like(out)
+        relevance[:, 0] = out[:, 0]
+        s2 = relevance / (h @ pos(w2).T + pos(b2) + eps)  # every z+ term is >= 0
+        r_h = (h * (s2 @ pos(w2))).view(2, 6, 5)
+        s1 = r_h / (pos(x) @ pos(w1).T + pos(b1) + neg(x) @ neg(w1).T + eps)
+        expected = pos(x) * (s1 @ pos(w1)) + neg(x) * (s1 @ neg(w1))
+    torch.testing.assert_close(got.values, expected, rtol=1e-5, atol=1e-7)
 
 
 class _Padded(nn.Module):

@@ -173,11 +173,31 @@ class ElementwiseRule(torch.autograd.Function):
     does not look at ``y`` (``needs_output = False``) lets a ReLU run truly in place, and so
     does one with ``rule.forward_inplace(z, f_)``, which keeps what it needs of ``z``, applies
     the in-place ``f_`` to ``z`` and returns what ``forward`` would have.
+
+    A rule with ``keeps_output = True`` keeps nothing of its own: the output ``y`` is saved
+    as autograd saves a ReLU's result (a later in-place write to it makes the backward raise,
+    as it would for the plain gradient) and the backward gets ``rule.backward(g, y)``. That
+    costs no pass over ``z`` in the forward and no extra memory: the graph holds ``y`` anyway.
     """
 
     @staticmethod
     def forward(ctx, z, rule, fn, inplace):
         twin = getattr(fn, "inplace", None)
+        if getattr(rule, "keeps_output", False):
+            ctx.rule = rule
+            ctx.kept = None
+            if inplace and twin is not None:
+                twin(z)
+                y = z
+            else:
+                y = fn(z)
+                if inplace:
+                    z.copy_(y)
+                    y = z
+            if inplace:
+                ctx.mark_dirty(z)
+            ctx.save_for_backward(y)
+            return y
         if inplace and twin is not None and not getattr(rule, "needs_output", True):
             ctx.rule = rule
             ctx.kept = rule.forward(z, None)
@@ -201,7 +221,8 @@ class ElementwiseRule(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        return ctx.rule.backward(g, ctx.kept), None, None, None
+        kept = ctx.saved_tensors[0] if ctx.kept is None and ctx.saved_tensors else ctx.kept
+        return ctx.rule.backward(g, kept), None, None, None
 
 
 def dependencies(args: tuple, kwargs: dict) -> list[int | str]:
