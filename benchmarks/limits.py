@@ -51,10 +51,15 @@ MIN_POINT_REPEATS = 5
 
 @dataclass(frozen=True)
 class Need:
-    """Passes a method needs: ``rows_per_image`` rows of kind ``kind`` for every image."""
+    """Passes a method needs: ``rows_per_image`` rows of kind ``kind`` for every image, plus
+    ``rows_per_call`` rows whatever the batch (e.g. one forward per reference of a set)."""
 
     kind: PassKind
     rows_per_image: int = 1
+    rows_per_call: int = 0
+
+    def rows(self, images: int) -> int:
+        return self.rows_per_image * images + self.rows_per_call
 
 
 @dataclass
@@ -84,7 +89,7 @@ def limit_ms(needs: Sequence[Need], curves: Curves, images: int) -> float | None
     """
     total = 0.0
     for need in needs:
-        rows = need.rows_per_image * images
+        rows = need.rows(images)
         best = curves.best(need.kind, rows)
         if best is None:
             return None
@@ -210,7 +215,7 @@ def schedule_fn(
     """
     passes: list[Callable[[], Any]] = []
     for need in needs:
-        rows = need.rows_per_image * images
+        rows = need.rows(images)
         best = curves.best(need.kind, rows)
         if best is None:
             return None

@@ -38,11 +38,18 @@ class CaseResult:
     def ours_over_limit(self) -> float | None:
         return None if self.limit_ms is None else self.ours_ms / self.limit_ms
 
+    @property
+    def ours_over_schedule(self) -> float | None:
+        """Ours over the limit's schedule timed in the same rounds: our overhead over the
+        needed passes under the same conditions (machine drift cancels)."""
+        return None if self.schedule_ms is None else self.ours_ms / self.schedule_ms
+
     def to_json(self) -> dict[str, Any]:
         return {
             **asdict(self),
             "ours_over_peer": self.ours_over_peer,
             "ours_over_limit": self.ours_over_limit,
+            "ours_over_schedule": self.ours_over_schedule,
         }
 
 

@@ -264,6 +264,14 @@ def test_expected_gradients_scores_references_in_one_forward_for_per_sample_clas
     torch.testing.assert_close(
         result.delta, torch.zeros(4, dtype=torch.float64), atol=1e-10, rtol=0
     )
+    # delta=False skips that forward and leaves the values as they were
+    calls.clear()
+    without = ExpectedGradients(model, refs, samples=4, seed=3, batch_size=64, delta=False)(
+        x, target=[0, 3, 1, 3]
+    )
+    assert len(calls) == 2
+    assert without.delta is None
+    torch.testing.assert_close(without.values, result.values, rtol=0, atol=0)
 
 
 def test_expected_gradients_is_reproducible_and_converges():
@@ -331,6 +339,8 @@ def test_bad_expected_gradients_and_blur_settings():
     model = LinearModel().eval()
     with pytest.raises(SettingError, match="samples"):
         ExpectedGradients(model, torch.zeros(3, 6), samples=0)
+    with pytest.raises(SettingError, match="delta"):
+        ExpectedGradients(model, torch.zeros(3, 6), delta="no")
     with pytest.raises(SettingError, match="references"):
         ExpectedGradients(model, torch.zeros(3, 5))(torch.randn(2, 6), target=0)
     with pytest.raises(SettingError, match="max_sigma"):

@@ -388,13 +388,16 @@ class ExpectedGradients(Method):
 
     estimated with ``samples`` draws per input (GradientSHAP in shap and Captum, without
     their extra input noise: wrap in ``SmoothGrad`` for that). ``delta`` compares the sum of
-    attributions with ``f(x) - mean f(x')`` over the references drawn for that sample.
+    attributions with ``f(x) - mean f(x')`` over the references drawn for that sample; it
+    costs one forward row per distinct reference drawn (batched in one forward).
 
     Args:
         references: the reference set, a tensor ``(R, ...)`` of samples shaped like one input
             (or a dict of them).
         samples: draws per input.
         seed: makes the draws reproducible.
+        delta: ``False`` skips the forwards at the references and leaves ``delta`` as
+            ``None`` (Captum's ``GradientShap`` computes no gap unless asked).
     """
 
     def __init__(
@@ -404,12 +407,16 @@ class ExpectedGradients(Method):
         *,
         samples: int = 32,
         seed: int | None = None,
+        delta: bool = True,
         output: OutputSelector = None,
         batch_size: int | None = None,
     ) -> None:
         super().__init__(model, output=output, batch_size=batch_size)
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise SettingError("samples", "an int >= 1", samples, "")
+        if not isinstance(delta, bool):
+            raise SettingError("delta", "True or False", delta, "")
+        self.delta = delta
         if not isinstance(references, (torch.Tensor, dict)):
             raise SettingError(
                 "references", "a tensor (R, ...) of reference inputs", references, ""
@@ -419,7 +426,12 @@ class ExpectedGradients(Method):
         self.seed = seed
 
     def settings(self) -> dict[str, Any]:
-        return {"samples": self.samples, "seed": self.seed, **super().settings()}
+        return {
+            "samples": self.samples,
+            "seed": self.seed,
+            "delta": self.delta,
+            **super().settings(),
+        }
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
         refs = map_inputs(
@@ -459,6 +471,27 @@ class ExpectedGradients(Method):
         values = run_chunks(
             evaluate, n, self.samples, size, "mean", device=leaves(inputs)[0].device
         )
+        delta = self._delta(values, scores_x, resolved, refs, drawn) if self.delta else None
+        return Attribution(
+            values=values,
+            target=resolved.public,
+            method=self.name,
+            params=self.settings(),
+            baseline=self.references,
+            delta=delta,
+            output=output,
+        )
+
+    def _delta(
+        self,
+        values: Inputs,
+        scores_x: torch.Tensor,
+        resolved: ResolvedTarget,
+        refs: Inputs,
+        drawn: torch.Tensor,
+    ) -> torch.Tensor:
+        """``sum(attr) - (f(x) - mean f(x'))`` over each sample's drawn references."""
+        n = len(drawn)
         # f at each drawn reference, once per distinct reference
         unique, inverse = torch.unique(drawn, return_inverse=True)
         ref_points = map_inputs(lambda r: r[unique.to(r.device)], refs)
@@ -476,16 +509,7 @@ class ExpectedGradients(Method):
             logits = select_output(ref_output, resolved.output)
             classes = resolved.indices.to(logits.device).view(n, 1)
             ref_mean = logits[inverse.to(logits.device), classes].to(torch.float64).mean(1)
-        delta = _total(values) - (scores_x.to(torch.float64) - ref_mean)
-        return Attribution(
-            values=values,
-            target=resolved.public,
-            method=self.name,
-            params=self.settings(),
-            baseline=self.references,
-            delta=delta,
-            output=output,
-        )
+        return _total(values) - (scores_x.to(torch.float64) - ref_mean)
 
 
 class BlurIG(Method):
