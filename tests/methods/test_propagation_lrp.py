@@ -468,6 +468,29 @@ def test_terms_of_one_part_share_one_call_each_way():
     assert _convolutions(model, x, alpha_beta)[1] == 2 * 2
 
 
+def _conv_relu_net(inplace: bool) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.ReLU(inplace=inplace),
+        nn.Conv2d(4, 5, 3),
+        nn.ReLU(inplace=inplace),
+        nn.Flatten(),
+        nn.Linear(5 * 4 * 4, 3),
+    ).eval()
+
+
+def test_epsilon_keeps_a_copy_of_an_output_an_inplace_relu_overwrites():
+    # The epsilon rule divides by the layer's real output z. An in-place ReLU overwrites z;
+    # the layer keeps a copy first instead of recomputing its convolution in the backward.
+    x = torch.randn(2, 3, 8, 8)
+    epsilon = Composite(conv=Epsilon(0.1), linear=Epsilon(0.1))
+    assert _convolutions(_conv_relu_net(inplace=True), x, epsilon) == (2, 2)
+    inplace = LRP(_conv_relu_net(inplace=True), composite=epsilon)(x, target=1)
+    plain = LRP(_conv_relu_net(inplace=False), composite=epsilon)(x, target=1)
+    torch.testing.assert_close(inplace.values, plain.values, rtol=0, atol=0)
+
+
 def test_a_fully_connected_layer_on_tokens_stacks_terms_along_its_features():
     # F.linear maps the last dimension: a rule with two terms on (batch, tokens, features)
     # inputs stacks them there (this crashed when they were stacked along dimension 1).
