@@ -73,6 +73,29 @@ def test_linear_model_is_x_minus_baseline_times_w():
     torch.testing.assert_close(result.values, (x - 0.5) * w)
 
 
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norms_with_running_statistics_keep_their_linear_gradient(affine):
+    # In eval mode a batch norm is z * scale + shift per channel: DeepLIFT through it (and a
+    # linear head) is (x - x') times the gradient, with scale = weight / sqrt(var + eps).
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3, affine=affine), nn.Flatten(),
+        nn.Linear(3 * 4 * 4, 5), nn.BatchNorm1d(5, affine=affine), nn.Linear(5, 2),
+    ).double().eval()  # fmt: skip
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2.0)
+            if affine:
+                nn.init.uniform_(m.weight, -2, 2)
+    x = torch.randn(3, 2, 6, 6, dtype=torch.float64)
+    baseline = torch.randn_like(x[0])
+    result = DeepLIFT(model, baseline=baseline)(x, target=[0, 1, 1])
+    tracked = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(model(tracked)[[0, 1, 2], [0, 1, 1]].sum(), tracked)
+    torch.testing.assert_close(result.values, (x - baseline) * grad, rtol=1e-10, atol=1e-12)
+
+
 def test_relu_network_without_biases_and_zero_baseline_is_gradient_times_input():
     # with no biases every ReLU's reference input is 0, so Delta y / Delta z = 1[z > 0]
     model = mlp(bias=False)

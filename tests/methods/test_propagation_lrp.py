@@ -271,6 +271,45 @@ class _SharedOutput(nn.Module):
         return self.fc(h.mean((2, 3)))
 
 
+class _BatchNormSpelled(nn.Module):
+    """conv -> batch norm (as ``F.batch_norm`` or ``torch.batch_norm``) -> ReLU -> fc."""
+
+    def __init__(self, direct: bool) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.direct = direct
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4).eval()
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+        self.bn.running_mean.uniform_(-1, 1)
+        self.bn.running_var.uniform_(0.5, 2.0)
+        nn.init.uniform_(self.bn.weight, 0.5, 2.0)
+
+    def forward(self, x):
+        z, b = self.conv(x), self.bn
+        if self.direct:  # torch.batch_norm takes its arguments in another order
+            z = torch.batch_norm(
+                z, b.weight, b.bias, b.running_mean, b.running_var, False, 0.1, b.eps, False
+            )
+        else:
+            z = nn.functional.batch_norm(
+                z, b.running_mean, b.running_var, b.weight, b.bias, False, 0.1, b.eps
+            )
+        return self.fc(torch.relu(z).flatten(1))
+
+
+def test_a_batch_norm_is_merged_whichever_spelling_calls_it():
+    # torch.batch_norm's parameters come in another order than F.batch_norm's; reading them
+    # by F's positions merged the weight as the running mean (a silently wrong map)
+    x = torch.randn(2, 3, 8, 8)
+    functional, direct = _BatchNormSpelled(direct=False).eval(), _BatchNormSpelled(direct=True)
+    direct.eval()
+    torch.testing.assert_close(direct(x), functional(x), rtol=0, atol=0)
+    expected = LRP(functional, composite=EpsilonPlus())(x, target=0).values
+    got = LRP(direct, composite=EpsilonPlus())(x, target=0).values
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+
+
 def test_merge_is_refused_when_the_layer_output_feeds_something_else():
     x = torch.randn(2, 3, 6, 6)
     used_first = _SharedOutput(reuse_after=False).eval()

@@ -58,7 +58,7 @@ from attrib.methods.propagation.mode import (
     elementwise_parts,
     map_output,
 )
-from attrib.methods.propagation.ops import Op, argument
+from attrib.methods.propagation.ops import Op, argument, batch_norm_arguments
 
 __all__ = ["DeepLIFT"]
 
@@ -77,10 +77,34 @@ def _with_zero_reference(m: torch.Tensor) -> torch.Tensor:
 
 
 def _times_halves(g: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """``g * [m; m]`` without building ``[m; m]``. The reference half of every backward
-    signal is zero (only the input half's score is seeded, convolutions give the reference
-    half no graph, every rule returns zeros there), so it stays zero."""
-    return (g.unflatten(0, (2, -1)) * m).flatten(0, 1)
+    """``g * [m; 0]``. The reference half of every backward signal is zero (only the input
+    half's score is seeded, convolutions give the reference half no graph, every rule
+    returns zeros there), so only the input half is multiplied; the other is zero-filled."""
+    n = m.shape[0]
+    out = torch.empty_like(g)
+    torch.mul(g[:n], m, out=out[:n])
+    out[n:].zero_()
+    return out
+
+
+class _FrozenAffine(torch.autograd.Function):
+    """A batch norm with running statistics on ``[x; x']``: ``y = scale * z + shift`` per
+    channel, linear, so DeepLIFT keeps its gradient. Its backward scales the input half of
+    the signal only (the reference half is zero, see ``_times_halves``) instead of running
+    the batch norm's backward over both halves."""
+
+    @staticmethod
+    def forward(ctx, z, fn, scale, n):
+        ctx.scale, ctx.n = scale, n
+        return fn(z)
+
+    @staticmethod
+    def backward(ctx, g):
+        n = ctx.n
+        out = torch.empty_like(g)
+        torch.mul(g[:n], ctx.scale, out=out[:n])
+        out[n:].zero_()
+        return out, None, None, None
 
 
 class _Rescale:
@@ -287,13 +311,27 @@ class _DeepLiftRules(Propagator):
         return func(*args, **kwargs)
 
     def _batch_norm(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
-        if argument(func, args, kwargs, 5, "training", False):
+        if batch_norm_arguments(func, args, kwargs)["training"]:
             raise self.unsupported(
                 func,
                 "Batch norm with batch statistics mixes the rows of x and of the baseline.",
                 "Use running statistics (track_running_stats=True, eval mode).",
             )
-        return func(*args, **kwargs)
+        found = batch_norm_arguments(func, args, kwargs)
+        z, var, weight = found.get("input"), found.get("running_var"), found["weight"]
+        if not _depends(z) or z.dim() < 2 or z.shape[0] != 2 * self.n or var is None:
+            return func(*args, **kwargs)
+        if any(_depends(a) for a in args[1:]) or any(_depends(v) for v in kwargs.values()):
+            return func(*args, **kwargs)  # input-dependent parameters: autograd's backward
+        scale = torch.rsqrt(var.detach() + found["eps"])
+        if weight is not None:
+            scale = scale * weight.detach()
+        scale = scale.to(z.dtype).view(-1, *([1] * (z.dim() - 2)))
+
+        def fn(t: torch.Tensor) -> torch.Tensor:
+            return func(t, *args[1:], **{k: v for k, v in kwargs.items() if k != "input"})
+
+        return _FrozenAffine.apply(z, fn, scale, self.n)
 
     def _split(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
         """Run the input half with a graph and the baseline half without one."""

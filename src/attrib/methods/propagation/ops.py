@@ -209,6 +209,23 @@ def argument(
     return default
 
 
+_F_BATCH_NORM = ("input", "running_mean", "running_var", "weight", "bias", "training",
+                 "momentum", "eps")  # fmt: skip
+_TORCH_BATCH_NORM = ("input", "weight", "bias", "running_mean", "running_var", "training",
+                     "momentum", "eps", "cudnn_enabled")  # fmt: skip
+
+
+def batch_norm_arguments(func: Callable[..., Any], args: tuple, kwargs: dict) -> dict[str, Any]:
+    """A batch-norm call's arguments by name, whichever spelling was called:
+    ``F.batch_norm(input, running_mean, running_var, weight, bias, ...)`` or
+    ``torch.batch_norm(input, weight, bias, running_mean, running_var, ...)``."""
+    names = _F_BATCH_NORM if func is F.batch_norm else _TORCH_BATCH_NORM
+    found: dict[str, Any] = {"weight": None, "bias": None, "training": False, "eps": 1e-5}
+    found.update(zip(names, args, strict=False))  # trailing arguments may be left out
+    found.update(kwargs)
+    return found
+
+
 def inplace_flag(func: Callable[..., Any], args: tuple, kwargs: dict) -> bool:
     """Whether a call of an ``F.*`` function with an ``inplace=`` parameter writes in place."""
     if "inplace" in kwargs:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attrib.methods.propagation.lrp.rules import Clamp, Rule, Term, safe_divide, stabilize
-from attrib.methods.propagation.ops import argument
+from attrib.methods.propagation.ops import argument, batch_norm_arguments
 
 __all__ = ["BatchNormParams", "LayerCall", "LayerRelevance"]
 
@@ -50,12 +50,11 @@ class BatchNormParams:
 
     @classmethod
     def of_call(cls, args: tuple, kwargs: dict, func: Callable[..., Any]) -> BatchNormParams:
-        mean = argument(func, args, kwargs, 1, "running_mean", None)
-        var = argument(func, args, kwargs, 2, "running_var", None)
-        weight = argument(func, args, kwargs, 3, "weight", None)
-        bias = argument(func, args, kwargs, 4, "bias", None)
-        eps = argument(func, args, kwargs, 7, "eps", 1e-5)
-        scale = torch.rsqrt(var + eps)
+        found = batch_norm_arguments(func, args, kwargs)
+        mean, var, weight, bias = (
+            found.get(k) for k in ("running_mean", "running_var", "weight", "bias")
+        )
+        scale = torch.rsqrt(var + found["eps"])
         if weight is not None:
             scale = scale * weight
         shift = bias if bias is not None else torch.zeros_like(scale)

@@ -51,7 +51,13 @@ from attrib.methods.propagation.mode import (
     elementwise_call,
     substituted,
 )
-from attrib.methods.propagation.ops import Op, argument, inplace_flag, without_inplace
+from attrib.methods.propagation.ops import (
+    Op,
+    argument,
+    batch_norm_arguments,
+    inplace_flag,
+    without_inplace,
+)
 
 __all__ = ["LRPRules", "OutputRelevance"]
 
@@ -390,7 +396,7 @@ class LRPRules(Propagator):
         z = argument(func, args, kwargs, 0, "input", None)
         if not (isinstance(z, torch.Tensor) and z.requires_grad):
             return func(*args, **kwargs)
-        if argument(func, args, kwargs, 5, "training", False):
+        if batch_norm_arguments(func, args, kwargs)["training"]:
             raise self.unsupported(
                 func,
                 "Batch norm with batch statistics makes each sample's map depend on the others.",
