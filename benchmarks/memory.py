@@ -1,5 +1,10 @@
 """Peak memory of one call: allocator statistics on CUDA, a sampled RSS on CPU.
 
+``tensor_peak_mib`` is the CPU's counterpart of CUDA's allocator peak: the largest sum of live
+tensor allocations during the call, replayed from the profiler's memory events. Unlike the
+RSS it does not depend on what glibc keeps or returns, so two calls that allocate the same
+tensors read the same.
+
 On CPU there is no allocator counter to ask, so a background thread samples the process's
 resident set size from ``/proc/self/statm`` about every millisecond while the call runs; the
 result is the peak minus the resident size just before the call. Before the call, Python's
@@ -22,7 +27,7 @@ import torch
 
 from benchmarks.timing import sync
 
-__all__ = ["MIB", "peak_memory_mib"]
+__all__ = ["MIB", "peak_memory_mib", "tensor_peak_mib"]
 
 MIB = 2**20
 SAMPLE_INTERVAL_S = 0.001
@@ -104,3 +109,25 @@ def peak_memory_mib(fn: Callable[[], Any], device: torch.device) -> float:
     if not os.path.exists("/proc/self/statm"):
         return float("nan")  # no /proc (macOS): report unknown rather than a wrong number
     return _cpu_peak_bytes(fn) / MIB
+
+
+def tensor_peak_mib(fn: Callable[[], Any], device: torch.device) -> float:
+    """Peak of the tensors allocated during one call of ``fn`` (MiB), above those alive before.
+
+    On CUDA the allocator's peak; on CPU the running sum of the profiler's ``[memory]`` events
+    (each allocation and free of a tensor, in time order), which is exact and deterministic.
+    """
+    if device.type == "cuda":
+        return _cuda_peak_bytes(fn, device) / MIB
+    from torch.profiler import ProfilerActivity, profile
+
+    gc.collect()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        result = fn()
+    del result
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    current = peak = 0
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        current += event.nbytes()
+        peak = max(peak, current)
+    return peak / MIB

@@ -108,12 +108,12 @@ def test_unknown_reduction():
 
 def test_default_batch_size_scales_with_the_row_size():
     image = torch.zeros(1, 3, 224, 224)
-    assert default_batch_size(image, 1000) == 16
+    assert default_batch_size(image, 1000) == 8
     assert default_batch_size(image, 5) == 5  # never more rows than there are
     assert default_batch_size(torch.zeros(1, 10), 10**6) == 4096
     assert (
         default_batch_size(
             {"a": torch.zeros(1, 3, 224, 224), "b": torch.zeros(1, 3, 224, 224)}, 100
         )
-        == 8
+        == 4
     )

@@ -36,11 +36,13 @@ Reduction = Literal["sum", "mean", "mean_square", "var", "keep"]
 Tree = Union[torch.Tensor, dict[str, torch.Tensor]]
 REDUCTIONS = ("sum", "mean", "mean_square", "var", "keep")
 
-# Rows per forward when the user does not say: about 16 ImageNet images' worth of input
-# elements on CPU (per-row cost of resnet18 forward+backward was lowest near 16 rows on two
-# cores and rose again at 32) and 4x that on an accelerator.
-CPU_ELEMENT_BUDGET = 16 * 3 * 224 * 224
-ACCELERATOR_ELEMENT_BUDGET = 4 * CPU_ELEMENT_BUDGET
+# Rows per forward when the user does not say: about 8 ImageNet images' worth of input
+# elements on CPU and 64 on an accelerator. On two CPU cores the per-row cost of a
+# forward+backward to the input was lowest near 8 rows: resnet18 50.7 ms at 8 and 50.1 at
+# 16, resnet50 131 at 8 and 172 at 16 (its activations outgrow the caches), vgg11 271 at
+# 4 and 272 at 8; forwards alone (Score-CAM's rows) alike.
+CPU_ELEMENT_BUDGET = 8 * 3 * 224 * 224
+ACCELERATOR_ELEMENT_BUDGET = 8 * CPU_ELEMENT_BUDGET
 MAX_DEFAULT_ROWS = 4096
 
 

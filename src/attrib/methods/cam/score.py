@@ -46,11 +46,10 @@ class ScoreCAM(CAMMethod):
         align_corners: how the masks are upsampled; ``False`` (pixel centres, as the maps
             and the authors' code), ``True`` as ``torch.nn.UpsamplingBilinear2d``
             (pytorch-grad-cam's masks).
-        batch_size: the most masked images per forward. By default half the engine's default
-            on CPU (8 ImageNet-sized rows): these rows run without autograd, and on 2 CPU
-            cores resnet18's forward costs the same per row at 8 rows as at 16 (19.4 s and
-            20.9 s for 2 images x 512 channels) while holding half the memory; on an
-            accelerator, the engine's default.
+        batch_size: the most masked images per forward; by default the engine's (8
+            ImageNet-sized rows on CPU: on 2 cores resnet18's forward cost the same per row
+            at 8 rows as at 16, 19.4 s and 20.9 s for 2 images x 512 channels, with half the
+            memory).
 
     A constant map (a dead channel) has no min-max normalisation; its mask is zero, and its
     masked image (the zero image) runs once per sample, not once per constant channel.
@@ -123,7 +122,7 @@ class ScoreCAM(CAMMethod):
 
         total = len(row_sample)
         if total:
-            batch = self.batch_size or _default_rows(inputs, total)
+            batch = self.batch_size or default_batch_size(inputs, total)
             found = run_chunks(evaluate, 1, total, batch, "keep", device=inputs.device)
             found = found.reshape(total)
         else:  # every map constant, and constant maps weigh 0: nothing to evaluate
@@ -138,12 +137,6 @@ class ScoreCAM(CAMMethod):
         weights = rules.score_weights(scores) if self.weighting == "softmax" else scores
         params = {"masked_forwards": total}
         return Computed(rules.weighted_sum(weights, maps), got.target, got.output, params)
-
-
-def _default_rows(inputs: torch.Tensor, total: int) -> int:
-    """Masked images per forward when not given (see ``ScoreCAM``'s ``batch_size``)."""
-    rows = default_batch_size(inputs, total)
-    return rows if inputs.device.type != "cpu" else max(1, rows // 2)
 
 
 @dataclass(frozen=True)

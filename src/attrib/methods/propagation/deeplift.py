@@ -76,11 +76,12 @@ def _with_zero_reference(m: torch.Tensor) -> torch.Tensor:
     return torch.cat([m, torch.zeros_like(m)])
 
 
-def _times_halves(g: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """``g * [m; 0]``. The reference half of every backward signal is zero (only the input
-    half's score is seeded, convolutions give the reference half no graph, every rule
-    returns zeros there), so only the input half is multiplied; the other is zero-filled."""
-    n = m.shape[0]
+def _times_halves(g: torch.Tensor, m: torch.Tensor, n: int | None = None) -> torch.Tensor:
+    """``[g_x * m; 0]`` for ``g = [g_x; g_r]`` (``n`` rows in the input half, by default
+    ``len(m)``). The reference half of every backward signal is zero (only the input half's
+    score is seeded, convolutions give the reference half no graph, every rule returns zeros
+    there), so only the input half is multiplied; the other is zero-filled."""
+    n = m.shape[0] if n is None else n
     out = torch.empty_like(g)
     torch.mul(g[:n], m, out=out[:n])
     out[n:].zero_()
@@ -100,11 +101,7 @@ class _FrozenAffine(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        n = ctx.n
-        out = torch.empty_like(g)
-        torch.mul(g[:n], ctx.scale, out=out[:n])
-        out[n:].zero_()
-        return out, None, None, None
+        return _times_halves(g, ctx.scale, ctx.n), None, None, None
 
 
 class _Rescale:
@@ -311,13 +308,13 @@ class _DeepLiftRules(Propagator):
         return func(*args, **kwargs)
 
     def _batch_norm(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
-        if batch_norm_arguments(func, args, kwargs)["training"]:
+        found = batch_norm_arguments(func, args, kwargs)
+        if found["training"]:
             raise self.unsupported(
                 func,
                 "Batch norm with batch statistics mixes the rows of x and of the baseline.",
                 "Use running statistics (track_running_stats=True, eval mode).",
             )
-        found = batch_norm_arguments(func, args, kwargs)
         z, var, weight = found.get("input"), found.get("running_var"), found["weight"]
         if not _depends(z) or z.dim() < 2 or z.shape[0] != 2 * self.n or var is None:
             return func(*args, **kwargs)
