@@ -183,7 +183,8 @@ class ElementwiseRule(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, rule, fn, inplace):
         twin = getattr(fn, "inplace", None)
-        if getattr(rule, "keeps_output", False):
+        ctx.from_output = getattr(rule, "keeps_output", False)
+        if ctx.from_output:
             ctx.rule = rule
             ctx.kept = None
             if inplace and twin is not None:
@@ -221,7 +222,7 @@ class ElementwiseRule(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g):
-        kept = ctx.saved_tensors[0] if ctx.kept is None and ctx.saved_tensors else ctx.kept
+        kept = ctx.saved_tensors[0] if ctx.from_output else ctx.kept
         return ctx.rule.backward(g, kept), None, None, None
 
 
