@@ -505,6 +505,10 @@ def test_terms_of_one_part_share_one_call_each_way():
     assert _convolutions(model, x, conv) == (2 + 2, 2)
     alpha_beta = Composite(conv=AlphaBeta(2, 1), linear=Epsilon(0.1))
     assert _convolutions(model, x, alpha_beta)[1] == 2 * 2
+    # z-box's three terms (W x, W+ l, W- h) are one call too, the layer's own forward
+    # included: 9 input channels cost about what 3 do
+    box = Composite(conv=ZPlus(), linear=Epsilon(0.1), first=ZBox(-3.0, 3.0), first_kinds=("conv",))
+    assert _convolutions(model, x, box) == (2 + 2, 2)
 
 
 def _conv_relu_net(inplace: bool) -> nn.Module:

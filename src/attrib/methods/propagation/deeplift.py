@@ -57,6 +57,7 @@ from attrib.methods.propagation.mode import (
     check_visible,
     elementwise_parts,
     map_output,
+    substituted,
 )
 from attrib.methods.propagation.ops import Op, argument, batch_norm_arguments
 
@@ -324,10 +325,7 @@ class _DeepLiftRules(Propagator):
         if weight is not None:
             scale = scale * weight.detach()
         scale = scale.to(z.dtype).view(-1, *([1] * (z.dim() - 2)))
-
-        def fn(t: torch.Tensor) -> torch.Tensor:
-            return func(t, *args[1:], **{k: v for k, v in kwargs.items() if k != "input"})
-
+        fn = substituted(func, args, kwargs, [0 if args else "input"])
         return _FrozenAffine.apply(z, fn, scale, self.n)
 
     def _split(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:

@@ -182,42 +182,26 @@ class ElementwiseRule(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z, rule, fn, inplace):
-        twin = getattr(fn, "inplace", None)
-        ctx.from_output = getattr(rule, "keeps_output", False)
-        if ctx.from_output:
-            ctx.rule = rule
-            ctx.kept = None
-            if inplace and twin is not None:
-                twin(z)
-                y = z
-            else:
-                y = fn(z)
-                if inplace:
-                    z.copy_(y)
-                    y = z
-            if inplace:
-                ctx.mark_dirty(z)
-            ctx.save_for_backward(y)
-            return y
-        if inplace and twin is not None and not getattr(rule, "needs_output", True):
-            ctx.rule = rule
-            ctx.kept = rule.forward(z, None)
-            twin(z)
-            ctx.mark_dirty(z)
-            return z
-        if inplace and twin is not None and hasattr(rule, "forward_inplace"):
-            # the rule reads the output but keeps what it needs of z first: no copy of z
-            ctx.rule = rule
-            ctx.kept = rule.forward_inplace(z, twin)
-            ctx.mark_dirty(z)
-            return z
-        y = fn(z)
+        twin = getattr(fn, "inplace", None)  # the in-place function, where there is one
         ctx.rule = rule
-        ctx.kept = rule.forward(z, y)
+        ctx.from_output = getattr(rule, "keeps_output", False)
+        reads_output = getattr(rule, "needs_output", True) and not ctx.from_output
+        if inplace and twin is not None and not reads_output:
+            ctx.kept = None if ctx.from_output else rule.forward(z, None)
+            y = twin(z)
+        elif inplace and twin is not None and hasattr(rule, "forward_inplace"):
+            # the rule reads the output but keeps what it needs of z first: no copy of z
+            ctx.kept = rule.forward_inplace(z, twin)
+            y = z
+        else:
+            y = fn(z)
+            ctx.kept = None if ctx.from_output else rule.forward(z, y)
+            if inplace:
+                y = z.copy_(y)
         if inplace:
-            z.copy_(y)
             ctx.mark_dirty(z)
-            return z
+        if ctx.from_output:
+            ctx.save_for_backward(y)
         return y
 
     @staticmethod

@@ -111,6 +111,12 @@ class LayerCall:
             self._output = output
             self._output_version = output._version
 
+    def preserve_output(self, target: torch.Tensor) -> None:
+        """Called before an in-place write into ``target``: if it still holds the kept
+        output, keep a copy of it instead (else the backward would recompute the layer)."""
+        if target is self._output and target._version == self._output_version:
+            self.keep_output(target.detach().clone())
+
     def kept_output(self) -> torch.Tensor | None:
         """The real output, unless an in-place operation has since changed it."""
         out = self._output
@@ -193,24 +199,26 @@ class LayerCall:
                     chosen.append((term, x_t, *term.params(weight, bias)))
             if not chosen:
                 continue
-            reused = [term.is_forward and real is not None for term, *_ in chosen]
-            # every term >= 0 (z+ on x+, W- x-): stabilize(z) = z + eps, and the eps rides
-            # on the first term's bias, so the convolution adds it for free
-            fold = (
-                epsilon > 0
-                and not any(reused)
-                and all(term_sign(term, nonnegative) == 1 for term, *_ in chosen)
-            )
-            if len(chosen) > 1 and not any(reused) and self._stackable():
-                contribution = self._stacked_part(chosen, relevance, part, fold, epsilon, real)
-                total = contribution if total is None else total.add_(contribution)
-                continue
-            terms: list[_Term] = []
-            for i, ((term, x_t, w_t, b_t), reuse) in enumerate(zip(chosen, reused, strict=True)):
-                if fold and i == 0:
-                    b_t = _plus(b_t, term.sign * epsilon, self.out_channels, w_t)
-                z_t = real if reuse else self.forward(x_t, w_t, b_t)
-                terms.append(_Term(term.sign, x_t, w_t, z_t, not reuse))
+            if len(chosen) > 1 and self._stackable():
+                fold = epsilon > 0 and all(term_sign(t, nonnegative) == 1 for t, *_ in chosen)
+                terms = [self._stacked(chosen, epsilon if fold else 0.0)]
+            else:
+                reused = [term.is_forward and real is not None for term, *_ in chosen]
+                # every term >= 0 (z+ on x+, W- x-): stabilize(z) = z + eps, and the eps
+                # rides on the first term's bias, so the convolution adds it for free
+                fold = (
+                    epsilon > 0
+                    and not any(reused)
+                    and all(term_sign(term, nonnegative) == 1 for term, *_ in chosen)
+                )
+                terms = []
+                for i, ((term, x_t, w_t, b_t), reuse) in enumerate(
+                    zip(chosen, reused, strict=True)
+                ):
+                    if fold and i == 0:
+                        b_t = _plus(b_t, term.sign * epsilon, self.out_channels, w_t)
+                    z_t = real if reuse else self.forward(x_t, w_t, b_t)
+                    terms.append(_Term(term.sign, x_t, w_t, z_t, not reuse))
             share = self._share(relevance, terms, 0.0 if fold else epsilon, fold)
             if part.where != "all":
                 share = share * ((real > 0) if part.where == "positive" else (real < 0))
@@ -218,25 +226,19 @@ class LayerCall:
                 total = contribution if total is None else total.add_(contribution)
         return total if total is not None else torch.zeros_like(x)
 
-    def _stacked_part(
+    def _stacked(
         self,
         chosen: list[tuple[Term, torch.Tensor, torch.Tensor, torch.Tensor | None]],
-        relevance: torch.Tensor,
-        part: Any,
-        fold: bool,
-        epsilon: float,
-        real: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """A part with several computed terms as one layer call each way.
-
-        ``sum_t c_t (W^t x^t + b^t)`` is one call of the layer on the inputs stacked along
-        the features, ``[x^1, x^2, ...]``, with the weights ``[c_1 W^1, c_2 W^2, ...]``; its
-        transposed product hands every term its ``c_t (W^t)^T s`` at once. On the first
-        convolution of an image model (3 input channels) two terms cost little more than
-        one: the call's cost barely grows with so few channels.
+        folded_epsilon: float,
+    ) -> _Term:
+        """A part's terms as ONE term: ``sum_t c_t (W^t x^t + b^t)`` is one call of the layer
+        on the inputs stacked along the features, ``[x^1, x^2, ...]``, with the weights
+        ``[c_1 W^1, c_2 W^2, ...]`` (plus ``folded_epsilon`` in the bias); its transposed
+        product hands every term its ``c_t (W^t)^T s`` at once (``_contributions`` adds them
+        up). On the first convolution of an image model (3 input channels) two or three
+        terms cost little more than one: the call's cost barely grows with so few channels.
         """
-        dim = -1 if self.func is F.linear else 1
-        inputs = torch.cat([x_t for _, x_t, _, _ in chosen], dim=dim)
+        inputs = torch.cat([x_t for _, x_t, _, _ in chosen], dim=self._features)
         weights = torch.cat(
             [w_t if term.sign == 1 else term.sign * w_t for term, _, w_t, _ in chosen], dim=1
         )
@@ -245,24 +247,15 @@ class LayerCall:
             if b_t is not None:
                 signed = b_t if term.sign == 1 else term.sign * b_t
                 bias = signed if bias is None else bias + signed
-        if fold:
-            bias = _plus(bias, epsilon, self.out_channels, weights)
-        denominator = self.forward(inputs, weights, bias)
-        if fold:
-            share = relevance / denominator
-        elif epsilon == 0:
-            share = safe_divide(relevance, denominator)
-        else:
-            share = relevance / denominator.add_(_signed(denominator, epsilon))
-        if part.where != "all":
-            share = share * ((real > 0) if part.where == "positive" else (real < 0))
-        grad = self.transpose(share, weights, inputs).mul_(inputs)
-        count = len(chosen)
-        if dim == 1:
-            grad = grad.unflatten(1, (count, -1)).sum(1)
-        else:
-            grad = grad.unflatten(-1, (count, -1)).sum(-2)
-        return grad.mul_(part.weight) if part.weight != 1 else grad
+        if folded_epsilon:
+            bias = _plus(bias, folded_epsilon, self.out_channels, weights)
+        z = self.forward(inputs, weights, bias)
+        return _Term(1.0, inputs, weights, z, owned=True, stacked=len(chosen))
+
+    @property
+    def _features(self) -> int:
+        """The dimension of the layer's input features (``F.linear`` maps the last one)."""
+        return -1 if self.func is F.linear else 1
 
     @staticmethod
     def _share(
@@ -292,23 +285,17 @@ class LayerCall:
     def _contributions(
         self, share: torch.Tensor, terms: list[_Term], x: torch.Tensor, weight: float
     ) -> list[torch.Tensor]:
-        """``c_t x^t (W^t)^T s`` for every term; terms of one part share ``s``, so their
-        transposed products run as one call with the weights stacked along the inputs (one
-        backward kernel of the first convolution costs about as much for 6 channels as 3)."""
-        coefficients = [weight * t.sign for t in terms]
-        if len(terms) > 1 and self._stackable():
-            dim = -1 if self.func is F.linear else 1
-            stacked = torch.cat([t.w for t in terms], dim=1)
-            inputs = torch.cat([t.x for t in terms], dim=dim) if dim == -1 else None
-            if inputs is None:
-                shape = (x.shape[0], x.shape[1] * len(terms), *x.shape[2:])
-                inputs = x.new_empty(shape)  # only its shape is read
-            grads = self.transpose(share, stacked, inputs).chunk(len(terms), dim=dim)
-        else:
-            grads = [self.transpose(share, t.w, x) for t in terms]
+        """``c_t x^t (W^t)^T s`` for every term (a stacked term's parts summed back)."""
         out = []
-        for grad, t, coefficient in zip(grads, terms, coefficients, strict=True):
+        for t in terms:
+            # the transposed product reads only the input's shape: the layer's own input
+            # unless the term stacks several (a Bound input is an expanded constant)
+            grad = self.transpose(share, t.w, t.x if t.stacked > 1 else x)
             contribution = grad.mul_(t.x) if grad.is_contiguous() else grad * t.x
+            if t.stacked > 1:
+                dim = self._features % contribution.dim()
+                contribution = contribution.unflatten(dim, (t.stacked, -1)).sum(dim)
+            coefficient = weight * t.sign
             if coefficient != 1:
                 contribution.mul_(coefficient)
             out.append(contribution)
@@ -327,14 +314,16 @@ class LayerCall:
 
 @dataclass(frozen=True)
 class _Term:
-    """One computed term of a part: sign, modified input, modified weight, ``z^t``, and
-    whether ``z^t`` was computed here (and may be written into)."""
+    """One computed term of a part: sign, modified input, modified weight, ``z^t``,
+    whether ``z^t`` was computed here (and may be written into), and how many of the rule's
+    terms it stacks."""
 
     sign: float
     x: torch.Tensor
     w: torch.Tensor
     z: torch.Tensor
     owned: bool
+    stacked: int = 1  # terms stacked along the input features (``LayerCall._stacked``)
 
 
 def _plus(

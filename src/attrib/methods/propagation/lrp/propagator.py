@@ -162,8 +162,7 @@ class LRPRules(Propagator):
         self.merge = next((c for c in canonizers if isinstance(c, MergeBatchNorm)), None)
         self.parameters = parameters if parameters is not None else module_of_parameter(model)
         self.layers = WeakOutputs()
-        # a layer's real output, kept for its rule (epsilon reuses z) -> (that layer's call,
-        # the output's version while it holds that output)
+        # a layer's real output, kept for its rule (epsilon reuses z) -> that layer's call
         self.kept = WeakOutputs()
         self.gates = WeakOutputs()
         # tensor -> its version when it was known to be >= 0 (a ReLU's output, a view of one)
@@ -272,12 +271,16 @@ class LRPRules(Propagator):
         keys = dependencies(args, kwargs)
         if not keys:
             return func(*args, **kwargs)
-        if op.inplace or inplace_flag(func, args, kwargs):
-            self._preserve(argument_at(args, kwargs, keys[0]))
+        inplace = op.inplace or inplace_flag(func, args, kwargs)
+        if inplace:
+            # a layer whose output this call overwrites keeps a copy (one copy instead of
+            # recomputing the layer in the backward)
+            call = self.kept.get(argument_at(args, kwargs, keys[0]))
+            if call is not None:
+                call.preserve_output(argument_at(args, kwargs, keys[0]))
         if isinstance(rule, Pass) and op.kind == "relu" and keys in ([0], ["input"]):
             # Pass never looks at the output, so an in-place ReLU stays in place (no copy)
             return elementwise_call(_PASS, func, op, args, kwargs)
-        inplace = op.inplace or inplace_flag(func, args, kwargs)
         if inplace and keys[0] != 0:
             raise self.unsupported(
                 func,
@@ -296,17 +299,6 @@ class LRPRules(Propagator):
             return ElementwiseRule.apply(argument_at(args, kwargs, keys[0]), _PASS, fn, inplace)
         tensors = [argument_at(args, kwargs, k) for k in keys]
         return NormRelevance.apply(fn, rule.stabilizer, inplace, *tensors)
-
-    def _preserve(self, target: torch.Tensor) -> None:
-        """Before an in-place write into a layer's kept output (``relu_`` after a
-        convolution, ``out += identity``), let the layer keep a copy: one copy instead of
-        recomputing the layer in the backward."""
-        found = self.kept.get(target)
-        if found is None:
-            return
-        call, version = found
-        if target._version == version:  # still the layer's output, not yet written over
-            call.keep_output(target.detach().clone())
 
     def _activation(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
         return self._apply(self.composite.function_rule("activations"), func, op, args, kwargs)
@@ -389,7 +381,7 @@ class LRPRules(Propagator):
         call.keep_output(y)
         self.layers.add(y, call)
         if rule.needs_output:
-            self.kept.add(y, (call, y._version))
+            self.kept.add(y, call)
         return y
 
     def _batch_norm(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
@@ -408,7 +400,7 @@ class LRPRules(Propagator):
                 y = ElementwiseRule.apply(z, _PASS, _bound(func, args, kwargs), False)
                 layer.keep_output(y)  # the merged layer's real output
                 if layer.rule.needs_output:
-                    self.kept.add(y, (layer, y._version))
+                    self.kept.add(y, layer)
                 self.merging = layer
                 return y
         rule = self.composite.function_rule("batch_norms")
