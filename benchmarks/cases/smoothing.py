@@ -2,8 +2,8 @@
 
 16 noisy copies per image, Gaussian noise of standard deviation 0.15 (``absolute_sigma=True``
 is Captum's ``stdevs``). The method needs one input gradient per noisy copy, so its limit is
-``N * 16 * min_{r <= 16 N} cost_input(r)``. Ours also runs one forward per image at the clean
-input (where it resolves the target and records the output); that shows in ``ours/limit``.
+``N * 16 * min_{r <= 16 N} cost_input(r)``. Both are given the classes, so neither runs a
+forward at the clean input (ours does only for ``target="predicted"``).
 
 - ``smoothgrad``: both with their default batching (Captum: ``nt_samples_batch_size=None``,
   all copies of all images in one forward).

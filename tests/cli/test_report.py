@@ -97,3 +97,23 @@ def test_attrib_report_writes_a_self_contained_page(files, tmp_path):
     for section in ("Inputs and predictions", "Maps", "Metrics", "Sanity checks", "Methods"):
         assert section in html
     assert len(list((out / "maps").glob("*.png"))) == 6
+
+
+def test_a_map_without_the_models_output_is_titled_from_the_reports_logits():
+    # SmoothGrad given classes runs no forward at the clean inputs, so its result holds no
+    # output; the report's caption still shows the class's probability, from its logits
+    from attrib import Saliency, SmoothGrad
+    from attrib.report import explain_all, image_report
+    from tests.cli.toy_models import tiny_cnn
+
+    model = tiny_cnn()
+    x = torch.rand(2, 3, 12, 16, generator=torch.Generator().manual_seed(2))
+    logits = model(x).detach()
+    target = logits.argmax(-1)
+    explained = explain_all({"SG": SmoothGrad(Saliency(model), samples=2, seed=0)}, x, target)
+    assert explained.attributions["SG"].output is None
+    pixels = [x[i].permute(1, 2, 0).numpy() for i in range(2)]
+    report = image_report("t", ["a", "b"], pixels, logits, explained)
+    for i, name in enumerate(["a", "b"]):
+        p = float(logits[i].softmax(-1)[target[i]])
+        assert report.maps[(name, "SG")].title == f"class {int(target[i])} {p:.2f}"

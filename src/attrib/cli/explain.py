@@ -8,6 +8,7 @@ model input, the logits, the explained class and every method's attribution.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
             for name in s.names:
                 progress.advance(name, 0)
                 result = recipes.build(name, context)(x, target=target)
+                if result.output is None:  # e.g. SmoothGrad given classes: titles need p
+                    result = dataclasses.replace(result, output=logits)
                 for k, i in enumerate(group):
                     fig = viz.show(
                         result, s.images[i].pixels, index=k, class_names=s.loaded.class_names

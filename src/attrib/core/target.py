@@ -32,6 +32,7 @@ __all__ = [
     "ResolvedTarget",
     "Target",
     "check_target_length",
+    "given_indices",
     "resolve_target",
     "select_output",
     "target_for_rows",
@@ -224,6 +225,19 @@ def resolve_target(
             "Check the class numbering; negative indices are not accepted.",
         )
     return ResolvedTarget(indices=indices, output=output_selector)
+
+
+def given_indices(target: Target, n_samples: int, device: torch.device) -> torch.Tensor | None:
+    """The class per sample of a target that names classes (an int, a sequence, an integer
+    tensor), checked for shape but not against a model's classes; ``None`` for ``None``, a
+    callable or ``"predicted"``, which need no indices or need the output to find them."""
+    if (
+        target is None
+        or isinstance(target, str)
+        or (callable(target) and not isinstance(target, torch.Tensor))
+    ):
+        return None
+    return _as_indices(target, n_samples, device)
 
 
 def _as_indices(target: Any, n_samples: int, device: torch.device) -> torch.Tensor:

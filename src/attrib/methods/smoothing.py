@@ -31,7 +31,7 @@ from attrib.core.grad import batched_forward_scores
 from attrib.core.inputs import Inputs, batch_size_of, leaves, map_inputs, rebuild
 from attrib.core.result import Attribution
 from attrib.core.seeding import mix_seed
-from attrib.core.target import Target
+from attrib.core.target import Target, given_indices, target_for_rows
 from attrib.methods.base import Method
 
 __all__ = ["NoiseFunction", "SmoothGrad", "SmoothGradSquared", "VarGrad"]
@@ -47,7 +47,7 @@ is. It returns a tensor (or dict) of the rows' shapes. It must depend only on
 
 
 class _NoiseSmoothing(Method):
-    """Shared machinery: validate settings, resolve the target at ``x``, reduce noisy rows."""
+    """Shared machinery: validate settings, resolve ``"predicted"`` at ``x``, reduce noisy rows."""
 
     reduction: ClassVar[Reduction] = "mean"
 
@@ -104,9 +104,20 @@ class _NoiseSmoothing(Method):
         n = batch_size_of(inputs)
         device = leaves(inputs)[0].device
         size = self.batch_size or default_batch_size(inputs, n * self.samples)
-        # the target is resolved once, at the clean x: "predicted" is the class predicted for x,
-        # never re-decided at a noisy copy (where noise may move the arg-max)
-        _, output, resolved = batched_forward_scores(self.model, inputs, target, self.output, size)
+        output = None
+        if isinstance(target, str):
+            # "predicted" is resolved once, at the clean x (one forward per image), never
+            # re-decided at a noisy copy (where noise may move the arg-max)
+            _, output, resolved = batched_forward_scores(
+                self.model, inputs, target, self.output, size
+            )
+            target = resolved.public
+        else:
+            # class indices, a callable or None mean the same at every copy: the wrapped
+            # method checks them against the model at its own forwards, so no forward is
+            # spent on the clean x
+            indices = given_indices(target, n, device)
+            target = indices if indices is not None else target
         seed = None
         noise = self.noise
         if noise is None:
@@ -116,20 +127,22 @@ class _NoiseSmoothing(Method):
             noise = _GaussianNoise(self.sigma, self.absolute_sigma, seed)
         keep_delta = self.reduction == "mean"  # a mean of gaps is a gap; a variance is not
         first: list[Attribution] = []
+        public = _PerSampleTarget(n)
 
         def evaluate(chunk: Chunk) -> dict[str, torch.Tensor]:
             rows = map_inputs(lambda t: t[chunk.sample], inputs)
             noisy = _add_noise(rows, noise(rows, chunk.sample, chunk.item))
-            inner = self.method(noisy, target=resolved.rows(chunk.sample).public)
+            inner = self.method(noisy, target=target_for_rows(target, chunk.sample))
             if not first:
                 first.append(inner)
+            public.add(chunk.sample, inner.target)
             return _pack(inner.values, inner.delta if keep_delta else None)
 
         packed = run_chunks(evaluate, n, self.samples, size, self.reduction, device=device)
         values, delta = _unpack(packed)
         return Attribution(
             values=values,
-            target=resolved.public,
+            target=public.result(),
             method=self.name,
             params={**self.settings(), "seed": seed},
             delta=delta,
@@ -164,6 +177,9 @@ class SmoothGrad(_NoiseSmoothing):
 
     ``Attribution.delta``: where the wrapped method reports a completeness gap, the mean of its
     gaps over the draws (each measured at its own noisy copy); otherwise ``None``.
+    ``Attribution.output``: the model's output at the clean ``x`` when ``target="predicted"``
+    (decided there, by one forward per image); ``None`` for any other target, which means
+    the same at every noisy copy, so no forward is spent on the clean ``x``.
     """
 
 
@@ -187,6 +203,27 @@ class VarGrad(_NoiseSmoothing):
     """
 
     reduction: ClassVar[Reduction] = "var"
+
+
+class _PerSampleTarget:
+    """``Attribution.target`` of a wrapper, gathered from the wrapped method's results: one
+    class per sample where it resolved class indices (per noisy row), else its callable."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.indices: torch.Tensor | None = None
+        self.other: Any = None
+
+    def add(self, sample: torch.Tensor, target: Any) -> None:
+        if not isinstance(target, torch.Tensor):
+            self.other = target
+            return
+        if self.indices is None:
+            self.indices = target.new_zeros(self.n)
+        self.indices[sample.to(target.device)] = target
+
+    def result(self) -> Any:
+        return self.indices if self.indices is not None else self.other
 
 
 class _GaussianNoise:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,8 @@ def image_report(
             report.notes.append(f"{method} failed: {explained.failures[method]}")
             continue
         attribution = explained.attributions[method]
+        if attribution.output is None:  # e.g. SmoothGrad given classes: the titles need p
+            attribution = replace(attribution, output=logits)
         for i, name in enumerate(names):
             png = map_png(pixels[i], attribution, i)
             label, probability = explained_class(attribution, i, class_names)
