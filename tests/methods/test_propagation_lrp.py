@@ -635,3 +635,35 @@ def test_an_inplace_relu_stays_in_place_under_pass():
     torch.testing.assert_close(got, expected)
     assert "relu" not in seen and "clamp_min" not in seen
     assert seen.count("relu_") + seen.count("clamp_min_") >= 2
+
+
+class _SumThenReLUInPlace(nn.Module):
+    """``relu_(a x + b x)`` then a linear head, all bias-free: the ReLU writes into the
+    sum's output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 5, bias=False), nn.Linear(4, 5, bias=False)
+        self.head = nn.Linear(5, 2, bias=False)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu_(self.a(x) + self.b(x)))
+
+
+def test_an_unstabilised_sum_splits_by_its_own_output_even_after_an_in_place_relu():
+    # Flat on the head hands score / 5 to every entry of the sum, also where the ReLU zeroed
+    # it; Norm(0) must split that by the sum's real (negative) value there, not by the 0 that
+    # relu_ wrote into the same tensor afterwards (R / 0 -> 0 would lose it). Bias-free
+    # LRP-0 layers conserve the rest, so the input relevance sums to the score exactly.
+    torch.manual_seed(3)
+    model = _SumThenReLUInPlace().double()
+    x = torch.randn(6, 4, dtype=torch.float64)
+    with torch.no_grad():
+        assert bool((model.a(x) + model.b(x) < 0).any())  # the case under test occurs
+        score = model(x)[:, 0]
+    composite = Composite(
+        conv=Epsilon(0.0), linear=Epsilon(0.0), names={"head": Flat(0.0)}, sums=Norm(0.0)
+    )
+    got = LRP(model, composite=composite)(x, target=0).values
+    torch.testing.assert_close(got.sum(1), score)

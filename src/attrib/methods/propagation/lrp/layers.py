@@ -24,7 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attrib.methods.propagation.lrp.rules import Clamp, Rule, Term, safe_divide, stabilize
+from attrib.methods.propagation.lrp.rules import (
+    Clamp,
+    Rule,
+    Term,
+    safe_divide,
+    signed_epsilon,
+    stabilize,
+)
 from attrib.methods.propagation.ops import argument, batch_norm_arguments
 
 __all__ = ["BatchNormParams", "LayerCall", "LayerRelevance"]
@@ -272,15 +279,17 @@ class LayerCall:
             else:
                 denominator = denominator.add(t.z, alpha=t.sign)
                 owned = True
-        if stabilized:
+        if not stabilized:
+            if epsilon == 0:  # LRP-0: only an unstabilised denominator can be 0
+                return safe_divide(relevance, denominator)
+            if owned:
+                denominator.add_(signed_epsilon(denominator, epsilon))
+            else:
+                denominator, owned = stabilize(denominator, epsilon), True
+        if not owned:
             return relevance / denominator
-        if epsilon == 0:  # LRP-0: only an unstabilised denominator can be 0
-            return safe_divide(relevance, denominator)
-        if owned:
-            denominator.add_(_signed(denominator, epsilon))
-        else:
-            denominator = stabilize(denominator, epsilon)
-        return relevance / denominator
+        # the share overwrites a denominator computed here (no z^t is read after this)
+        return torch.div(relevance, denominator, out=denominator)
 
     def _contributions(
         self, share: torch.Tensor, terms: list[_Term], x: torch.Tensor, weight: float
@@ -333,10 +342,6 @@ def _plus(
     if bias is not None:
         return bias + value
     return weight.new_full((channels,), value)
-
-
-def _signed(z: torch.Tensor, epsilon: float) -> torch.Tensor:
-    return torch.where(z >= 0, z.new_tensor(epsilon), z.new_tensor(-epsilon))
 
 
 _PART_SIGNS = {"positive": 1, "negative": -1, "square": 1, "ones": 1}

@@ -94,19 +94,28 @@ _PASS = _PassRule()
 
 
 class NormRelevance(torch.autograd.Function):
-    """``y = fn(x_1, ..., x_k)`` linear; backward ``R_i = x_i * J_i^T (R / stabilize(y))``."""
+    """``y = fn(x_1, ..., x_k)`` linear; backward ``R_i = x_i * J_i^T (R / stabilize(y))``.
+
+    ``summed``: ``y = x_1 + x_2`` of one shape (a residual sum), whose ``J_i^T s`` is ``s``
+    itself: the backward then needs no recomputation of ``fn`` and no autograd call.
+    """
 
     @staticmethod
-    def forward(ctx, fn, stabilizer, inplace, *inputs):
-        y = fn(*inputs)
-        # computed now: a later in-place write to y (relu_) must not change the denominator
-        ctx.denominator = stabilize(y, stabilizer)
+    def forward(ctx, fn, stabilizer, inplace, summed, *inputs):
+        saved = (inputs[0].clone(), *inputs[1:]) if inplace else inputs
+        # an in-place sum (out += identity) stays in place: no buffer for y, no copy back
+        y = inputs[0].add_(inputs[1]) if inplace and summed else fn(*inputs)
+        # computed now, in a tensor of its own: a later in-place write to y (relu_) must not
+        # change it (stabilize(y, 0) is y itself)
+        denominator = stabilize(y, stabilizer)
+        ctx.denominator = denominator.clone() if denominator is y else denominator
         ctx.guarded = stabilizer == 0
         ctx.fn = fn
-        saved = (inputs[0].clone(), *inputs[1:]) if inplace else inputs
+        ctx.summed = summed
         ctx.save_for_backward(*saved)
         if inplace:
-            inputs[0].copy_(y)
+            if y is not inputs[0]:
+                inputs[0].copy_(y)
             ctx.mark_dirty(inputs[0])
             return inputs[0]
         return y
@@ -114,10 +123,14 @@ class NormRelevance(torch.autograd.Function):
     @staticmethod
     def backward(ctx, relevance):
         inputs = ctx.saved_tensors
-        # a stabilised denominator is never 0; only an unstabilised one needs the guard
-        share = (
-            safe_divide(relevance, ctx.denominator) if ctx.guarded else relevance / ctx.denominator
-        )
+        denominator, ctx.denominator = ctx.denominator, None
+        if ctx.guarded:  # a stabilised denominator is never 0; only an unstabilised one is
+            share = safe_divide(relevance, denominator)
+        else:  # the stabilised denominator is this call's own tensor: the share overwrites it
+            share = torch.div(relevance, denominator, out=denominator)
+        if ctx.summed:
+            first, second = inputs
+            return (None, None, None, None, first * share, share.mul_(second))
         with torch.enable_grad():
             tracked = [t.detach().requires_grad_(True) for t in inputs]
             y = ctx.fn(*tracked)
@@ -126,7 +139,7 @@ class NormRelevance(torch.autograd.Function):
             torch.zeros_like(t) if g is None else t.detach() * g
             for t, g in zip(tracked, grads, strict=True)
         ]
-        return (None, None, None, *shares)
+        return (None, None, None, None, *shares)
 
 
 class OutputRelevance(torch.autograd.Function):
@@ -298,7 +311,8 @@ class LRPRules(Propagator):
                 )
             return ElementwiseRule.apply(argument_at(args, kwargs, keys[0]), _PASS, fn, inplace)
         tensors = [argument_at(args, kwargs, k) for k in keys]
-        return NormRelevance.apply(fn, rule.stabilizer, inplace, *tensors)
+        summed = _plain_sum(pure, keys, kwargs, tensors)
+        return NormRelevance.apply(fn, rule.stabilizer, inplace, summed, *tensors)
 
     def _activation(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
         return self._apply(self.composite.function_rule("activations"), func, op, args, kwargs)
@@ -405,6 +419,21 @@ class LRPRules(Propagator):
                 return y
         rule = self.composite.function_rule("batch_norms")
         return self._apply(rule, func, op, args, kwargs)
+
+
+_ADDS = {torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__}
+
+
+def _plain_sum(func: Callable[..., Any], keys: list, kwargs: dict, tensors: list) -> bool:
+    """Whether the call is ``a + b`` of two input-dependent tensors of one shape and dtype
+    (no ``alpha``, no broadcasting): its Jacobian hands each input the relevance share."""
+    return (
+        func in _ADDS
+        and keys == [0, 1]
+        and not kwargs
+        and tensors[0].shape == tensors[1].shape
+        and tensors[0].dtype == tensors[1].dtype
+    )
 
 
 def _bound(func: Callable[..., Any], args: tuple, kwargs: dict) -> Callable[..., Any]:
