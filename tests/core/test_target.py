@@ -10,7 +10,7 @@ from torch import nn
 
 from attrib import AttribError, Saliency
 from attrib.core.errors import ModelOutputError, TargetError
-from attrib.core.target import resolve_target, select_output
+from attrib.core.target import given_indices, resolve_target, select_output
 from tests.models import DictOutputNet, LinearModel
 
 
@@ -160,3 +160,15 @@ def test_model_that_drops_the_batch_dimension():
     model = nn.Sequential(nn.Linear(3, 2), nn.Flatten(0)).eval()  # (N, 2) -> (2N,)
     with pytest.raises(ModelOutputError, match="first dimension"):
         Saliency(model)(torch.randn(3, 3), target=0)
+
+
+def test_given_indices_names_classes_without_a_model_output():
+    assert given_indices(3, 2, torch.device("cpu")).tolist() == [3, 3]
+    assert given_indices([4, 1], 2, torch.device("cpu")).tolist() == [4, 1]
+    assert given_indices(torch.tensor(7), 3, torch.device("cpu")).tolist() == [7, 7, 7]
+    for needs_output_or_none in ("predicted", None, lambda out: out[:, 0]):
+        assert given_indices(needs_output_or_none, 2, torch.device("cpu")) is None
+    with pytest.raises(TargetError, match=r"one class per sample \(2 items\)"):
+        given_indices([1, 2, 3], 2, torch.device("cpu"))
+    with pytest.raises(TargetError, match="integer tensor"):
+        given_indices(torch.tensor([0.5, 1.0]), 2, torch.device("cpu"))

@@ -127,7 +127,6 @@ class _NoiseSmoothing(Method):
             noise = _GaussianNoise(self.sigma, self.absolute_sigma, seed)
         keep_delta = self.reduction == "mean"  # a mean of gaps is a gap; a variance is not
         first: list[Attribution] = []
-        public = _PerSampleTarget(n)
 
         def evaluate(chunk: Chunk) -> dict[str, torch.Tensor]:
             rows = map_inputs(lambda t: t[chunk.sample], inputs)
@@ -135,14 +134,13 @@ class _NoiseSmoothing(Method):
             inner = self.method(noisy, target=target_for_rows(target, chunk.sample))
             if not first:
                 first.append(inner)
-            public.add(chunk.sample, inner.target)
             return _pack(inner.values, inner.delta if keep_delta else None)
 
         packed = run_chunks(evaluate, n, self.samples, size, self.reduction, device=device)
         values, delta = _unpack(packed)
         return Attribution(
             values=values,
-            target=public.result(),
+            target=target,
             method=self.name,
             params={**self.settings(), "seed": seed},
             delta=delta,
@@ -203,27 +201,6 @@ class VarGrad(_NoiseSmoothing):
     """
 
     reduction: ClassVar[Reduction] = "var"
-
-
-class _PerSampleTarget:
-    """``Attribution.target`` of a wrapper, gathered from the wrapped method's results: one
-    class per sample where it resolved class indices (per noisy row), else its callable."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.indices: torch.Tensor | None = None
-        self.other: Any = None
-
-    def add(self, sample: torch.Tensor, target: Any) -> None:
-        if not isinstance(target, torch.Tensor):
-            self.other = target
-            return
-        if self.indices is None:
-            self.indices = target.new_zeros(self.n)
-        self.indices[sample.to(target.device)] = target
-
-    def result(self) -> Any:
-        return self.indices if self.indices is not None else self.other
 
 
 class _GaussianNoise:
