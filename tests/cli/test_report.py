@@ -99,9 +99,9 @@ def test_attrib_report_writes_a_self_contained_page(files, tmp_path):
     assert len(list((out / "maps").glob("*.png"))) == 6
 
 
-def test_a_map_without_the_models_output_is_titled_from_the_reports_logits():
+def test_a_result_without_the_models_output_is_titled_from_the_given_logits():
     # SmoothGrad given classes runs no forward at the clean inputs, so its result holds no
-    # output; the report's caption still shows the class's probability, from its logits
+    # output; given the logits, explain_all fills it and the caption shows the probability
     from attrib import Saliency, SmoothGrad
     from attrib.report import explain_all, image_report
     from tests.cli.toy_models import tiny_cnn
@@ -110,8 +110,9 @@ def test_a_map_without_the_models_output_is_titled_from_the_reports_logits():
     x = torch.rand(2, 3, 12, 16, generator=torch.Generator().manual_seed(2))
     logits = model(x).detach()
     target = logits.argmax(-1)
-    explained = explain_all({"SG": SmoothGrad(Saliency(model), samples=2, seed=0)}, x, target)
-    assert explained.attributions["SG"].output is None
+    sg = {"SG": SmoothGrad(Saliency(model), samples=2, seed=0)}
+    assert explain_all(sg, x, target).attributions["SG"].output is None
+    explained = explain_all(sg, x, target, logits=logits)
     pixels = [x[i].permute(1, 2, 0).numpy() for i in range(2)]
     report = image_report("t", ["a", "b"], pixels, logits, explained)
     for i, name in enumerate(["a", "b"]):

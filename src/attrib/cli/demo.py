@@ -100,7 +100,7 @@ def run_demo(
         _log(f"  {label:<28} {seconds:6.1f} s  cpu {used:6.1f} s   (total {total:5.0f} s)")
 
     _log(f"explaining {len(loaded)} photos with {len(built)} methods")
-    explained = explain_all(built, x, target, on_step=step)
+    explained = explain_all(built, x, target, logits=logits, on_step=step)
     report = image_report(
         "attrib demo: EfficientNet-Lite0 on ImageNet",
         [image.name for image in loaded],

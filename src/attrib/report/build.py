@@ -44,14 +44,22 @@ def explain_all(
     x: torch.Tensor,
     target: Any = "predicted",
     *,
+    logits: torch.Tensor | None = None,
     on_step: OnStep | None = None,
 ) -> Explained:
-    """Run every method on ``x``; an exception becomes a one-line failure note."""
+    """Run every method on ``x``; an exception becomes a one-line failure note.
+
+    ``logits``: the model's output at ``x``, given to results that hold none (SmoothGrad
+    given classes runs no forward at ``x``), so their titles show the class's probability.
+    """
     out = Explained()
     for name, method in methods.items():
         start = time.perf_counter()
         try:
-            out.attributions[name] = method(x, target=target)
+            result = method(x, target=target)
+            if result.output is None and logits is not None:
+                result = replace(result, output=logits)
+            out.attributions[name] = result
         except Exception as error:
             lines = str(error).strip().splitlines()
             out.failures[name] = f"{type(error).__name__}: {lines[0] if lines else ''}"
@@ -124,8 +132,6 @@ def image_report(
             report.notes.append(f"{method} failed: {explained.failures[method]}")
             continue
         attribution = explained.attributions[method]
-        if attribution.output is None:  # e.g. SmoothGrad given classes: the titles need p
-            attribution = replace(attribution, output=logits)
         for i, name in enumerate(names):
             png = map_png(pixels[i], attribution, i)
             label, probability = explained_class(attribution, i, class_names)
