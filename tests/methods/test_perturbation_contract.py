@@ -22,22 +22,7 @@ from attrib.methods.perturbation import (
     superpixels,
 )
 from tests.conftest import assert_state_restored, model_state
-from tests.models import MLP, GapCNN, RaisingNet, ResidualNet, TwoInputNet
-
-
-class Counting(nn.Module):
-    """Records the rows of every forward."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-        self.rows: list[int] = []
-        self.eval()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.rows.append(x.shape[0])
-        return self.inner(x)
-
+from tests.models import MLP, Counting, GapCNN, RaisingNet, ResidualNet, TwoInputNet
 
 # (factory, perturbations per sample and reference), derived from each method's definition
 # on 12 x 12 images: windows of 4 every 3 give ceil((12 - 4) / 3) + 1 = 4 positions per side;

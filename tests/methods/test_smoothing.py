@@ -18,6 +18,7 @@ from attrib.methods.smoothing import SmoothGrad, SmoothGradSquared, VarGrad
 from tests.conftest import assert_state_restored, model_state
 from tests.models import (
     SMALL_MODELS,
+    Counting,
     LinearModel,
     RaisingNet,
     ResidualNet,
@@ -479,22 +480,8 @@ def test_noise_of_the_wrong_shape_is_refused():
         sg(torch.randn(1, 8), target=0)
 
 
-class RowCounter(nn.Module):
-    """Counts the rows of every forward of the wrapped model."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.rows: list[int] = []
-        self.eval()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.rows.append(x.shape[0])
-        return self.model(x)
-
-
 def test_a_bad_target_fails_at_the_first_noisy_forward():
-    counted = RowCounter(SMALL_MODELS["mlp"][0]())  # 3 classes
+    counted = Counting(SMALL_MODELS["mlp"][0]())  # 3 classes
     with pytest.raises(TargetError, match="class indices in"):
         SmoothGrad(Saliency(counted), samples=3, batch_size=2)(torch.randn(2, 8), target=4)
     assert counted.rows == [2]  # the first chunk's forward finds it; no further rows ran
@@ -504,7 +491,7 @@ def test_a_bad_target_fails_at_the_first_noisy_forward():
 
 
 def test_explicit_targets_spend_no_forward_on_the_clean_input():
-    counted = RowCounter(SMALL_MODELS["mlp"][0]())
+    counted = Counting(SMALL_MODELS["mlp"][0]())
     x = torch.randn(2, 8)
     got = SmoothGrad(Saliency(counted), samples=3, seed=0, batch_size=4)(x, target=[2, 0])
     assert sum(counted.rows) == 2 * 3  # 2 samples x 3 noisy copies, and nothing else
@@ -514,7 +501,7 @@ def test_explicit_targets_spend_no_forward_on_the_clean_input():
     # "predicted" is decided by one forward at the clean x, then the 6 noisy rows
     assert counted.rows[0] == 2 and sum(counted.rows[1:]) == 2 * 3
     with torch.no_grad():
-        clean = counted.model(x)
+        clean = counted.inner(x)
     torch.testing.assert_close(got.output, clean)
     assert got.target.tolist() == clean.argmax(1).tolist()
 
