@@ -8,7 +8,6 @@ model input, the logits, the explained class and every method's attribution.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ __all__ = ["run"]
 
 def run(args: argparse.Namespace) -> int:
     from attrib import viz
+    from attrib.report.build import with_output
 
     s = setup(args)
     out = Path(args.out)
@@ -48,9 +48,7 @@ def run(args: argparse.Namespace) -> int:
                 arrays[stems[i]]["logits"] = logits[k].cpu().numpy()
             for name in s.names:
                 progress.advance(name, 0)
-                result = recipes.build(name, context)(x, target=target)
-                if result.output is None:  # e.g. SmoothGrad given classes: titles need p
-                    result = dataclasses.replace(result, output=logits)
+                result = with_output(recipes.build(name, context)(x, target=target), logits)
                 for k, i in enumerate(group):
                     fig = viz.show(
                         result, s.images[i].pixels, index=k, class_names=s.loaded.class_names

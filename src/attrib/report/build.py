@@ -25,7 +25,14 @@ from attrib.report.evaluation import curve_table, metrics_available, sanity_pict
 from attrib.report.notes import note_for
 from attrib.report.pictures import map_png, picture_png
 
-__all__ = ["Explained", "add_metrics", "add_sanity", "explain_all", "image_report"]
+__all__ = [
+    "Explained",
+    "add_metrics",
+    "add_sanity",
+    "explain_all",
+    "image_report",
+    "with_output",
+]
 
 OnStep = Callable[[str, float], None]
 
@@ -56,10 +63,7 @@ def explain_all(
     for name, method in methods.items():
         start = time.perf_counter()
         try:
-            result = method(x, target=target)
-            if result.output is None and logits is not None:
-                result = replace(result, output=logits)
-            out.attributions[name] = result
+            out.attributions[name] = with_output(method(x, target=target), logits)
         except Exception as error:
             lines = str(error).strip().splitlines()
             out.failures[name] = f"{type(error).__name__}: {lines[0] if lines else ''}"
@@ -67,6 +71,14 @@ def explain_all(
         if on_step is not None:
             on_step(name, out.seconds[name])
     return out
+
+
+def with_output(result: Attribution, logits: torch.Tensor | None) -> Attribution:
+    """``result`` with ``logits`` as its output where it holds none (SmoothGrad given classes
+    runs no forward at the inputs), so its titles show the class's probability."""
+    if result.output is None and logits is not None:
+        return replace(result, output=logits)
+    return result
 
 
 def top_predictions(

@@ -24,14 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attrib.methods.propagation.lrp.rules import (
-    Clamp,
-    Rule,
-    Term,
-    safe_divide,
-    signed_epsilon,
-    stabilize,
-)
+from attrib.methods.propagation.lrp.rules import Clamp, Rule, Term, safe_divide, stabilize
 from attrib.methods.propagation.ops import argument, batch_norm_arguments
 
 __all__ = ["BatchNormParams", "LayerCall", "LayerRelevance"]
@@ -282,10 +275,7 @@ class LayerCall:
         if not stabilized:
             if epsilon == 0:  # LRP-0: only an unstabilised denominator can be 0
                 return safe_divide(relevance, denominator)
-            if owned:
-                denominator.add_(signed_epsilon(denominator, epsilon))
-            else:
-                denominator, owned = stabilize(denominator, epsilon), True
+            denominator, owned = stabilize(denominator, epsilon), True
         if not owned:
             return relevance / denominator
         # the share overwrites a denominator computed here (no z^t is read after this)

@@ -45,7 +45,6 @@ __all__ = [
     "WSquare",
     "ZBox",
     "ZPlus",
-    "signed_epsilon",
     "stabilize",
 ]
 
@@ -54,16 +53,11 @@ def stabilize(z: torch.Tensor, epsilon: float) -> torch.Tensor:
     """``z + epsilon * sign(z)``, with ``sign(0) = +1``: a new tensor (``z`` itself for 0)."""
     if epsilon == 0:
         return z
-    return signed_epsilon(z, epsilon).add_(z)
-
-
-def signed_epsilon(z: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """``epsilon * sign(z)`` with ``sign(0) = +1``, as ``[z >= 0] * 2 epsilon - epsilon``:
-    the comparison written straight into one new tensor of ``z``'s dtype, then scaled in
-    place (``torch.where`` with two scalars, or a bool mask converted, took 2-3x as long on
-    large maps); ``2 epsilon - epsilon`` is ``epsilon`` exactly."""
+    # [z >= 0] * 2 epsilon - epsilon + z: the comparison written straight into one new
+    # tensor of z's dtype, the rest in place (torch.where with two scalars, or a bool mask
+    # converted, took 2-3x as long on large maps); 2 epsilon - epsilon is epsilon exactly
     signs = torch.ge(z, 0, out=torch.empty_like(z, memory_format=torch.contiguous_format))
-    return signs.mul_(2 * epsilon).sub_(epsilon)
+    return signs.mul_(2 * epsilon).sub_(epsilon).add_(z)
 
 
 def safe_divide(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
