@@ -14,7 +14,15 @@ from attrib.methods.baselines import gaussian_blur
 from attrib.methods.path import BlurIG, ExpectedGradients, IntegratedGradients
 from attrib.methods.quadrature import RULES, gauss_legendre, quadrature
 from tests.conftest import assert_state_restored, model_state
-from tests.models import SMALL_MODELS, LinearModel, TwoInputNet, blob_images, trained_cnn
+from tests.models import (
+    SMALL_MODELS,
+    Counting,
+    DictOutputNet,
+    LinearModel,
+    TwoInputNet,
+    blob_images,
+    trained_cnn,
+)
 
 RULE_NAMES = [
     "riemann_left",
@@ -208,6 +216,40 @@ def test_rows_per_forward_never_exceed_batch_size_whatever_the_steps():
     assert max(sizes) <= 16
     # 2 x 256 gradient rows in 32 forwards, plus one forward at x and one at the baselines
     assert len(sizes) == math.ceil(2 * 256 / 16) + 2
+
+
+@pytest.mark.parametrize(
+    "baseline, value_range, shared",
+    [(0.0, None, True), ("gray", (0.0, 1.0), True), ("gray", None, False), ("noise", None, False)],
+)
+def test_a_baseline_shared_by_every_sample_is_run_once_for_delta(baseline, value_range, shared):
+    inner = _double(trained_cnn())
+    model = Counting(inner)
+    x = blob_images(3)[0].double()
+    if baseline == "noise":
+        baseline = torch.rand_like(x)
+    target = torch.tensor([0, 1, 2])
+    method = IntegratedGradients(model, steps=8, baseline=baseline, value_range=value_range)
+    result = method(x, target=target)
+    # forwards: at x (3 rows), at the baselines, then the gradient rows
+    assert model.rows[1] == (1 if shared else 3)
+    start = result.baseline.expand_as(x)
+    with torch.no_grad():
+        gap = (inner(x) - inner(start)).gather(1, target[:, None]).squeeze(1)
+    expected = result.values.flatten(1).sum(1) - gap
+    torch.testing.assert_close(result.delta, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_a_shared_baseline_of_a_dict_output_model_reads_each_samples_class():
+    model = DictOutputNet().eval()
+    x = torch.randn(4, 6, dtype=torch.float64)
+    model.double()
+    target = torch.tensor([0, 2, 1, 2])
+    got = IntegratedGradients(model, steps=32, output="logits")(x, target=target)
+    with torch.no_grad():
+        logits = model(x)["logits"] - model(torch.zeros(1, 6, dtype=torch.float64))["logits"]
+    gap = logits.gather(1, target[:, None]).squeeze(1)
+    torch.testing.assert_close(got.delta, got.values.sum(1) - gap, rtol=1e-9, atol=1e-12)
 
 
 def test_every_small_model_and_dict_inputs():

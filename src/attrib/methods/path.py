@@ -188,13 +188,11 @@ class _Paths:
         # (n * per_sample, ...) baselines in path order
         self.starts = map_inputs(lambda *b: torch.stack(b, dim=1).flatten(0, 1), *baselines)
         self.custom = method.path
-        self.forwards = 0
         end = inputs if self.custom is None else self.points(torch.arange(self.count), 1.0)
         if self.custom is None:
             scores, output, resolved = batched_forward_scores(
                 self.model, inputs, target, self.selector, method.batch_size
             )
-            self.forwards += self.n
         else:
             # the target is resolved at the input, even when the path ends elsewhere
             _, output, resolved = batched_forward_scores(
@@ -205,8 +203,25 @@ class _Paths:
         self.target: ResolvedTarget = resolved
         self.output = output
         self.end_scores = scores
+        self.start_scores = self._start_scores(resolved)
+
+    def _start_scores(self, target: ResolvedTarget) -> torch.Tensor:
+        """``f(gamma_p(0))`` of every path. A baseline that is one and the same row for every
+        path (a number, one sample's tensor, ``"black"`` or ``"gray"`` with a fixed
+        ``value_range``) is run once and each path's score read from that one output: 1
+        forward row instead of one per path."""
         all_paths = torch.arange(self.count)
-        self.start_scores = self.scores_at(self.points(all_paths, 0.0), all_paths, resolved)
+        if self.custom is None and self.count > 1 and _same_rows(self.starts):
+            first = torch.zeros(1, dtype=torch.long)
+            one = map_inputs(lambda s: s[:1], self.starts)
+            _, output, _ = batched_forward_scores(
+                self.model, one, target.rows(first), self.selector, 1
+            )
+            every = _repeat_rows(output, self.count)
+            if every is not None:
+                scores = target.rows(self.sample_of(all_paths)).scores(every)
+                return scores.to(torch.float64)
+        return self.scores_at(self.points(all_paths, 0.0), all_paths, target)
 
     def sample_of(self, path: torch.Tensor) -> torch.Tensor:
         return torch.div(path, self.per_sample, rounding_mode="floor")
@@ -250,7 +265,6 @@ class _Paths:
             self.selector,
             self.method.batch_size,
         )
-        self.forwards += len(path)
         return scores.to(torch.float64)
 
     def integrate(
@@ -287,6 +301,23 @@ class _Paths:
             weights=row_weights.to(dtype),
             device=leaves(self.inputs)[0].device,
         )
+
+
+def _same_rows(tensors: Inputs) -> bool:
+    """Whether every row equals the first (in every input of a dict)."""
+    return all(bool((t == t[:1]).all()) for t in leaves(tensors))
+
+
+def _repeat_rows(output: Any, rows: int) -> Any:
+    """A one-row model output seen as ``rows`` equal rows (views, no copy); ``None`` for an
+    output whose structure is not a tensor or a plain dict, tuple or list of tensors."""
+    if isinstance(output, torch.Tensor):
+        return output.expand(rows, *output.shape[1:])
+    if type(output) is dict and all(isinstance(v, torch.Tensor) for v in output.values()):
+        return {k: v.expand(rows, *v.shape[1:]) for k, v in output.items()}
+    if type(output) in (tuple, list) and all(isinstance(v, torch.Tensor) for v in output):
+        return type(output)(v.expand(rows, *v.shape[1:]) for v in output)
+    return None
 
 
 def _total(values: Inputs) -> torch.Tensor:
