@@ -218,7 +218,7 @@ class _Paths:
                 self.model, one, target.rows(first), self.selector, 1
             )
             every = _repeat_rows(output, self.count)
-            if every is not None:
+            if every is not None:  # else an output type we cannot repeat: a row per path
                 scores = target.rows(self.sample_of(all_paths)).scores(every)
                 return scores.to(torch.float64)
         return self.scores_at(self.points(all_paths, 0.0), all_paths, target)
