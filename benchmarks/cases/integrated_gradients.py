@@ -10,8 +10,8 @@ limit on resnet50 at batch 8; the gradient evaluations alone (the issue's wordin
 limit) are ``N * steps`` times the best point of the ``fwd+bwd to input`` curve printed
 above the table.
 
-- ``ig``: both with their default batching (ours: 8 rows of 3x224x224 per forward on CPU; Captum:
-  ``internal_batch_size=None``, every step of every image in one forward).
+- ``ig``: both with their default batching (ours: 8 rows of 3x224x224 per forward on CPU;
+  Captum: ``internal_batch_size=None``, every step of every image in one forward).
 - ``ig-captum-best``: Captum with its best batching, ``internal_batch_size`` set to the rows
   per forward where the limit curve is lowest (rounded down to a multiple of the batch, as
   Captum runs ``internal_batch_size // N`` steps of all images per forward).
