@@ -240,6 +240,24 @@ def test_a_baseline_shared_by_every_sample_is_run_once_for_delta(baseline, value
     torch.testing.assert_close(result.delta, expected, rtol=1e-9, atol=1e-12)
 
 
+def test_a_callable_target_scores_every_baseline_row_itself():
+    # a callable may score each row its own way (a per-sample mask, say), so a shared
+    # baseline is not collapsed to one row for it
+    inner = _double(trained_cnn())
+    model = Counting(inner)
+    x = blob_images(3)[0].double()
+
+    def score(out):
+        return out[:, 1] - out[:, 0]
+
+    result = IntegratedGradients(model, steps=8)(x, target=score)
+    assert model.rows[1] == 3
+    with torch.no_grad():
+        gap = score(inner(x)) - score(inner(torch.zeros_like(x)))
+    expected = result.values.flatten(1).sum(1) - gap
+    torch.testing.assert_close(result.delta, expected, rtol=1e-9, atol=1e-12)
+
+
 def test_a_shared_baseline_of_a_dict_output_model_reads_each_samples_class():
     model = DictOutputNet().eval()
     x = torch.randn(4, 6, dtype=torch.float64)

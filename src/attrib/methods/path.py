@@ -208,19 +208,25 @@ class _Paths:
     def _start_scores(self, target: ResolvedTarget) -> torch.Tensor:
         """``f(gamma_p(0))`` of every path. A baseline that is one and the same row for every
         path (a number, one sample's tensor, ``"black"`` or ``"gray"`` with a fixed
-        ``value_range``) is run once and each path's score read from that one output: 1
-        forward row instead of one per path."""
+        ``value_range``) is run once and each path's class read off that one output: 1
+        forward row instead of one per path. (Not for a callable target, which may score
+        each row its own way.)"""
         all_paths = torch.arange(self.count)
-        if self.custom is None and self.count > 1 and _same_rows(self.starts):
-            first = torch.zeros(1, dtype=torch.long)
+        if (
+            self.custom is None
+            and self.count > 1
+            and target.function is None
+            and _same_rows(self.starts)
+        ):
             one = map_inputs(lambda s: s[:1], self.starts)
-            _, output, _ = batched_forward_scores(
-                self.model, one, target.rows(first), self.selector, 1
+            return _shared_row_scores(
+                self.model,
+                one,
+                torch.zeros(self.count, dtype=torch.long),
+                self.sample_of(all_paths),
+                target,
+                self.selector,
             )
-            every = _repeat_rows(output, self.count)
-            if every is not None:  # else an output type we cannot repeat: a row per path
-                scores = target.rows(self.sample_of(all_paths)).scores(every)
-                return scores.to(torch.float64)
         return self.scores_at(self.points(all_paths, 0.0), all_paths, target)
 
     def sample_of(self, path: torch.Tensor) -> torch.Tensor:
@@ -308,16 +314,30 @@ def _same_rows(tensors: Inputs) -> bool:
     return all(bool((t == t[:1]).all()) for t in leaves(tensors))
 
 
-def _repeat_rows(output: Any, rows: int) -> Any:
-    """A one-row model output seen as ``rows`` equal rows (views, no copy); ``None`` for an
-    output whose structure is not a tensor or a plain dict, tuple or list of tensors."""
-    if isinstance(output, torch.Tensor):
-        return output.expand(rows, *output.shape[1:])
-    if type(output) is dict and all(isinstance(v, torch.Tensor) for v in output.values()):
-        return {k: v.expand(rows, *v.shape[1:]) for k, v in output.items()}
-    if type(output) in (tuple, list) and all(isinstance(v, torch.Tensor) for v in output):
-        return type(output)(v.expand(rows, *v.shape[1:]) for v in output)
-    return None
+def _shared_row_scores(
+    model: nn.Module,
+    distinct: Inputs,
+    inverse: torch.Tensor,
+    samples: torch.Tensor,
+    target: ResolvedTarget,
+    selector: OutputSelector,
+    batch_size: int | None = None,
+) -> torch.Tensor:
+    """Scores of rows that repeat a few distinct points: entry ``e`` is the row
+    ``distinct[inverse[e]]`` scored for sample ``samples[e]`` (``inverse`` and ``samples`` of
+    one shape). One forward over the distinct points; per-sample classes are read off the
+    same logits, so a point shared by many samples costs one row. A target without classes
+    (a single output, or a callable) scores each point once, as the sample that owns it."""
+    owners = torch.zeros(batch_size_of(distinct), dtype=torch.long)
+    owners[inverse.flatten()] = samples.flatten()
+    scores, output, _ = batched_forward_scores(
+        model, distinct, target.rows(owners), selector, batch_size
+    )
+    if target.indices is None:
+        return scores.to(torch.float64)[inverse.to(scores.device)]
+    logits = select_output(output, target.output)
+    classes = target.indices.to(logits.device)[samples.to(logits.device)]
+    return logits[inverse.to(logits.device), classes].to(torch.float64)
 
 
 def _total(values: Inputs) -> torch.Tensor:
@@ -526,20 +546,11 @@ class ExpectedGradients(Method):
         # f at each drawn reference, once per distinct reference
         unique, inverse = torch.unique(drawn, return_inverse=True)
         ref_points = map_inputs(lambda r: r[unique.to(r.device)], refs)
-        # one forward over the distinct references; each scored with the class of a sample
-        # that drew it, and, for per-sample classes, every sample's class read off the same
-        # logits (no forward per sample)
-        owners = torch.zeros(len(unique), dtype=torch.long)
-        owners[inverse.flatten()] = torch.arange(n).repeat_interleave(self.samples)
-        ref_scores, ref_output, _ = batched_forward_scores(
-            self.model, ref_points, resolved.rows(owners), self.output, self.batch_size
+        samples = torch.arange(n).view(n, 1).expand_as(inverse)
+        ref_scores = _shared_row_scores(
+            self.model, ref_points, inverse, samples, resolved, self.output, self.batch_size
         )
-        if resolved.indices is None:
-            ref_mean = ref_scores.to(torch.float64)[inverse].mean(1)
-        else:
-            logits = select_output(ref_output, resolved.output)
-            classes = resolved.indices.to(logits.device).view(n, 1)
-            ref_mean = logits[inverse.to(logits.device), classes].to(torch.float64).mean(1)
+        ref_mean = ref_scores.mean(1)
         return _total(values) - (scores_x.to(torch.float64) - ref_mean)
 
 
