@@ -10,8 +10,16 @@ Three kinds of pass, each timed at several rows per forward ``r``:
 
 ``cost_K(r)`` is the median time of a pass of kind ``K`` on ``r`` rows, divided by ``r``. A
 method that needs ``R`` rows of kind ``K`` in total can at best run them in forwards of at
-most ``R`` rows (a batch of 2 images cannot use 16 rows per forward), so its limit is
-``R * min_{r <= R} cost_K(r)``; a method needing several kinds adds their limits.
+most ``R`` rows (a batch of 2 images cannot use 16 rows per forward), so the cheapest way to
+run them is in passes of ``r* = argmin_{r <= R} cost_K(r)`` rows.
+
+The limit is that schedule (every need's rows in bare passes of its ``r*`` rows), timed in
+the same interleaved rounds as the method: ``schedule_fns``. The curves only choose ``r*``
+(and a runner-up within 5% of it, whose schedule is timed too: the smaller median counts).
+Their own estimate, ``R * cost_K(r*)`` summed over the needs (``limit_ms``), is kept for
+comparison; it is biased low twice: it is a minimum over noisy medians (the cheapest point is
+partly the luckiest one), and it was timed minutes before the method, while the machine's
+speed drifts.
 """
 
 from __future__ import annotations
@@ -40,13 +48,15 @@ __all__ = [
     "limit_ms",
     "measure_curves",
     "pass_fn",
-    "schedule_fn",
+    "schedule_fns",
 ]
 
 PassKind = Literal["forward", "input", "layer"]
 KINDS: tuple[PassKind, ...] = ("forward", "input", "layer")
 # Large-r points run long and vary little, so they need fewer repeats than the 1-row point.
 MIN_POINT_REPEATS = 5
+# Curve points whose per-row costs differ by less than this are a tie: the limit times both.
+TIE = 0.05
 
 
 @dataclass(frozen=True)
@@ -71,8 +81,22 @@ class Curves:
 
     def best(self, kind: str, total_rows: int) -> tuple[int, float] | None:
         """``(r, cost)`` minimising the per-row cost over measured ``r <= total_rows``."""
+        points = self._points(kind, total_rows)
+        return points[0] if points else None
+
+    def runner_up(self, kind: str, total_rows: int, tie: float) -> tuple[int, float] | None:
+        """The second cheapest ``(r, cost)``, when within ``tie`` (a fraction) of the best.
+
+        On a flat curve the cheapest point is partly chance; the limit then times both.
+        """
+        points = self._points(kind, total_rows)
+        if len(points) < 2 or points[1][1] > points[0][1] * (1.0 + tie):
+            return None
+        return points[1]
+
+    def _points(self, kind: str, total_rows: int) -> list[tuple[int, float]]:
         points = [(r, c) for r, c in self.ms_per_row.get(kind, {}).items() if r <= total_rows]
-        return min(points, key=lambda p: p[1]) if points else None
+        return sorted(points, key=lambda p: p[1])
 
 
 def kind_label(kind: str, layer_name: str | None) -> str:
@@ -83,7 +107,8 @@ def kind_label(kind: str, layer_name: str | None) -> str:
 
 
 def limit_ms(needs: Sequence[Need], curves: Curves, images: int) -> float | None:
-    """The least time (ms) the passes in ``needs`` can take for ``images`` images.
+    """The curves' estimate (ms) of the least time the passes in ``needs`` can take for
+    ``images`` images: ``sum R * min_{r <= R} cost(r)``.
 
     ``None`` when a needed kind (or any ``r`` small enough) was not measured.
     """
@@ -199,28 +224,58 @@ def measure_curves(
     return curves
 
 
-def schedule_fn(
+def schedule_fns(
     spec: ModelSpec,
     needs: Sequence[Need],
     curves: Curves,
     images: int,
     size: int,
     device: torch.device,
-) -> Callable[[], None] | None:
-    """The limit's own schedule, runnable: bare passes at each need's best ``r`` over its rows.
+) -> dict[str, Callable[[], None]] | None:
+    """The limit's candidate schedules, runnable, keyed by their rows per forward.
 
-    Timed in the same interleaved rounds as the contenders, it shows whether the machine was
-    as fast then as while the curves were measured (its median should be near the limit).
+    A schedule runs each need's rows as bare passes of ``r`` rows: one at every need's
+    cheapest ``r`` on the curves and, where a need's second cheapest ``r`` is within
+    ``TIE`` of it, one at that ``r`` too. Timed in the same interleaved rounds as the
+    contenders, the smaller median is the limit: the machine's speed is the same for both,
+    and a point that looked cheapest by chance does not make the limit lenient.
     ``None`` when a needed kind was not measured.
     """
+    bests = [curves.best(need.kind, need.rows(images)) for need in needs]
+    if any(best is None for best in bests):
+        return None
+    choices = [[best[0] for best in bests if best is not None]]
+    seconds = [curves.runner_up(need.kind, need.rows(images), TIE) for need in needs]
+    if any(second is not None for second in seconds):
+        choices.append(
+            [
+                second[0] if second is not None else first
+                for second, first in zip(seconds, choices[0], strict=True)
+            ]
+        )
+    return {
+        _schedule_label(needs, rows): _schedule(spec, needs, rows, images, size, device)
+        for rows in choices
+    }
+
+
+def _schedule_label(needs: Sequence[Need], rows: Sequence[int]) -> str:
+    return "limit " + " ".join(f"{need.kind}@r={r}" for need, r in zip(needs, rows, strict=True))
+
+
+def _schedule(
+    spec: ModelSpec,
+    needs: Sequence[Need],
+    rows_per_forward: Sequence[int],
+    images: int,
+    size: int,
+    device: torch.device,
+) -> Callable[[], None]:
     passes: list[Callable[[], Any]] = []
-    for need in needs:
+    for need, per_forward in zip(needs, rows_per_forward, strict=True):
         rows = need.rows(images)
-        best = curves.best(need.kind, rows)
-        if best is None:
-            return None
-        for start in range(0, rows, best[0]):
-            r = min(best[0], rows - start)
+        for start in range(0, rows, per_forward):
+            r = min(per_forward, rows - start)
             passes.append(
                 pass_fn(spec, need.kind, make_inputs(r, size, device), make_targets(r, device))
             )

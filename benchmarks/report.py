@@ -60,8 +60,8 @@ def format_config(result: ConfigResult, threads: int) -> str:
         "ours/peer",
         "limit ms",
         "ours/limit",
-        "sched ms",
-        "ours/sched",
+        "curve ms",
+        "ours/curve",
         "ours MiB",
         "peer MiB",
         "bare MiB",
@@ -75,8 +75,8 @@ def format_config(result: ConfigResult, threads: int) -> str:
             _num(c.ours_over_peer, 2),
             _num(c.limit_ms),
             _num(c.ours_over_limit, 2),
-            _num(c.schedule_ms),
-            _num(c.ours_over_schedule, 2),
+            _num(c.curve_limit_ms),
+            _num(c.ours_over_curve_limit, 2),
             _num(c.ours_mib),
             _num(c.peer_mib),
             _num(c.bare_mib),
@@ -87,10 +87,16 @@ def format_config(result: ConfigResult, threads: int) -> str:
     for c in result.cases:
         if c.max_rel_diff is not None:
             out.append(f"  {c.name}: max|ours - peer| / max|peer| = {c.max_rel_diff:.1e}")
+        if c.limit_schedule is not None:
+            others = "".join(
+                f"; {name.removeprefix('limit ')}: {ms:.1f} ms"
+                for name, ms in c.other_schedules_ms.items()
+            )
+            out.append(f"  {c.name}: {c.limit_schedule.removeprefix('limit ')} timed{others}")
     shares = (result.neighbours_limits, result.neighbours_methods)
     if all(s is not None for s in shares):
         busy = max(shares) > NEIGHBOUR_WARNING
-        note = "  (timings may be skewed: compare sched ms with limit ms)" if busy else ""
+        note = "  (timings may be skewed: compare curve ms with limit ms)" if busy else ""
         out.append(
             f"  other processes used {shares[0]:.0%} (limits) / {shares[1]:.0%} (methods) "
             f"of the CPU meanwhile{note}"

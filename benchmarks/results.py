@@ -18,9 +18,15 @@ class CaseResult:
     peer_name: str | None
     ours_ms: float
     peer_ms: float | None
-    limit_ms: float | None  # sum over needs of R * min_{r <= R} cost(r), from the curves
-    # the limit's schedule (bare passes at the best r) timed in the contenders' rounds
-    schedule_ms: float | None
+    # the limit: its schedule (each need's rows as bare passes at the curve's best r), timed
+    # in the contenders' own interleaved rounds
+    limit_ms: float | None
+    # which candidate schedule that was ("limit input@r=8 forward@r=8"), and the others' medians
+    limit_schedule: str | None
+    other_schedules_ms: dict[str, float]
+    # the curve's estimate of the same: sum over needs of R * min_{r <= R} cost(r), timed
+    # minutes earlier and biased low by the min over noisy medians (kept for comparison)
+    curve_limit_ms: float | None
     ours_mib: float
     peer_mib: float | None
     bare_mib: float | None  # one bare pass of the needed kind(s) on the same batch
@@ -28,7 +34,7 @@ class CaseResult:
     max_rel_diff: float | None
     ours_samples_s: list[float] = field(default_factory=list)
     peer_samples_s: list[float] = field(default_factory=list)
-    schedule_samples_s: list[float] = field(default_factory=list)
+    limit_samples_s: list[float] = field(default_factory=list)
 
     @property
     def ours_over_peer(self) -> float | None:
@@ -39,17 +45,16 @@ class CaseResult:
         return None if self.limit_ms is None else self.ours_ms / self.limit_ms
 
     @property
-    def ours_over_schedule(self) -> float | None:
-        """Ours over the limit's schedule timed in the same rounds: our overhead over the
-        needed passes under the same conditions (machine drift cancels)."""
-        return None if self.schedule_ms is None else self.ours_ms / self.schedule_ms
+    def ours_over_curve_limit(self) -> float | None:
+        """Ours over the curve's estimate of the limit (timed in an earlier phase)."""
+        return None if self.curve_limit_ms is None else self.ours_ms / self.curve_limit_ms
 
     def to_json(self) -> dict[str, Any]:
         return {
             **asdict(self),
             "ours_over_peer": self.ours_over_peer,
             "ours_over_limit": self.ours_over_limit,
-            "ours_over_schedule": self.ours_over_schedule,
+            "ours_over_curve_limit": self.ours_over_curve_limit,
         }
 
 

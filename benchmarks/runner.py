@@ -18,7 +18,7 @@ from benchmarks.limits import (
     bare_memory_mib,
     limit_ms,
     measure_curves,
-    schedule_fn,
+    schedule_fns,
 )
 from benchmarks.machine import NeighbourMeter, busy_fraction, cpu_name, load_average
 from benchmarks.memory import peak_memory_mib
@@ -73,14 +73,16 @@ def _run_case(
         ours, peer = contenders.agree or (contenders.ours, contenders.peer)
         diff = _max_rel_diff(ours().detach(), peer().detach())
     timed = dict(fns)
-    schedule = schedule_fn(setup.spec, case.needs, curves, setup.batch, config.size, setup.device)
-    if schedule is not None:
-        timed["schedule"] = schedule
+    # The limit is timed here, in the same rounds as ours and the peer, so that the machine's
+    # drift since the curves were timed cancels; the curves only choose its rows per forward.
+    schedules = schedule_fns(setup.spec, case.needs, curves, setup.batch, config.size, setup.device)
+    timed.update(schedules or {})
     repeats = min(config.repeats, case.repeats or config.repeats)
     counts = {name: repeats for name in timed}
     if "peer" in counts and case.peer_repeats is not None:
         counts["peer"] = min(repeats, case.peer_repeats)
     samples = interleaved(timed, counts, setup.device, progress=progress)
+    limit_name = min(schedules or {}, key=lambda name: median_ms(samples[name]), default=None)
     progress("peak memory")
     mib = {name: peak_memory_mib(fn, setup.device) for name, fn in fns.items()}
     has_peer = "peer" in fns
@@ -89,15 +91,19 @@ def _run_case(
         peer_name=contenders.peer_name,
         ours_ms=median_ms(samples["ours"]),
         peer_ms=median_ms(samples["peer"]) if has_peer else None,
-        limit_ms=limit_ms(case.needs, curves, setup.batch),
-        schedule_ms=median_ms(samples["schedule"]) if schedule is not None else None,
+        limit_ms=median_ms(samples[limit_name]) if limit_name is not None else None,
+        limit_schedule=limit_name,
+        other_schedules_ms={
+            name: median_ms(samples[name]) for name in schedules or {} if name != limit_name
+        },
+        curve_limit_ms=limit_ms(case.needs, curves, setup.batch),
         ours_mib=mib["ours"],
         peer_mib=mib.get("peer"),
         bare_mib=bare_memory_mib(setup.spec, case.needs, setup.batch, config.size, setup.device),
         max_rel_diff=diff,
         ours_samples_s=samples["ours"],
         peer_samples_s=samples.get("peer", []),
-        schedule_samples_s=samples.get("schedule", []),
+        limit_samples_s=samples[limit_name] if limit_name is not None else [],
     )
 
 

@@ -12,6 +12,12 @@ above the table.
 
 - ``ig``: both with their default batching (ours: 8 rows of 3x224x224 per forward on CPU;
   Captum: ``internal_batch_size=None``, every step of every image in one forward).
+- ``blur-ig``: ours alone (Captum has no blur IG): ``BlurIG`` with its defaults (32
+  Gauss-Legendre steps along the blur path from ``max_sigma=50``). Its limit is the same
+  gradient rows plus two forward rows per image for ``delta``: at ``x`` and at its own blurred
+  start (the start differs per image, so no row is shared). The blur of every step (and its
+  exact derivative along the path, by forward-mode autodiff) is work the limit does not
+  count.
 - ``ig-captum-best``: Captum with its best batching, ``internal_batch_size`` set to the rows
   per forward where the limit curve is lowest (rounded down to a multiple of the batch, as
   Captum runs ``internal_batch_size // N`` steps of all images per forward).
@@ -24,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from attrib import IntegratedGradients
+from attrib import BlurIG, IntegratedGradients
 from benchmarks.cases import Case, Contenders, register
 from benchmarks.cases._shared import best_rows, peer_fits, quiet_captum
 from benchmarks.limits import Need
@@ -60,6 +66,16 @@ def _contenders(setup: Setup, internal_batch_size: int | None, label: str) -> Co
     return Contenders(run_ours, run_peer, label)
 
 
+def build_blur(setup: Setup) -> Contenders:
+    ours = BlurIG(setup.model, steps=STEPS)
+    x, target = setup.x, setup.target
+
+    def run_ours() -> torch.Tensor:
+        return ours(x, target=target).values
+
+    return Contenders(run_ours, None, None)
+
+
 def build_default(setup: Setup) -> Contenders:
     return _contenders(setup, None, "captum")
 
@@ -83,6 +99,15 @@ register(
         family="integrated_gradients",
         needs=NEEDS,
         build=build_best,
+        repeats=REPEATS,
+    )
+)
+register(
+    Case(
+        "blur-ig",
+        family="integrated_gradients",
+        needs=(Need("input", STEPS), Need("forward", 2)),
+        build=build_blur,
         repeats=REPEATS,
     )
 )

@@ -1,8 +1,9 @@
-"""Saliency (the input gradient): ours against Captum's ``Saliency(abs=False)``.
+"""Saliency and gradient x input: ours against Captum's ``Saliency(abs=False)`` and
+``InputXGradient``.
 
-Both return the signed gradient of each image's target score with respect to the input; the
-method needs exactly one forward and one backward to the input per image, so its limit is
-``N * min_{r <= N} cost_input(r)``.
+Both return the signed gradient of each image's target score with respect to the input (times
+the input); the methods need exactly one forward and one backward to the input per image, so
+their limit is ``N`` rows of that pass at the cheapest rows per forward.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import warnings
 
 import torch
 
-from attrib import Saliency
+from attrib import GradientXInput, Saliency
 from benchmarks.cases import Case, Contenders, register
 from benchmarks.limits import Need
 from benchmarks.models import Setup
@@ -36,4 +37,29 @@ def build(setup: Setup) -> Contenders:
     return Contenders(run_ours, run_peer, "captum")
 
 
+def build_gradient_x_input(setup: Setup) -> Contenders:
+    from captum.attr import InputXGradient
+
+    ours = GradientXInput(setup.model)
+    peer = InputXGradient(setup.model)
+    x, target = setup.x, setup.target
+
+    def run_ours() -> torch.Tensor:
+        return ours(x, target=target).values
+
+    def run_peer() -> torch.Tensor:
+        return peer.attribute(x, target=target)
+
+    warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
+    return Contenders(run_ours, run_peer, "captum")
+
+
 register(Case(name="saliency", family="saliency", needs=(Need("input", 1),), build=build))
+register(
+    Case(
+        name="gradient-x-input",
+        family="saliency",
+        needs=(Need("input", 1),),
+        build=build_gradient_x_input,
+    )
+)

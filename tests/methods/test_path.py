@@ -344,18 +344,21 @@ def test_expected_gradients_is_reproducible_and_converges():
     assert torch.equal(a.values, b.values) and not torch.equal(a.values, c.values)
 
 
-def test_blur_ig_on_a_linear_model_is_w_times_x_minus_its_blur():
+# radius 12: direct correlation; radius 23: the FFT (the blur of BlurIG's default setting),
+# where the blur changes faster near sigma = 0 than 32 nodes can follow
+@pytest.mark.parametrize("size,max_sigma,steps", [(10, 4.0, 32), (24, 10.0, 128)])
+def test_blur_ig_on_a_linear_model_is_w_times_x_minus_its_blur(size, max_sigma, steps):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 10 * 10, 2)).double().eval()
-    x = torch.rand(2, 3, 10, 10, dtype=torch.float64)
-    result = BlurIG(model, max_sigma=4.0, steps=32)(x, target=1)
-    w = model[1].weight.detach()[1].view(3, 10, 10)
-    expected = w * (x - gaussian_blur(x, 4.0))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * size * size, 2)).double().eval()
+    x = torch.rand(2, 3, size, size, dtype=torch.float64)
+    result = BlurIG(model, max_sigma=max_sigma, steps=steps)(x, target=1)
+    w = model[1].weight.detach()[1].view(3, size, size)
+    expected = w * (x - gaussian_blur(x, max_sigma))
     torch.testing.assert_close(result.values, expected, rtol=1e-4, atol=1e-6)
     # the only error left is the quadrature of d blur / d sigma: small against f(x) - f(x')
-    span = (model(x) - model(gaussian_blur(x, 4.0)))[:, 1].detach()
+    span = (model(x) - model(gaussian_blur(x, max_sigma)))[:, 1].detach()
     assert float((result.delta / span).abs().max()) < 1e-3
-    refined = BlurIG(model, max_sigma=4.0, steps=8, tolerance=1e-6)(x, target=1)
+    refined = BlurIG(model, max_sigma=max_sigma, steps=8, tolerance=1e-6)(x, target=1)
     assert float((refined.delta / span).abs().max()) <= 1e-6
 
 
