@@ -17,9 +17,9 @@ The limit is that schedule (every need's rows in bare passes of its ``r*`` rows)
 the same interleaved rounds as the method: ``schedule_fns``. The curves only choose ``r*``
 (and a runner-up within 5% of it, whose schedule is timed too: the smaller median counts).
 Their own estimate, ``R * cost_K(r*)`` summed over the needs (``limit_ms``), is kept for
-comparison; it is biased low twice: it is a minimum over noisy medians (the cheapest point is
-partly the luckiest one), and it was timed minutes before the method, while the machine's
-speed drifts.
+comparison; it is a minimum over noisy medians (biased low: the cheapest point is partly the
+luckiest one), and it was timed minutes before the method, while the machine's speed drifts
+(either way).
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ class CaseResult:
     # which candidate schedule that was ("limit input@r=8 forward@r=8"), and the others' medians
     limit_schedule: str | None
     other_schedules_ms: dict[str, float]
-    # the curve's estimate of the same: sum over needs of R * min_{r <= R} cost(r), timed
-    # minutes earlier and biased low by the min over noisy medians (kept for comparison)
+    # the curves' estimate of the same: sum over needs of R * min_{r <= R} cost(r), timed
+    # minutes earlier, a min over noisy medians (biased low; kept for comparison)
     curve_limit_ms: float | None
     ours_mib: float
     peer_mib: float | None

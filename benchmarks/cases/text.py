@@ -17,7 +17,7 @@ kept), on all-MiniLM-L6-v2 with the shipped sentiment head (``load_minilm_sentim
   frozen) in passes of the cheapest ``r`` rows, timed in the same rounds as ours and Captum.
   ``r`` comes from the curve ``cost(r)``, the median time of one such pass on ``r`` rows (the
   sentences tiled) divided by ``r``, for ``r`` in 8 .. 256, timed first; **curve** is its
-  estimate ``256 x min_r cost(r)`` (biased low: see ``benchmarks/README.md``). Target: ours
+  estimate ``256 x min_r cost(r)`` (timed earlier: see ``benchmarks/README.md``). Target: ours
   within 1.2x of the limit and no slower than Captum.
 - memory: peak extra memory of one call; **bare** is one bare pass on the 8 sentences.
 """
