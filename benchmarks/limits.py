@@ -16,7 +16,7 @@ run them is in passes of ``r* = argmin_{r <= R} cost_K(r)`` rows.
 The limit is that schedule (every need's rows in bare passes of its ``r*`` rows), timed in
 the same interleaved rounds as the method: ``schedule_fns``. The curves only choose ``r*``
 (and a runner-up within 5% of it, whose schedule is timed too: the smaller median counts).
-Their own estimate, ``R * cost_K(r*)`` summed over the needs (``limit_ms``), is kept for
+Their own estimate, ``R * cost_K(r*)`` summed over the needs (``curve_limit_ms``), is kept for
 comparison; it is a minimum over noisy medians (biased low: the cheapest point is partly the
 luckiest one), and it was timed minutes before the method, while the machine's speed drifts
 (either way).
@@ -43,9 +43,9 @@ __all__ = [
     "Need",
     "PassKind",
     "bare_memory_mib",
+    "curve_limit_ms",
     "frozen",
     "kind_label",
-    "limit_ms",
     "measure_curves",
     "pass_fn",
     "schedule_fns",
@@ -106,7 +106,7 @@ def kind_label(kind: str, layer_name: str | None) -> str:
     return {"forward": "forward", "input": "fwd+bwd to input"}[kind]
 
 
-def limit_ms(needs: Sequence[Need], curves: Curves, images: int) -> float | None:
+def curve_limit_ms(needs: Sequence[Need], curves: Curves, images: int) -> float | None:
     """The curves' estimate (ms) of the least time the passes in ``needs`` can take for
     ``images`` images: ``sum R * min_{r <= R} cost(r)``.
 
@@ -232,7 +232,7 @@ def schedule_fns(
     size: int,
     device: torch.device,
 ) -> dict[str, Callable[[], None]] | None:
-    """The limit's candidate schedules, runnable, keyed by their rows per forward.
+    """The limit's candidate schedules, runnable, keyed by a label of each need's rows per pass.
 
     A schedule runs each need's rows as bare passes of ``r`` rows: one at every need's
     cheapest ``r`` on the curves and, where a need's second cheapest ``r`` is within

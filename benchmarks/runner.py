@@ -16,7 +16,7 @@ from benchmarks.cases import Case, ReportContext, select_cases, select_reports
 from benchmarks.limits import (
     Curves,
     bare_memory_mib,
-    limit_ms,
+    curve_limit_ms,
     measure_curves,
     schedule_fns,
 )
@@ -96,7 +96,7 @@ def _run_case(
         other_schedules_ms={
             name: median_ms(samples[name]) for name in schedules or {} if name != limit_name
         },
-        curve_limit_ms=limit_ms(case.needs, curves, setup.batch),
+        curve_limit_ms=curve_limit_ms(case.needs, curves, setup.batch),
         ours_mib=mib["ours"],
         peer_mib=mib.get("peer"),
         bare_mib=bare_memory_mib(setup.spec, case.needs, setup.batch, config.size, setup.device),
