@@ -77,6 +77,16 @@ def test_a_constant_image_stays_constant_under_either_blur():
             torch.testing.assert_close(blur(x, kernel, radius), x, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_images_blur_like_float32_by_either_way(dtype):
+    torch.manual_seed(2)
+    x = torch.rand(2, 3, 40, 40)
+    for sigma in (2.0, 8.0):  # radius 6: direct; radius 24: FFT, computed in float32
+        got = gaussian_blur(x.to(dtype), sigma)
+        assert got.dtype == dtype
+        torch.testing.assert_close(got.float(), gaussian_blur(x, sigma), rtol=0, atol=2e-2)
+
+
 @pytest.mark.parametrize("minimum,expected", [(1, 1), (7, 8), (524, 540), (540, 540), (97, 100)])
 def test_fft_lengths_have_no_prime_factor_above_5(minimum, expected):
     assert _fast_length(minimum) == expected

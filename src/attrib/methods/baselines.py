@@ -97,9 +97,14 @@ def blur_fft(x: torch.Tensor, kernel: torch.Tensor, radius: int) -> torch.Tensor
     The product of spectra is a *circular* convolution over ``L``; with at least ``radius``
     padded samples on each side, the kernel never wraps around for the samples kept, so they
     are the direct correlation's (a Gaussian is symmetric: convolution = correlation).
-    Differentiable, forward mode included (BlurIG takes d/dsigma through it).
+    Differentiable, forward mode included (BlurIG takes d/dsigma through it). Half and
+    bfloat16 images are blurred in float32 (torch has no FFT for them on CPU) and returned in
+    their own dtype.
     """
-    return _fft_axis(_fft_axis(x, kernel, radius, dim=2), kernel, radius, dim=3)
+    if x.dtype in (torch.float32, torch.float64):
+        return _fft_axis(_fft_axis(x, kernel, radius, dim=2), kernel, radius, dim=3)
+    wide = blur_fft(x.float(), kernel.float(), radius)
+    return wide.to(x.dtype)
 
 
 def _fft_axis(x: torch.Tensor, kernel: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
