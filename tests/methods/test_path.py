@@ -344,8 +344,9 @@ def test_expected_gradients_is_reproducible_and_converges():
     assert torch.equal(a.values, b.values) and not torch.equal(a.values, c.values)
 
 
-# radius 12: direct correlation; radius 23: the FFT (the blur of BlurIG's default setting),
-# where the blur changes faster near sigma = 0 than 32 nodes can follow
+# radius 12: direct correlation; radius 23: matrix products (the way of BlurIG's default
+# setting on 224 x 224 images), where the blur changes faster near sigma = 0 than 32 nodes
+# can follow
 @pytest.mark.parametrize("size,max_sigma,steps", [(10, 4.0, 32), (24, 10.0, 128)])
 def test_blur_ig_on_a_linear_model_is_w_times_x_minus_its_blur(size, max_sigma, steps):
     torch.manual_seed(0)
@@ -360,6 +361,23 @@ def test_blur_ig_on_a_linear_model_is_w_times_x_minus_its_blur(size, max_sigma, 
     assert float((result.delta / span).abs().max()) < 1e-3
     refined = BlurIG(model, max_sigma=max_sigma, steps=8, tolerance=1e-6)(x, target=1)
     assert float((refined.delta / span).abs().max()) <= 1e-6
+
+
+def test_blur_ig_scores_its_path_end_with_the_input_forward():
+    """The blur path ends at the input (sigma 0 is the identity), so ``f(gamma(1))`` is the
+    input's own forward: 2 forward rows per image (``x`` and its blurred start), not 3."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 12 * 12, 2)).double().eval()
+    rows = []
+    model.register_forward_hook(lambda m, i, o: rows.append((o.shape[0], o.requires_grad)))
+    x = torch.rand(3, 3, 12, 12, dtype=torch.float64)
+    result = BlurIG(model, max_sigma=8.0, steps=16, batch_size=100)(x, target=1)
+    assert sum(n for n, grad in rows if not grad) == 2 * 3
+    assert sum(n for n, grad in rows if grad) == 16 * 3
+    # and the gap is still against f(x) itself
+    span = (model(x) - model(gaussian_blur(x, 8.0)))[:, 1].detach()
+    total = result.values.flatten(1).sum(1)
+    torch.testing.assert_close(result.delta, total - span, rtol=0, atol=1e-12)
 
 
 def test_blur_ig_completeness_on_a_trained_cnn():

@@ -18,122 +18,17 @@ Where the input is a dict, the shapes are checked key by key.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from attrib.core.errors import SettingError
+from attrib.methods.blur import gaussian_blur
 
 __all__ = ["NAMED_BASELINES", "gaussian_blur", "make_baselines"]
 
 NAMED_BASELINES = ("black", "white", "gray", "grey", "blur", "uniform")
-
-
-def gaussian_kernel_1d(sigma: torch.Tensor, radius: int) -> torch.Tensor:
-    """Normalised 1-D Gaussian kernels, one per sigma: shape ``(len(sigma), 2 radius + 1)``.
-
-    Differentiable in ``sigma`` (blur paths take d/dsigma by forward-mode autodiff). Sigma is
-    clamped away from 0, where the kernel tends to a unit impulse.
-    """
-    t = torch.arange(-radius, radius + 1, dtype=sigma.dtype, device=sigma.device)
-    s = sigma.clamp(min=1e-2).unsqueeze(1)
-    kernel = torch.exp(-0.5 * (t / s) ** 2)
-    return kernel / kernel.sum(dim=1, keepdim=True)
-
-
-def gaussian_blur(
-    x: torch.Tensor, sigma: float | torch.Tensor, max_sigma: float | None = None
-) -> torch.Tensor:
-    """Blur images ``(N, C, H, W)`` over H and W, with one sigma per image or one for all.
-
-    The kernel radius is ``ceil(3 * max_sigma)``, at most the image size minus one, with
-    replicated borders; blurring far beyond the image size converges to the image mean.
-    Separable: a 1-D Gaussian along H, then along W, each by direct correlation for small
-    radii and by FFT for large ones (the same result to float rounding; BlurIG's path blurs
-    every row with radius 150 at its default ``max_sigma=50``, where the FFT is ~12x faster).
-    """
-    if x.dim() != 4:
-        raise SettingError(
-            "baseline",
-            "image inputs (N, C, H, W) for blurring",
-            x,
-            "Use another baseline (0, 'uniform', a tensor) for non-image inputs.",
-        )
-    n, _, h, w = x.shape
-    sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(n)
-    largest = float(max_sigma if max_sigma is not None else sigma.detach().max())
-    radius = max(1, min(math.ceil(3 * largest), max(h, w) - 1))
-    kernel = gaussian_kernel_1d(sigma, radius)  # (n, k)
-    blur = blur_fft if radius > DIRECT_MAX_RADIUS else blur_direct
-    return blur(x, kernel, radius)
-
-
-# Above this radius the FFT beats direct correlation (measured on 224 x 224 images with
-# BlurIG's forward-mode derivative, 2 CPU threads: about even near radius 20, the FFT 4.5
-# against 57 ms per image at radius 150).
-DIRECT_MAX_RADIUS = 20
-
-
-def blur_direct(x: torch.Tensor, kernel: torch.Tensor, radius: int) -> torch.Tensor:
-    """``x`` correlated with ``kernel[i]`` (``(N, 2 radius + 1)``, one per image) along H, then
-    along W, with replicated borders: ``y[p] = sum_j kernel[j] x[p + j - radius]``."""
-    n, c, h, w = x.shape
-    k = kernel.shape[1]
-    kernel = kernel.repeat_interleave(c, dim=0)  # (n*c, k): one kernel per image channel
-    y = x.reshape(1, n * c, h, w)
-    y = F.pad(y, (radius, radius, radius, radius), mode="replicate")
-    y = F.conv2d(y, kernel.view(n * c, 1, k, 1), groups=n * c)
-    y = F.conv2d(y, kernel.view(n * c, 1, 1, k), groups=n * c)
-    return y.view(n, c, h, w)
-
-
-def blur_fft(x: torch.Tensor, kernel: torch.Tensor, radius: int) -> torch.Tensor:
-    """``blur_direct`` by FFT: along each axis, the replicate-padded signal of length ``L``
-    times the kernel's spectrum, back, and the middle cut out.
-
-    The product of spectra is a *circular* convolution over ``L``; with at least ``radius``
-    padded samples on each side, the kernel never wraps around for the samples kept, so they
-    are the direct correlation's (a Gaussian is symmetric: convolution = correlation).
-    Differentiable, forward mode included (BlurIG takes d/dsigma through it). Half and
-    bfloat16 images are blurred in float32 (torch has no FFT for them on CPU) and returned in
-    their own dtype.
-    """
-    if x.dtype in (torch.float32, torch.float64):
-        return _fft_axis(_fft_axis(x, kernel, radius, dim=2), kernel, radius, dim=3)
-    wide = blur_fft(x.float(), kernel.float(), radius)
-    return wide.to(x.dtype)
-
-
-def _fft_axis(x: torch.Tensor, kernel: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
-    size = x.shape[dim]
-    length = _fast_length(size + 2 * radius)
-    after = length - size - radius  # >= radius
-    pad = (0, 0, radius, after) if dim == 2 else (radius, after, 0, 0)
-    padded = F.pad(x, pad, mode="replicate")
-    # the kernel centred on index 0 of a circle of ``length``: taps 0..r, then -r..-1 at the end
-    n, k = kernel.shape
-    gap = kernel.new_zeros(n, length - k)
-    circular = torch.cat([kernel[:, radius:], gap, kernel[:, :radius]], dim=1)
-    spectrum = torch.fft.rfft(circular, dim=1)  # (n, length // 2 + 1)
-    shape = (n, 1, -1, 1) if dim == 2 else (n, 1, 1, -1)
-    product = torch.fft.rfft(padded, dim=dim) * spectrum.view(shape)
-    return torch.fft.irfft(product, n=length, dim=dim).narrow(dim, radius, size)
-
-
-def _fast_length(minimum: int) -> int:
-    """The smallest ``L >= minimum`` with no prime factor above 5 (fast FFT sizes)."""
-    length = minimum
-    while True:
-        rest = length
-        for p in (2, 3, 5):
-            while rest % p == 0:
-                rest //= p
-        if rest == 1:
-            return length
-        length += 1
 
 
 def _value_range(

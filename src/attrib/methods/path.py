@@ -38,7 +38,8 @@ from attrib.core.inputs import Inputs, batch_size_of, leaves, map_inputs
 from attrib.core.result import Attribution
 from attrib.core.target import OutputSelector, ResolvedTarget, Target, select_output
 from attrib.methods.base import Method
-from attrib.methods.baselines import gaussian_blur, make_baselines
+from attrib.methods.baselines import make_baselines
+from attrib.methods.blur import gaussian_blur, gaussian_blur_and_slope
 from attrib.methods.quadrature import Rule, gauss_legendre, quadrature
 
 __all__ = ["BlurIG", "ExpectedGradients", "IntegratedGradients", "PathFunction"]
@@ -71,6 +72,11 @@ class IntegratedGradients(Method):
         path: ``None`` for the straight line, or ``path(x, baseline, alpha) -> point`` with
             ``path(., ., 0)`` the start and ``path(., ., 1)`` the end; its derivative in
             ``alpha`` is taken by forward-mode autodiff, so it must be written in torch ops.
+            A path that always ends at the input, ``path(x, ., 1) == x``, may say so with
+            the attribute ``path.ends_at_input = True``: ``f(gamma(1))`` is then read from
+            the input's forward instead of one more forward of every end point. A path
+            that knows its derivative may give ``path.with_velocity(x, baseline, alpha) ->
+            (point, d point / d alpha)``, used instead of forward-mode autodiff.
         tolerance: if given, refine adaptively until ``|delta| <= tolerance * |f(end) -
             f(start)|`` for every sample (or ``max_steps`` gradient evaluations per path):
             the path is cut into intervals, each integrated with 4 Gauss-Legendre nodes;
@@ -188,16 +194,12 @@ class _Paths:
         # (n * per_sample, ...) baselines in path order
         self.starts = map_inputs(lambda *b: torch.stack(b, dim=1).flatten(0, 1), *baselines)
         self.custom = method.path
-        end = inputs if self.custom is None else self.points(torch.arange(self.count), 1.0)
-        if self.custom is None:
-            scores, output, resolved = batched_forward_scores(
-                self.model, inputs, target, self.selector, method.batch_size
-            )
-        else:
-            # the target is resolved at the input, even when the path ends elsewhere
-            _, output, resolved = batched_forward_scores(
-                self.model, inputs, target, self.selector, method.batch_size
-            )
+        # the target is resolved at the input, even when the path ends elsewhere
+        scores, output, resolved = batched_forward_scores(
+            self.model, inputs, target, self.selector, method.batch_size
+        )
+        if self.custom is not None and not getattr(self.custom, "ends_at_input", False):
+            end = self.points(torch.arange(self.count), 1.0)
             scores = self.scores_at(end, torch.arange(self.count), resolved)
             scores = scores.view(self.n, self.per_sample)[:, 0]
         self.target: ResolvedTarget = resolved
@@ -252,6 +254,9 @@ class _Paths:
             a_rows = alpha.to(device=x.device, dtype=x.dtype)
             if not with_velocity:
                 return self.custom(x_rows, base, a_rows), None
+            explicit = getattr(self.custom, "with_velocity", None)
+            if explicit is not None:
+                return explicit(x_rows, base, a_rows)
             return torch.func.jvp(
                 lambda t: self.custom(x_rows, base, t), (a_rows,), (torch.ones_like(a_rows),)
             )
@@ -581,14 +586,11 @@ class BlurIG(Method):
             raise SettingError("max_sigma", "a positive number of pixels", max_sigma, "")
         self.max_sigma = float(max_sigma)
 
-        def blur_path(x: torch.Tensor, _: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-            return gaussian_blur(x, self.max_sigma * (1 - alpha), max_sigma=self.max_sigma)
-
         self.integrated = IntegratedGradients(
             model,
             steps=steps,
             rule=rule,
-            path=blur_path,
+            path=_BlurPath(self.max_sigma),
             tolerance=tolerance,
             output=output,
             batch_size=batch_size,
@@ -623,3 +625,32 @@ class BlurIG(Method):
             delta=result.delta,
             output=result.output,
         )
+
+
+class _BlurPath:
+    """``gamma(alpha) = blur(x, max_sigma (1 - alpha))``, with its exact velocity
+    ``d gamma / d alpha = -max_sigma * d blur / d sigma``.
+
+    It ends at the input: sigma 0 is the identity (the kernel is clamped to sigma 1e-2,
+    whose taps next to the centre, exp(-5000), are 0 in any float, so ``gamma(1)`` is ``x``
+    to the bit by the direct and matrix ways, to float rounding by the FFT of large images).
+    """
+
+    ends_at_input = True
+
+    def __init__(self, max_sigma: float) -> None:
+        self.max_sigma = max_sigma
+
+    def __call__(self, x: torch.Tensor, _: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        return gaussian_blur(x, self.max_sigma * (1 - alpha), max_sigma=self.max_sigma)
+
+    def with_velocity(
+        self, x: torch.Tensor, _: torch.Tensor, alpha: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        point, slope = gaussian_blur_and_slope(
+            x, self.max_sigma * (1 - alpha), max_sigma=self.max_sigma
+        )
+        return point, slope.mul_(-self.max_sigma)
+
+    def __repr__(self) -> str:
+        return f"blur path (max_sigma={self.max_sigma})"
