@@ -97,7 +97,12 @@ class NormRelevance(torch.autograd.Function):
     """``y = fn(x_1, ..., x_k)`` linear; backward ``R_i = x_i * J_i^T (R / stabilize(y))``.
 
     ``summed``: ``y = x_1 + x_2`` of one shape (a residual sum), whose ``J_i^T s`` is ``s``
-    itself: the backward then needs no recomputation of ``fn`` and no autograd call.
+    itself: the backward then needs no autograd call.
+
+    ``y`` is recomputed in the backward from the saved inputs (``x_1 + x_2`` is the same sum
+    to the bit) rather than kept from the forward: a later in-place write (``relu_``) may
+    change ``y``, and a copy kept for the backward would hold one more activation-sized
+    tensor per residual sum for the whole call.
     """
 
     @staticmethod
@@ -105,11 +110,7 @@ class NormRelevance(torch.autograd.Function):
         saved = (inputs[0].clone(), *inputs[1:]) if inplace else inputs
         # an in-place sum (out += identity) stays in place: no buffer for y, no copy back
         y = inputs[0].add_(inputs[1]) if inplace and summed else fn(*inputs)
-        # computed now, in a tensor of its own: a later in-place write to y (relu_) must not
-        # change it (stabilize(y, 0) is y itself)
-        denominator = stabilize(y, stabilizer)
-        ctx.denominator = denominator.clone() if denominator is y else denominator
-        ctx.guarded = stabilizer == 0
+        ctx.stabilizer = stabilizer
         ctx.fn = fn
         ctx.summed = summed
         ctx.save_for_backward(*saved)
@@ -123,23 +124,28 @@ class NormRelevance(torch.autograd.Function):
     @staticmethod
     def backward(ctx, relevance):
         inputs = ctx.saved_tensors
-        denominator, ctx.denominator = ctx.denominator, None
-        if ctx.guarded:  # a stabilised denominator is never 0; only an unstabilised one is
-            share = safe_divide(relevance, denominator)
-        else:  # the stabilised denominator is this call's own tensor: the share overwrites it
-            share = torch.div(relevance, denominator, out=denominator)
         if ctx.summed:
             first, second = inputs
+            share = _share(relevance, torch.add(first, second), ctx.stabilizer)
             return (None, None, None, None, first * share, share.mul_(second))
         with torch.enable_grad():
             tracked = [t.detach().requires_grad_(True) for t in inputs]
             y = ctx.fn(*tracked)
+            share = _share(relevance, y.detach(), ctx.stabilizer)
             grads = torch.autograd.grad(y, tracked, share, allow_unused=True)
         shares = [
             torch.zeros_like(t) if g is None else t.detach() * g
             for t, g in zip(tracked, grads, strict=True)
         ]
         return (None, None, None, None, *shares)
+
+
+def _share(relevance: torch.Tensor, y: torch.Tensor, stabilizer: float) -> torch.Tensor:
+    """``R / stabilize(y)``; an unstabilised denominator that is 0 passes no relevance."""
+    if stabilizer == 0:
+        return safe_divide(relevance, y)
+    denominator = stabilize(y, stabilizer)  # a new tensor: the share may overwrite it
+    return torch.div(relevance, denominator, out=denominator)
 
 
 class OutputRelevance(torch.autograd.Function):
