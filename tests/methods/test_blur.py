@@ -141,6 +141,16 @@ def test_blur_and_slope_by_the_chosen_way(size, radius):
     torch.testing.assert_close(slope, expected[1], rtol=0, atol=1e-12)
 
 
+def test_the_matrix_way_differentiates_after_a_call_in_inference_mode():
+    x = torch.rand(1, 1, 33, 33, dtype=torch.float64)
+    kernel = gaussian_kernel_1d(torch.tensor([7.0], dtype=torch.float64), 23)
+    with torch.inference_mode():  # the first call makes (and caches) the operator's indices
+        blur_matrix(x, kernel, 23)
+    sigma = torch.tensor([7.0], dtype=torch.float64, requires_grad=True)
+    blur_matrix(x, gaussian_kernel_1d(sigma, 23), 23).sum().backward()
+    assert sigma.grad is not None
+
+
 def test_a_constant_image_stays_constant_under_every_way():
     x = torch.full((1, 1, 30, 30), 2.5, dtype=torch.float64)
     for radius in (3, 29):

@@ -233,14 +233,16 @@ def _operator_indices(
     """Which tap (or cumulative sum) each entry of ``blur_operator`` reads; ``taps`` (one past
     the last) where it reads 0: the band ``[p, q] -> q - p + radius``, the first column's
     ``radius - p`` (sum of taps up to it), the last column's ``size - 1 - p + radius`` (sum of
-    taps from it)."""
+    taps from it). Made outside inference mode even when first asked for inside it: a
+    cached inference tensor could not later index a kernel that autograd records."""
     taps = 2 * radius + 1
-    p = torch.arange(size, device=device)
-    offset = p.view(1, size) - p.view(size, 1) + radius
-    band = torch.where((offset >= 0) & (offset < taps), offset, taps)
-    first = torch.where(radius - p >= 0, radius - p, taps)
-    last = size - 1 - p + radius
-    return band, first, torch.where(last < taps, last, taps)
+    with torch.inference_mode(False):
+        p = torch.arange(size, device=device)
+        offset = p.view(1, size) - p.view(size, 1) + radius
+        band = torch.where((offset >= 0) & (offset < taps), offset, taps)
+        first = torch.where(radius - p >= 0, radius - p, taps)
+        last = size - 1 - p + radius
+        return band, first, torch.where(last < taps, last, taps)
 
 
 def blur_fft(x: torch.Tensor, kernel: torch.Tensor, radius: int) -> torch.Tensor:
