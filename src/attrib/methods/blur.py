@@ -45,6 +45,11 @@ __all__ = [
 ]
 
 
+# Sigmas below this are clamped to it: its taps next to the centre, exp(-5000), are 0 in any
+# float, so the kernel is a unit impulse and the blur the identity, to the bit.
+SIGMA_FLOOR = 1e-2
+
+
 def gaussian_kernel_1d(sigma: torch.Tensor, radius: int) -> torch.Tensor:
     """Normalised 1-D Gaussian kernels, one per sigma: shape ``(len(sigma), 2 radius + 1)``.
 
@@ -52,7 +57,7 @@ def gaussian_kernel_1d(sigma: torch.Tensor, radius: int) -> torch.Tensor:
     clamped away from 0, where the kernel tends to a unit impulse.
     """
     t = torch.arange(-radius, radius + 1, dtype=sigma.dtype, device=sigma.device)
-    s = sigma.clamp(min=1e-2).unsqueeze(1)
+    s = sigma.clamp(min=SIGMA_FLOOR).unsqueeze(1)
     kernel = torch.exp(-0.5 * (t / s) ** 2)
     return kernel / kernel.sum(dim=1, keepdim=True)
 
@@ -119,10 +124,10 @@ def gaussian_kernel_and_slope(
     """
     kernel = gaussian_kernel_1d(sigma, radius)
     t2 = torch.arange(-radius, radius + 1, dtype=kernel.dtype, device=kernel.device) ** 2
-    s = sigma.clamp(min=1e-2).unsqueeze(1)
+    s = sigma.clamp(min=SIGMA_FLOOR).unsqueeze(1)
     spread = (kernel * t2).sum(dim=1, keepdim=True)
     slope = kernel * (t2 - spread) / s**3
-    return kernel, slope * (sigma >= 1e-2).unsqueeze(1)
+    return kernel, slope * (sigma >= SIGMA_FLOOR).unsqueeze(1)
 
 
 # Above this radius direct correlation loses to the other two ways (measured on 224 x 224
@@ -174,10 +179,8 @@ def blur_matrix(x: torch.Tensor, kernel: torch.Tensor, radius: int) -> torch.Ten
     blurred in float32 and returned in their own dtype."""
     if x.dtype not in (torch.float32, torch.float64):
         return blur_matrix(x.float(), kernel.float(), radius).to(x.dtype)
-    h, w = x.shape[-2:]
-    along_w = blur_operator(kernel, radius, w).unsqueeze(1)  # (n, 1, w, w)
-    along_h = along_w if h == w else blur_operator(kernel, radius, h).unsqueeze(1)
-    return torch.matmul(along_h, torch.matmul(x, along_w.transpose(2, 3)))
+    along_h, along_w = _axis_operators(kernel, radius, *x.shape[-2:])
+    return torch.matmul(along_h.unsqueeze(1), torch.matmul(x, along_w.transpose(1, 2).unsqueeze(1)))
 
 
 def blur_matrix_and_slope(
@@ -189,13 +192,9 @@ def blur_matrix_and_slope(
     if x.dtype not in (torch.float32, torch.float64):
         y, dy = blur_matrix_and_slope(x.float(), kernel.float(), slope.float(), radius)
         return y.to(x.dtype), dy.to(x.dtype)
-    h, w = x.shape[-2:]
-    along_w, slope_w = blur_operator(kernel, radius, w), blur_operator(slope, radius, w)
-    if h == w:
-        along_h, slope_h = along_w, slope_w
-    else:
-        along_h, slope_h = blur_operator(kernel, radius, h), blur_operator(slope, radius, h)
-    n, c = x.shape[:2]
+    n, c, h, w = x.shape
+    along_h, along_w = _axis_operators(kernel, radius, h, w)
+    slope_h, slope_w = _axis_operators(slope, radius, h, w)
     both_w = torch.cat([along_w, slope_w], dim=1).transpose(1, 2)  # (n, w, 2w)
     # (n, c, h, 2w): x M_W^T | x dM_W^T, channels and rows as one matrix (no broadcast copy)
     rows = torch.bmm(x.reshape(n, c * h, w), both_w).view(n, c, h, 2 * w)
@@ -203,6 +202,14 @@ def blur_matrix_and_slope(
     columns = torch.matmul(both_h, rows[..., :w])  # (n, c, 2h, w): M_H x M_W^T; dM_H x M_W^T
     dy = torch.matmul(along_h.unsqueeze(1), rows[..., w:]).add_(columns[:, :, h:])
     return columns[:, :, :h].contiguous(), dy
+
+
+def _axis_operators(
+    kernel: torch.Tensor, radius: int, h: int, w: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``blur_operator`` along H and along W (one and the same for square images)."""
+    along_w = blur_operator(kernel, radius, w)
+    return (along_w if h == w else blur_operator(kernel, radius, h)), along_w
 
 
 def blur_operator(kernel: torch.Tensor, radius: int, size: int) -> torch.Tensor:

@@ -631,9 +631,9 @@ class _BlurPath:
     """``gamma(alpha) = blur(x, max_sigma (1 - alpha))``, with its exact velocity
     ``d gamma / d alpha = -max_sigma * d blur / d sigma``.
 
-    It ends at the input: sigma 0 is the identity (the kernel is clamped to sigma 1e-2,
-    whose taps next to the centre, exp(-5000), are 0 in any float, so ``gamma(1)`` is ``x``
-    to the bit by the direct and matrix ways, to float rounding by the FFT of large images).
+    It ends at the input: sigma 0 is the identity (the kernel is clamped to
+    ``blur.SIGMA_FLOOR``, a unit impulse in any float, so ``gamma(1)`` is ``x`` to the bit by
+    the direct and matrix ways, to float rounding by the FFT of large images).
     """
 
     ends_at_input = True
