@@ -196,3 +196,14 @@ def test_the_cheapest_way_is_chosen_by_size_and_radius():
 @pytest.mark.parametrize("minimum,expected", [(1, 1), (7, 8), (524, 540), (540, 540), (97, 100)])
 def test_fft_lengths_have_no_prime_factor_above_5(minimum, expected):
     assert _fast_length(minimum) == expected
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_direct_blur_of_half_images_computes_in_float32(dtype):
+    # float16 depthwise convolutions with a 49-tap row hung in oneDNN's kernel generation on
+    # a CPU with AVX512-FP16; computing in float32 is the same arithmetic as float32 inputs
+    torch.manual_seed(3)
+    x = torch.rand(2, 3, 40, 40).to(dtype)
+    kernel = gaussian_kernel_1d(torch.tensor([8.0, 3.0]), 24).to(dtype)
+    expected = blur_direct(x.float(), kernel.float(), 24).to(dtype)
+    assert torch.equal(blur_direct(x, kernel, 24), expected)
