@@ -15,7 +15,6 @@ from attrib.methods import (
     LIME,
     LRP,
     AblationCAM,
-    AnchorsText,
     BlurIG,
     Deconvolution,
     DeepLIFT,
@@ -43,6 +42,7 @@ from attrib.methods import (
     XGradCAM,
     vit_reshape,
 )
+from attrib.text.anchors import AnchorsText  # registers the text methods too (attrib.text)
 
 __version__ = "0.1.0"
 

@@ -7,54 +7,32 @@ from typing import Any
 
 from torch import nn
 
-from attrib.core.errors import SettingError
 from attrib.core.inputs import Inputs
 from attrib.core.result import Attribution
 from attrib.core.target import Target
+from attrib.methods import catalogue
 from attrib.methods.base import Method
+from attrib.methods.recipes import build
 
 __all__ = ["available_methods", "explain", "method_class"]
 
 
 def available_methods() -> dict[str, type[Method]]:
-    """Every method by its lower-case name (``"saliency"``, ``"gradientxinput"``, ...)."""
-    import attrib.methods as methods
-
-    found = {}
-    for name in methods.__all__:
-        cls = getattr(methods, name)
-        if isinstance(cls, type) and issubclass(cls, Method) and cls is not Method:
-            found[_key(name)] = cls
-    return found
-
-
-def _key(name: str) -> str:
-    return name.lower().replace("_", "").replace("-", "").replace(" ", "")
+    """Every method of tensors and images by its name in ``catalogue.key`` form
+    (``"saliency"``, ``"gradientxinput"``, ...)."""
+    return {
+        catalogue.key(info.name): info.cls
+        for info in catalogue.entries(inputs=("tensor", "image", "tokens"))
+    }
 
 
 def method_class(method: str | type[Method]) -> type[Method]:
-    """The method class named ``method`` (case, dashes and underscores ignored)."""
+    """The method class named ``method`` (case, dashes and underscores ignored); a class is
+    returned as it is."""
     if isinstance(method, type) and issubclass(method, Method):
         return method
-    known = available_methods()
-    if isinstance(method, str) and _key(method) in known:
-        return known[_key(method)]
-    import difflib
-
-    close = difflib.get_close_matches(_key(str(method)), list(known), n=3, cutoff=0.5)
-    raise SettingError(
-        "method",
-        f"one of {sorted(known)}",
-        method,
-        f"Did you mean {close[0]!r}?" if close else "",
-    )
-
-
-def is_wrapper(cls: type[Method]) -> bool:
-    """Wrappers (the SmoothGrad family) take a method, not a model."""
-    from attrib.methods.smoothing import _NoiseSmoothing
-
-    return issubclass(cls, _NoiseSmoothing)
+    cls: type[Method] = catalogue.find(method).cls
+    return cls
 
 
 def explain(
@@ -75,14 +53,7 @@ def explain(
     inner_settings={"steps": 16})`` is
     ``SmoothGrad(IntegratedGradients(model, steps=16), samples=16)``.
     """
-    cls = method_class(method)
-    if is_wrapper(cls):
-        wrapped = method_class(inner)
-        if is_wrapper(wrapped):
-            raise SettingError("inner", "a method that is not itself a wrapper", inner, "")
-        return cls(wrapped(model, **(inner_settings or {})), **settings)(x, target=target)
-    if inner_settings:
-        raise SettingError(
-            "inner_settings", f"no inner settings for {cls.__name__}", inner_settings, ""
-        )
-    return cls(model, **settings)(x, target=target)
+    chosen = method_class(method)
+    built = build(chosen, model, settings, inner=inner, inner_settings=inner_settings)
+    result: Attribution = built(x, target=target)
+    return result

@@ -14,6 +14,8 @@ from attrib.cli.images import PRESETS, LoadedImage, load_image, prepare
 from attrib.cli.models import load_model, load_state_dict
 from attrib.cli.progress import Progress
 from attrib.core.errors import AttribError, SettingError, TargetError
+from attrib.methods import catalogue
+from attrib.methods.recipes import ImageContext, build_for_image, check_settings
 from tests.cli.conftest import FACTORY
 
 
@@ -41,8 +43,11 @@ def test_method_names_and_settings():
         "Saliency",
         "GradientXInput",
     ]
-    assert recipes.resolve_names("all") == list(recipes.available())
-    with pytest.raises(SettingError, match="Did you mean IntegratedGradients"):
+    every = [i.name for i in catalogue.entries(inputs=recipes.IMAGE_INPUTS)]
+    assert recipes.resolve_names("all") == every
+    assert {"Saliency", "GradCAM", "KernelSHAP"} <= set(every)
+    assert not {"LeaveOneOut", "AnchorsText"} & set(every)  # tokens and texts, not images
+    with pytest.raises(SettingError, match="--method.*Did you mean IntegratedGradients"):
         recipes.resolve_names("integrated_gradient")
     with pytest.raises(SettingError):
         recipes.resolve_names(" , ")
@@ -62,25 +67,28 @@ def test_every_available_method_builds_and_runs_on_a_small_cnn():
     model = tiny_cnn()
     x = torch.rand(1, 3, 16, 16)
     refs = torch.cat([x, torch.zeros_like(x)])
-    context = recipes.Context(model, (16, 16), layer="features", references=refs)
+    context = ImageContext(model, (16, 16), layer="features", references=refs)
     cheap = {"samples": 2}
     sampled = ("SmoothGrad", "SmoothGradSquared", "VarGrad", "ExpectedGradients")
     sampled += ("ShapleySampling", "KernelSHAP", "LIME")
-    for name in recipes.available():
+    for name in recipes.resolve_names("all"):
         context.settings = cheap if name in sampled else {}
-        result = recipes.build(name, context)(x, target=1)
+        result = build_for_image(name, context)(x, target=1)
         assert result.values.shape[-2:] == (16, 16), name
     context.settings = {"inner": "integrated_gradients", "samples": 2}
-    assert recipes.build("SmoothGrad", context).method.name == "IntegratedGradients"
+    assert build_for_image("SmoothGrad", context).method.name == "IntegratedGradients"
 
     # a setting goes to the methods that take it; Method.key to that method only
     context.settings = {"steps": 4, "GradCAM.relu": False}
-    assert recipes.build("IntegratedGradients", context).steps == 4
-    assert recipes.build("GradCAM", context).settings()["relu"] is False
-    recipes.check_settings(["IntegratedGradients", "GradCAM"], context.settings)
+    assert build_for_image("IntegratedGradients", context).steps == 4
+    assert build_for_image("GradCAM", context).settings()["relu"] is False
+    check_settings(["IntegratedGradients", "GradCAM"], context.settings)
     for wrong in ({"no_such_setting": 1}, {"Saliency.steps": 4}, {"LIME.samples": 4}):
         with pytest.raises(SettingError, match="--set"):
-            recipes.check_settings(["Saliency", "GradCAM"], wrong)
+            check_settings(["Saliency", "GradCAM"], wrong)
+    # the refusal lists what each method takes and the closest name
+    with pytest.raises(SettingError, match=r"GradCAM: layer, reshape.*Did you mean 'layer'"):
+        check_settings(["Saliency", "GradCAM"], {"layr": "features"})
 
 
 def test_presets_fix_geometry_and_values(tmp_path):

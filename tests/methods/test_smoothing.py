@@ -445,9 +445,9 @@ def test_no_state_left_when_the_model_raises():
 @pytest.mark.parametrize(
     ("settings", "argument", "allowed"),
     [
-        ({"samples": 0}, "samples", "positive int"),
-        ({"samples": 2.5}, "samples", "positive int"),
-        ({"samples": True}, "samples", "positive int"),
+        ({"samples": 0}, "samples", "int >= 1"),
+        ({"samples": 2.5}, "samples", "int >= 1"),
+        ({"samples": True}, "samples", "int >= 1"),
         ({"sigma": -0.1}, "sigma", "finite number >= 0"),
         ({"sigma": float("nan")}, "sigma", "finite number >= 0"),
         ({"sigma": "0.1"}, "sigma", "finite number >= 0"),

@@ -139,7 +139,8 @@ def test_random_scores_do_not(trained):
 def test_anchors_plug_in_through_predict(trained):
     """``classifier.predict`` is the "list of strings -> labels" function of AnchorsText; on
     the trained model the anchor of a text is its decisive word."""
-    anchors = pytest.importorskip("attrib.methods.anchors")
+    from attrib.text import anchors
+
     clf, texts, _ = trained
     explainer = anchors.AnchorsText(clf.predict, seed=0, max_samples=4000)
     for text in texts[:3]:

@@ -18,6 +18,7 @@ from attrib.cli.images import LoadedImage, Preset, load_image, preset
 from attrib.cli.models import LoadedModel, load_model
 from attrib.core.errors import InputError, SettingError, TargetError
 from attrib.core.layers import resolve_layer
+from attrib.methods.recipes import check_settings
 
 __all__ = ["Setup", "batches", "parse_target", "setup", "unique_names"]
 
@@ -38,7 +39,7 @@ def setup(args: argparse.Namespace) -> Setup:
     """Check and load everything the arguments name; raises one ``AttribError`` per problem."""
     names = recipes.resolve_names(args.method)
     settings = recipes.parse_settings(args.set)
-    recipes.check_settings(names, settings)
+    check_settings(names, settings)
     if args.batch_size is not None and args.batch_size < 1:
         raise SettingError("--batch-size", "a positive number", args.batch_size, "")
     if args.threads is not None:

@@ -59,10 +59,10 @@ def run_demo(
     from attrib.cli import recipes
     from attrib.cli.common import fixed_target
     from attrib.cli.images import PRESETS, prepare
-    from attrib.cli.report import families
     from attrib.data import demo_settings
     from attrib.data.imagenet_demo import CAM_LAYER, imagenet_class_names, load_efficientnet_lite0
     from attrib.data.photos import PHOTOS, load_photos
+    from attrib.methods.recipes import ImageContext, build_for_image
     from attrib.report import add_metrics, add_sanity, explain_all, image_report, write_html
 
     start = time.perf_counter()
@@ -85,10 +85,10 @@ def run_demo(
     references = torch.cat([x, torch.zeros_like(x[:1])])
     built = {}
     for name in names:
-        context = recipes.Context(
+        context = ImageContext(
             model, (224, 224), CAM_LAYER, references, settings=per_method.get(name, {})
         )
-        built[name] = recipes.build(name, context)
+        built[name] = build_for_image(name, context)
 
     cpu = [time.process_time()]
 
@@ -108,8 +108,6 @@ def run_demo(
         logits,
         explained,
         class_names=class_names,
-        families=families(),
-        method_classes=recipes.available(),
         facts=[
             ("model", "EfficientNet-Lite0 (Tan and Le 2019), ImageNet weights"),
             (
@@ -177,11 +175,12 @@ def _short(value: object) -> str:
 
 def _grids(out: Path, loaded, explained, class_names) -> None:
     """One matplotlib grid per method family (photos x methods), as PNG files."""
-    from attrib.cli.recipes import FAMILIES
+    from attrib.methods.catalogue import FAMILIES, entries
     from attrib.viz import grid, save_png
 
     pixels = [image.pixels for image in loaded]
-    for family, members in FAMILIES.items():
+    for family in FAMILIES:
+        members = [info.name for info in entries(family)]
         chosen = {m: explained.attributions[m] for m in members if m in explained.attributions}
         if chosen:
             fig = grid(pixels, chosen, class_names=class_names, row_labels=[i.name for i in loaded])

@@ -12,10 +12,10 @@ import argparse
 import csv
 from pathlib import Path
 
-from attrib.cli import recipes
 from attrib.cli.common import fixed_target, one_batch, setup, unique_names
 from attrib.cli.progress import Progress
 from attrib.core.errors import SettingError
+from attrib.methods.recipes import ImageContext, build_for_image
 
 __all__ = ["run"]
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _methods(s, x, args) -> dict:
-    context = recipes.Context(
+    context = ImageContext(
         s.loaded.model,
         tuple(x.shape[-2:]),
         s.layer,
@@ -62,7 +62,7 @@ def _methods(s, x, args) -> dict:
         batch_size=args.batch_size,
         settings=s.settings,
     )
-    return {name: recipes.build(name, context) for name in s.names}
+    return {name: build_for_image(name, context) for name in s.names}
 
 
 def _references(x):

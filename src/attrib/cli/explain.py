@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attrib.cli import recipes
 from attrib.cli.common import batches, fixed_target, setup, unique_names
 from attrib.cli.progress import Progress
+from attrib.methods.recipes import ImageContext, build_for_image
 
 __all__ = ["run"]
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         for group in groups:
             x = torch.stack([s.images[i].tensor for i in group]).to(s.device)
             target, logits = fixed_target(s.loaded.model, x, s.target)
-            context = recipes.Context(
+            context = ImageContext(
                 s.loaded.model,
                 tuple(x.shape[-2:]),
                 s.layer,
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                 arrays[stems[i]]["logits"] = logits[k].cpu().numpy()
             for name in s.names:
                 progress.advance(name, 0)
-                result = with_output(recipes.build(name, context)(x, target=target), logits)
+                result = with_output(build_for_image(name, context)(x, target=target), logits)
                 for k, i in enumerate(group):
                     fig = viz.show(
                         result, s.images[i].pixels, index=k, class_names=s.loaded.class_names

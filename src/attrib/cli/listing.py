@@ -1,29 +1,24 @@
-"""``attrib methods``: every method, one line, with its paper."""
+"""``attrib methods``: every method of the catalogue, one line each, with its paper."""
 
 from __future__ import annotations
 
 import argparse
 
-from attrib.cli import recipes
-from attrib.report.notes import note_for
+from attrib.methods import catalogue
 
 __all__ = ["run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    have = recipes.available()
-    for family, names in recipes.FAMILIES.items():
-        print(f"{family} methods:")
-        for name in names:
-            cls = have.get(name)
-            note = note_for(name, cls)
-            status = "" if cls is not None else "  (not in this version)"
-            print(f"  {name:<21}{note.paper:<44}{note.short}{status}")
-    try:
-        from attrib.text import method_names
+    for family in catalogue.FAMILIES:
+        members = catalogue.entries(family)
+        if not members:
+            continue
+        print(f"{catalogue.FAMILY_TITLES[family]}:")
+        for info in members:
+            print(f"  {info.name:<21}{info.paper:<44}{info.short}")
+    from attrib.text import method_names
 
-        print("text methods (attrib explain-text --method NAME):")
-        print("  " + ", ".join(method_names()))
-    except ImportError:
-        pass
+    print("text methods by name (attrib explain-text --method NAME):")
+    print("  " + ", ".join(method_names()))
     return 0

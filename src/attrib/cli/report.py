@@ -16,20 +16,9 @@ from pathlib import Path
 from attrib.cli import recipes
 from attrib.cli.common import fixed_target, one_batch, setup, unique_names
 from attrib.cli.progress import Progress
+from attrib.methods.recipes import ImageContext, build_for_image
 
-__all__ = ["FAMILY_TITLES", "run"]
-
-FAMILY_TITLES = {
-    "gradient": "Gradient and path methods",
-    "cam": "CAM family",
-    "propagation": "Propagation methods",
-    "perturbation": "Removal (perturbation) methods",
-}
-
-
-def families() -> list[tuple[str, list[str]]]:
-    """The methods' families, titled, in display order."""
-    return [(FAMILY_TITLES[k], list(v)) for k, v in recipes.FAMILIES.items()]
+__all__ = ["run"]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = [m.strip() for m in args.metric.split(",") if m.strip()]
     x = one_batch(s.images).to(s.device)
     target, logits = fixed_target(s.loaded.model, x, s.target)
-    context = recipes.Context(
+    context = ImageContext(
         s.loaded.model,
         tuple(x.shape[-2:]),
         s.layer,
@@ -49,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         settings=s.settings,
     )
-    methods = {name: recipes.build(name, context) for name in s.names}
+    methods = {name: build_for_image(name, context) for name in s.names}
     out = Path(args.out)
     units = len(methods) * (1 + len(metrics)) + len(sanity_names)
     with Progress(units, "report") as progress:
@@ -63,8 +52,6 @@ def run(args: argparse.Namespace) -> int:
             logits,
             explained,
             class_names=s.loaded.class_names,
-            families=families(),
-            method_classes=recipes.available(),
             facts=[
                 ("model", s.loaded.label),
                 ("preprocessing", f"{s.preset.name}: {s.preset.description}"),
@@ -88,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
                 on_step=step,
             )
         if sanity_names:
-            chosen = {n: methods.get(n) or recipes.build(n, context) for n in sanity_names}
+            chosen = {n: methods.get(n) or build_for_image(n, context) for n in sanity_names}
             layers = args.sanity_layers.split(",") if args.sanity_layers else None
             add_sanity(
                 report,

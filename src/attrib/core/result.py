@@ -53,7 +53,7 @@ class Attribution:
     ) -> torch.Tensor:
         """One map per sample, reducing the channel dimension.
 
-        ``max_abs`` is the seeds' ``M_ij = max_c |w_ijc|`` (Simonyan 2014); ``sum`` keeps the
+        ``max_abs`` is ``M_ij = max_c |w_ijc|`` (Simonyan et al. 2014); ``sum`` keeps the
         sign; ``abs_sum`` is ``sum_c |w_ijc|``; ``l2`` is ``sqrt(sum_c w_ijc^2)``.
         For dict inputs, ``key`` says which input's map to draw.
         """

@@ -8,7 +8,7 @@ the same when more are asked for.
 
 from __future__ import annotations
 
-__all__ = ["MASK64", "mix_seed", "splitmix64"]
+__all__ = ["MASK64", "draw_seed", "mix_seed", "splitmix64"]
 
 MASK64 = (1 << 64) - 1
 
@@ -27,3 +27,13 @@ def mix_seed(seed: int, *keys: int) -> int:
     for key in keys:
         z = splitmix64(z ^ (key & MASK64))
     return z
+
+
+def draw_seed(seed: int | None = None) -> int:
+    """``seed``, or one drawn from torch's global RNG (so ``torch.manual_seed`` repeats a call
+    made with ``seed=None``); the sampling itself then uses a dedicated generator."""
+    if seed is not None:
+        return seed
+    import torch
+
+    return int(torch.randint(0, 2**62, (), dtype=torch.int64))

@@ -1,6 +1,9 @@
-"""attrib's methods. Each is a callable object: ``Method(model, **settings)(x, target=...)``."""
+"""attrib's methods. Each is a callable object: ``Method(model, **settings)(x, target=...)``.
 
-from attrib.methods.anchors import AnchorsText
+Importing a method's module registers it in ``attrib.methods.catalogue``; the text methods
+(``attrib.text``) register theirs when ``attrib`` is imported.
+"""
+
 from attrib.methods.base import Method
 from attrib.methods.cam import (
     CAM,
@@ -33,7 +36,6 @@ __all__ = [
     "LIME",
     "LRP",
     "AblationCAM",
-    "AnchorsText",
     "BlurIG",
     "Deconvolution",
     "DeepLIFT",

@@ -1,8 +1,9 @@
 """What every method shares: configured once with the model, called on many batches.
 
-A method's constructor only stores settings (it never touches the model); ``__call__``
-validates the batch and runs in ``prepared(model)`` (eval mode, frozen parameters), which is
-undone when the call returns or raises.
+A method's constructor only binds its settings (``Setting`` class attributes, see
+``attrib.core.settings``; it never touches the model); ``__call__`` validates the batch and
+runs in ``prepared(model)`` (eval mode, frozen parameters), which is undone when the call
+returns or raises. ``result(...)`` is the one place an ``Attribution`` is made.
 """
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ from typing import Any
 
 from torch import nn
 
-from attrib.core.batching import check_batch_size
 from attrib.core.errors import SettingError
 from attrib.core.hooks import prepared
-from attrib.core.inputs import Inputs, check_inputs
+from attrib.core.inputs import Inputs, batch_size_of, check_inputs
 from attrib.core.result import Attribution
-from attrib.core.target import OutputSelector, Target, check_target_length
+from attrib.core.settings import Anything, Configurable, Count, Optional, Setting
+from attrib.core.target import Target, check_target_length
 
 __all__ = ["Method"]
 
 
-class Method:
+class Method(Configurable):
     """Base class of attrib's methods: ``method(x, target=...) -> Attribution``.
 
     Args:
@@ -31,42 +32,54 @@ class Method:
         output: which part of the model's output holds the scores, where it is ambiguous
             (an index, a key, or a callable).
         batch_size: the most rows in one forward (``None``: chosen from the input size).
+        Other settings: see each method (``type(method).setting_specs()`` lists them).
     """
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        *,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
+    batch_size = Setting(None, Optional(Count(1, "most rows in one forward")))
+    output = Setting(None, Anything("None, an output index, a key or a callable"))
+
+    def __init__(self, model: nn.Module | Callable[..., Any], *args: Any, **settings: Any) -> None:
         if not callable(model):
             raise SettingError("model", "an nn.Module or a callable", model, "")
         self.model = model
-        self.output = output
-        self.batch_size = check_batch_size(batch_size)
+        self.bind_settings(args, settings)
+
+    def first(self) -> Any:
+        return self.model
 
     @property
     def name(self) -> str:
         return type(self).__name__
 
-    def settings(self) -> dict[str, Any]:
-        """The settings recorded in ``Attribution.params``."""
-        return {"batch_size": self.batch_size, "output": self.output}
-
     def __call__(self, x: Inputs, target: Target = None) -> Attribution:
         inputs = check_inputs(x)
-        check_target_length(target, _n(inputs))
+        check_target_length(target, batch_size_of(inputs))
         with prepared(self.model):
             return self.attribute(inputs, target)
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:  # pragma: no cover
         raise NotImplementedError
 
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{k}={v!r}" for k, v in self.settings().items() if v is not None)
-        return f"{self.name}({shown})"
-
-
-def _n(inputs: Inputs) -> int:
-    return next(iter(inputs.values())).shape[0] if isinstance(inputs, dict) else inputs.shape[0]
+    def result(
+        self,
+        values: Any,
+        target: Any,
+        output: Any,
+        *,
+        baseline: Any = None,
+        delta: Any = None,
+        channel_dim: int | None = 1,
+        **params: Any,
+    ) -> Attribution:
+        """The ``Attribution`` of a call: this method's name, its settings and ``params``
+        (entries of this call: counts, resolved settings) in ``Attribution.params``."""
+        return Attribution(
+            values=values,
+            target=target,
+            method=self.name,
+            params={**self.settings(), **params},
+            baseline=baseline,
+            delta=delta,
+            output=output,
+            channel_dim=channel_dim,
+        )

@@ -24,9 +24,10 @@ from typing import Any
 import torch
 
 from attrib.core.errors import SettingError
+from attrib.core.settings import SEED, Anything, Check, Number, Optional, Setting
 from attrib.methods.blur import gaussian_blur
 
-__all__ = ["NAMED_BASELINES", "gaussian_blur", "make_baselines"]
+__all__ = ["NAMED_BASELINES", "BaselineSettings", "gaussian_blur", "make_baselines"]
 
 NAMED_BASELINES = ("black", "white", "gray", "grey", "blur", "uniform")
 
@@ -138,3 +139,40 @@ def make_baselines(
 
 def is_sequence_of_baselines(spec: Any) -> bool:
     return isinstance(spec, Sequence) and not isinstance(spec, str)
+
+
+class _ValueRange(Check):
+    @property
+    def what(self) -> str:
+        return "None (each sample's own min and max) or (low, high) with low < high"
+
+    def accepts(self, value: Any) -> bool:
+        return value is None or (
+            isinstance(value, (tuple, list))
+            and len(value) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            and value[0] < value[1]
+        )
+
+    def convert(self, value: Any) -> Any:
+        return None if value is None else (float(value[0]), float(value[1]))
+
+
+class BaselineSettings:
+    """The settings of methods that compare the input with baselines (see the module):
+    ``baseline``, and the ``value_range``, ``blur_sigma`` and ``seed`` of the named ones."""
+
+    baseline = Setting(0.0, Anything("a number, a name, a tensor, or a list of those"))
+    value_range = Setting(None, _ValueRange())
+    blur_sigma = Setting(None, Optional(Number(0, low_open=True, purpose="pixels")))
+    seed = Setting(None, SEED)
+
+    def make_baselines(self, inputs: Any) -> list[Any]:
+        """The baselines of ``inputs`` (one or several, each shaped like the inputs)."""
+        return make_baselines(
+            self.baseline,
+            inputs,
+            value_range=self.value_range,
+            blur_sigma=self.blur_sigma,
+            seed=self.seed,
+        )

@@ -8,23 +8,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch
-from torch import nn
 
 from attrib.core.grad import batched_input_gradients
 from attrib.core.inputs import Inputs, map_inputs
 from attrib.core.result import Attribution
-from attrib.core.target import OutputSelector, Target
+from attrib.core.settings import FLAG, Setting
+from attrib.core.target import Target
 from attrib.methods.base import Method
+from attrib.methods.catalogue import register
 
 __all__ = ["GradientXInput", "Saliency"]
 
 
+@register(
+    family="gradient",
+    paper="Simonyan et al. 2014",
+    short="input gradient of the class score",
+    summary="How much the class score changes when one input value changes: the input gradient.",
+    formula="A = ∂S_c/∂x;  map M_ij = max_c |A_cij|",
+)
 class Saliency(Method):
-    """The input gradient of the target score, ``dF_c/dx`` (Simonyan et al. 2014).
+    """The input gradient of the target score, ``R = dF_c/dx`` (Simonyan et al. 2014).
 
     Args:
         abs: return ``|dF_c/dx|`` instead of the signed gradient (Captum's default is
@@ -32,42 +37,26 @@ class Saliency(Method):
             magnitude for the picture either way).
     """
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        *,
-        abs: bool = False,  # noqa: A002 - the name users know from Captum
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(model, output=output, batch_size=batch_size)
-        self.abs = bool(abs)
-
-    def settings(self) -> dict[str, Any]:
-        return {"abs": self.abs, **super().settings()}
+    abs = Setting(False, FLAG)
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
         got = batched_input_gradients(self.model, inputs, target, self.output, self.batch_size)
         values = map_inputs(torch.abs, got.gradients) if self.abs else got.gradients
-        return Attribution(
-            values=values,
-            target=got.target.public,
-            method=self.name,
-            params=self.settings(),
-            output=got.output,
-        )
+        return self.result(values, got.target.public, got.output)
 
 
+@register(
+    family="gradient",
+    paper="Shrikumar et al. 2016",
+    short="gradient times input",
+    summary="The gradient times the input: a first-order estimate of each value's contribution.",
+    formula="A = x ⊙ ∂S_c/∂x",
+    signed=True,
+)
 class GradientXInput(Method):
-    """Gradient times input, ``x * dF_c/dx`` (Shrikumar et al. 2016)."""
+    """Gradient times input, ``R = x * dF_c/dx`` (Shrikumar et al. 2016)."""
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
         got = batched_input_gradients(self.model, inputs, target, self.output, self.batch_size)
         values = map_inputs(lambda g, x: g * x, got.gradients, inputs)
-        return Attribution(
-            values=values,
-            target=got.target.public,
-            method=self.name,
-            params=self.settings(),
-            output=got.output,
-        )
+        return self.result(values, got.target.public, got.output)

@@ -13,7 +13,7 @@ which for the straight line ``gamma(alpha) = x' + alpha (x - x')`` is
 ``Attribution.delta``.
 
 For a linear model ``f(x) = w . x`` the gradient is constant, so ``IG = (x - x') * w``
-exactly (seed 003 writes ``1/2 (x - x') * w``; the constant gradient makes the 1/2 wrong).
+exactly (a factor 1/2 sometimes written there is wrong: the gradient is constant).
 
 - ``ExpectedGradients`` (Erion et al. 2021, "Improving performance of deep learning models
   with axiomatic attribution priors and expected gradients"; GradientSHAP in shap and
@@ -36,11 +36,25 @@ from attrib.core.errors import SettingError
 from attrib.core.grad import batched_forward_scores, input_gradients
 from attrib.core.inputs import Inputs, batch_size_of, leaves, map_inputs
 from attrib.core.result import Attribution
+from attrib.core.settings import (
+    FLAG,
+    REQUIRED,
+    SEED,
+    Anything,
+    Count,
+    Fixed,
+    Function,
+    Instance,
+    Number,
+    Optional,
+    Setting,
+)
 from attrib.core.target import OutputSelector, ResolvedTarget, Target, select_output
 from attrib.methods.base import Method
-from attrib.methods.baselines import make_baselines
+from attrib.methods.baselines import BaselineSettings
 from attrib.methods.blur import gaussian_blur, gaussian_blur_and_slope
-from attrib.methods.quadrature import Rule, gauss_legendre, quadrature
+from attrib.methods.catalogue import register
+from attrib.methods.quadrature import gauss_legendre, quadrature
 
 __all__ = ["BlurIG", "ExpectedGradients", "IntegratedGradients", "PathFunction"]
 
@@ -56,7 +70,17 @@ ADAPTIVE_START_STEPS = 8
 _ADAPTIVE_NODES = 4
 
 
-class IntegratedGradients(Method):
+@register(
+    family="gradient",
+    paper="Sundararajan et al. 2017",
+    short="gradients integrated from a baseline",
+    summary="Gradients integrated along the straight path from a baseline x' to x; the "
+    "attributions add up to S_c(x) − S_c(x') (completeness).",
+    formula="A = (x − x') ⊙ ∫₀¹ ∂S_c(x' + α(x − x'))/∂x dα",
+    signed=True,
+    completeness=True,
+)
+class IntegratedGradients(BaselineSettings, Method):
     """Integrated gradients along a straight (or any) path, with its completeness gap.
 
     Args:
@@ -88,63 +112,28 @@ class IntegratedGradients(Method):
         value_range, blur_sigma, seed: settings of the named baselines.
     """
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        *,
-        steps: int | None = None,
-        rule: str | Rule = "gauss_legendre",
-        baseline: Any = 0.0,
-        path: PathFunction | None = None,
-        tolerance: float | None = None,
-        max_steps: int = 512,
-        value_range: tuple[float, float] | None = None,
-        blur_sigma: float | None = None,
-        seed: int | None = None,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(model, output=output, batch_size=batch_size)
-        if steps is None:
-            steps = ADAPTIVE_START_STEPS if tolerance is not None else DEFAULT_STEPS
-        self.alphas, self.weights = quadrature(rule, steps)  # validates steps and rule
-        self.steps = steps
-        self.rule = rule
-        self.baseline = baseline
-        if path is not None and not callable(path):
-            raise SettingError("path", "None or a callable path(x, baseline, alpha)", path, "")
-        self.path = path
-        if tolerance is not None and not (isinstance(tolerance, (int, float)) and tolerance > 0):
-            raise SettingError("tolerance", "None or a positive number (e.g. 1e-3)", tolerance, "")
-        self.tolerance = tolerance
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < steps:
-            raise SettingError("max_steps", f"an int >= steps ({steps})", max_steps, "")
-        self.max_steps = max_steps
-        self.value_range = value_range
-        self.blur_sigma = blur_sigma
-        self.seed = seed
+    steps = Setting(None, Optional(Count(1, "quadrature nodes per path")))
+    rule = Setting("gauss_legendre", Anything("a rule name or a callable n -> (alphas, weights)"))
+    path = Setting(None, Optional(Function("a callable path(x, baseline, alpha)")))
+    tolerance = Setting(None, Optional(Number(0, low_open=True, purpose="e.g. 1e-3")))
+    max_steps = Setting(512, Count(1, "gradient evaluations per path, adaptive"))
 
-    def settings(self) -> dict[str, Any]:
-        return {
-            "steps": self.steps,
-            "rule": self.rule,
-            "baseline": self.baseline if not isinstance(self.baseline, torch.Tensor) else "tensor",
-            "path": self.path,
-            "tolerance": self.tolerance,
-            **super().settings(),
-        }
+    def configure(self) -> None:
+        if self.steps is None:
+            adaptive = self.tolerance is not None
+            self.assign("steps", ADAPTIVE_START_STEPS if adaptive else DEFAULT_STEPS)
+        self.alphas, self.weights = quadrature(self.rule, self.steps)  # validates the rule
+        if self.max_steps < self.steps:
+            raise SettingError("max_steps", f"an int >= steps ({self.steps})", self.max_steps)
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
-        baselines = make_baselines(
-            self.baseline,
-            inputs,
-            value_range=self.value_range,
-            blur_sigma=self.blur_sigma,
-            seed=self.seed,
-        )
-        return self._integrate(inputs, target, baselines)
+        baselines = self.make_baselines(inputs)
+        shown = baselines[0] if len(baselines) == 1 else baselines
+        return self._integrate(inputs, target, baselines, shown)
 
-    def _integrate(self, inputs: Inputs, target: Target, baselines: list[Inputs]) -> Attribution:
+    def _integrate(
+        self, inputs: Inputs, target: Target, baselines: list[Inputs], shown_baseline: Any
+    ) -> Attribution:
         paths = _Paths(self, inputs, baselines, target)
         if self.tolerance is None:
             ones = torch.ones(paths.count, dtype=torch.float64)
@@ -161,16 +150,13 @@ class IntegratedGradients(Method):
         )
         expected = paths.end_scores - paths.start_scores.view(paths.n, paths.per_sample).mean(1)
         delta = _total(values) - expected
-        params = self.settings()
-        params["evaluations"] = evaluations
-        return Attribution(
-            values=values,
-            target=paths.target.public,
-            method=self.name,
-            params=params,
-            baseline=baselines[0] if len(baselines) == 1 else baselines,
+        return self.result(
+            values,
+            paths.target.public,
+            paths.output,
+            baseline=shown_baseline,
             delta=delta,
-            output=paths.output,
+            evaluations=evaluations,
         )
 
 
@@ -436,6 +422,17 @@ def _points_at(paths: _Paths, path: torch.Tensor, alpha: torch.Tensor) -> Inputs
     return paths._points_and_velocity(path, alpha, with_velocity=False)[0]
 
 
+@register(
+    family="gradient",
+    paper="Erion et al. 2021",
+    short="integrated gradients over reference baselines",
+    summary="Integrated gradients averaged over baselines drawn from reference data, at random "
+    "points of the path.",
+    formula="A = E_{x'~D, α~U(0,1)} [(x − x') ⊙ ∂S_c(x' + α(x − x'))/∂x]",
+    signed=True,
+    completeness=True,
+    image_recipe=lambda context: {"samples": 16, "seed": 0, "references": context.references},
+)
 class ExpectedGradients(Method):
     """Expected gradients (Erion et al. 2021): IG's integrand averaged over baselines drawn
     from a reference set and a uniformly random position on the path,
@@ -456,38 +453,14 @@ class ExpectedGradients(Method):
             ``None`` (Captum's ``GradientShap`` computes no gap unless asked).
     """
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        references: Inputs,
-        *,
-        samples: int = 32,
-        seed: int | None = None,
-        delta: bool = True,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(model, output=output, batch_size=batch_size)
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise SettingError("samples", "an int >= 1", samples, "")
-        if not isinstance(delta, bool):
-            raise SettingError("delta", "True or False", delta, "")
-        self.delta = delta
-        if not isinstance(references, (torch.Tensor, dict)):
-            raise SettingError(
-                "references", "a tensor (R, ...) of reference inputs", references, ""
-            )
-        self.references = references
-        self.samples = samples
-        self.seed = seed
-
-    def settings(self) -> dict[str, Any]:
-        return {
-            "samples": self.samples,
-            "seed": self.seed,
-            "delta": self.delta,
-            **super().settings(),
-        }
+    references = Setting(
+        REQUIRED,
+        Instance((torch.Tensor, dict), "a tensor (R, ...) of reference inputs"),
+        positional=True,
+    )
+    samples = Setting(32, Count(1, "draws per input"))
+    seed = Setting(None, SEED)
+    delta = Setting(True, FLAG)
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
         refs = map_inputs(
@@ -528,15 +501,7 @@ class ExpectedGradients(Method):
             evaluate, n, self.samples, size, "mean", device=leaves(inputs)[0].device
         )
         delta = self._delta(values, scores_x, resolved, refs, drawn) if self.delta else None
-        return Attribution(
-            values=values,
-            target=resolved.public,
-            method=self.name,
-            params=self.settings(),
-            baseline=self.references,
-            delta=delta,
-            output=output,
-        )
+        return self.result(values, resolved.public, output, baseline=self.references, delta=delta)
 
     def _delta(
         self,
@@ -559,52 +524,44 @@ class ExpectedGradients(Method):
         return _total(values) - (scores_x.to(torch.float64) - ref_mean)
 
 
-class BlurIG(Method):
+@register(
+    family="gradient",
+    paper="Xu et al. 2020",
+    short="integrated gradients along a blur path",
+    summary="Integrated gradients along a path of ever less blurred images, from a fully "
+    "blurred copy to the input: no baseline colour to choose.",
+    formula="A = ∫ ∂S_c(B(x, σ))/∂x ⊙ ∂B(x, σ)/∂σ dσ,  σ: σ_max → 0",
+    signed=True,
+    completeness=True,
+    inputs="image",
+)
+class BlurIG(IntegratedGradients):
     """Blur integrated gradients (Xu et al. 2020): integrated gradients along the path
     ``gamma(alpha) = blur(x, max_sigma * (1 - alpha))`` from a Gaussian blur of ``max_sigma``
-    pixels (almost no information) to the input itself. No baseline is chosen: the path
-    removes information by scale, not by replacing pixels.
+    pixels (almost no information) to the input itself:
 
-    ``dgamma/dalpha`` is exact (forward-mode autodiff through the Gaussian kernel); the
-    completeness gap ``sum(attr) - (f(x) - f(blur(x, max_sigma)))`` is in ``delta``.
-    It is ``IntegratedGradients`` with that path (composed, not copied).
+        BlurIG_i(x) = integral_0^1 df/dx_i(gamma(alpha)) * dgamma_i/dalpha d alpha.
+
+    No baseline is chosen: the path removes information by scale, not by replacing pixels.
+    ``dgamma/dalpha`` is exact (the kernel's analytic sigma derivative); the completeness gap
+    ``sum(attr) - (f(x) - f(blur(x, max_sigma)))`` is in ``delta``. It is
+    ``IntegratedGradients`` with that path (its ``steps``, ``rule``, ``tolerance``).
+
+    Args:
+        max_sigma: the blur of the path's start, in pixels (default 50).
     """
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        *,
-        max_sigma: float = 50.0,
-        steps: int | None = None,
-        rule: str | Rule = "gauss_legendre",
-        tolerance: float | None = None,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(model, output=output, batch_size=batch_size)
-        if not isinstance(max_sigma, (int, float)) or max_sigma <= 0:
-            raise SettingError("max_sigma", "a positive number of pixels", max_sigma, "")
-        self.max_sigma = float(max_sigma)
+    max_sigma = Setting(50.0, Number(0, low_open=True, purpose="pixels"))
+    # the path is the blur path: no baseline, no other path
+    path = Fixed()
+    baseline = Fixed()
+    value_range = Fixed()
+    blur_sigma = Fixed()
+    seed = Fixed()
 
-        self.integrated = IntegratedGradients(
-            model,
-            steps=steps,
-            rule=rule,
-            path=_BlurPath(self.max_sigma),
-            tolerance=tolerance,
-            output=output,
-            batch_size=batch_size,
-        )
-
-    def settings(self) -> dict[str, Any]:
-        inner = self.integrated.settings()
-        return {
-            "max_sigma": self.max_sigma,
-            "steps": inner["steps"],
-            "rule": inner["rule"],
-            "tolerance": inner["tolerance"],
-            **super().settings(),
-        }
+    def configure(self) -> None:
+        self.assign("path", _BlurPath(self.max_sigma))
+        super().configure()
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
         if any(t.dim() != 4 for t in leaves(inputs)):
@@ -614,17 +571,7 @@ class BlurIG(Method):
                 leaves(inputs)[0],
                 "Use IntegratedGradients for other inputs.",
             )
-        result = self.integrated._integrate(inputs, target, [map_inputs(torch.zeros_like, inputs)])
-        params = {**self.settings(), "evaluations": result.params["evaluations"]}
-        return Attribution(
-            values=result.values,
-            target=result.target,
-            method=self.name,
-            params=params,
-            baseline=None,
-            delta=result.delta,
-            output=result.output,
-        )
+        return self._integrate(inputs, target, [map_inputs(torch.zeros_like, inputs)], None)
 
 
 class _BlurPath:

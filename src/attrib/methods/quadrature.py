@@ -5,7 +5,8 @@ Every rule integrates constants exactly (weights sum to 1). Names follow Captum'
 exist (``"gausslegendre"`` is accepted for ``"gauss_legendre"``).
 
 - Riemann left / right / middle: ``alpha_k = k/n``, ``(k+1)/n``, ``(k+1/2)/n``; weights ``1/n``.
-  The seeds' IG formula, ``(1/m) sum_{k=1..m} grad(x' + (k/m)(x - x'))``, is the right rule.
+  The Riemann sum of Sundararajan et al. (2017), ``(1/m) sum_{k=1..m} grad(x' + (k/m)(x - x'))``,
+  is the right rule.
 - Trapezoid: ``n`` equally spaced nodes including both ends, end weights halved.
 - Gauss-Legendre: the ``n`` roots of the Legendre polynomial mapped to [0, 1]; exact for
   polynomials of degree ``2n - 1``.
@@ -43,7 +44,7 @@ def riemann_left(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def riemann_right(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``alpha_k = k/n``, k = 1..n (the seeds' formula)."""
+    """``alpha_k = k/n``, k = 1..n (Sundararajan et al. 2017, eq. 3)."""
     return torch.arange(1, n + 1, dtype=torch.float64) / n, _uniform(n)
 
 

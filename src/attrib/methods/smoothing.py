@@ -19,7 +19,6 @@ them, or ``(N, H, W)`` CAM maps) through the core engine, so memory is bounded b
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -31,8 +30,10 @@ from attrib.core.grad import batched_forward_scores
 from attrib.core.inputs import Inputs, batch_size_of, leaves, map_inputs, rebuild
 from attrib.core.result import Attribution
 from attrib.core.seeding import mix_seed
+from attrib.core.settings import FLAG, SEED, Count, Fixed, Function, Number, Optional, Setting
 from attrib.core.target import Target, given_indices, target_for_rows
 from attrib.methods.base import Method
+from attrib.methods.catalogue import register
 
 __all__ = ["NoiseFunction", "SmoothGrad", "SmoothGradSquared", "VarGrad"]
 
@@ -50,49 +51,46 @@ class _NoiseSmoothing(Method):
     """Shared machinery: validate settings, resolve ``"predicted"`` at ``x``, reduce noisy rows."""
 
     reduction: ClassVar[Reduction] = "mean"
+    wraps_method: ClassVar[bool] = True
+    first_argument: ClassVar[str] = "method"
 
-    def __init__(
-        self,
-        method: Method,
-        *,
-        samples: int = 50,
-        sigma: float = 0.15,
-        absolute_sigma: bool = False,
-        seed: int | None = None,
-        noise: NoiseFunction | None = None,
-        batch_size: int | None = None,
-    ) -> None:
-        method = _check_method(method, type(self).__name__)
-        super().__init__(method.model, output=method.output, batch_size=batch_size)
-        self.method = method
-        self.samples = _check_samples(samples)
-        self.sigma = _check_sigma(sigma)
-        self.absolute_sigma = bool(absolute_sigma)
-        self.seed = _check_seed(seed)
-        if noise is not None and not callable(noise):
-            raise SettingError(
-                "noise",
-                "None (Gaussian noise set by sigma and seed) or a function "
-                "noise(rows, sample, draw) that returns the noise to add to rows",
-                noise,
-                "",
+    samples = Setting(50, Count(1, "noisy copies per input"))
+    sigma = Setting(
+        0.15,
+        Number(
+            0,
+            purpose="a fraction of each sample's value range, or the standard deviation "
+            "itself with absolute_sigma=True",
+        ),
+    )
+    absolute_sigma = Setting(False, FLAG)
+    seed = Setting(None, SEED)
+    noise = Setting(
+        None,
+        Optional(
+            Function(
+                "a function noise(rows, sample, draw) that returns the noise to add to rows "
+                "(None: Gaussian noise set by sigma and seed)"
             )
-        self.noise = noise
+        ),
+    )
+    output = Fixed()  # the wrapped method's
+
+    def __init__(self, method: Method, *args: Any, **settings: Any) -> None:
+        method = _check_method(method, type(self).__name__)
+        self.method = method
+        super().__init__(method.model, *args, **settings)
+        self.assign("output", method.output)
+
+    def first(self) -> Any:
+        return self.method
 
     @property
     def name(self) -> str:
         return f"{type(self).__name__}({self.method.name})"
 
     def settings(self) -> dict[str, Any]:
-        return {
-            "samples": self.samples,
-            "sigma": self.sigma,
-            "absolute_sigma": self.absolute_sigma,
-            "seed": self.seed,
-            "noise": self.noise,
-            "batch_size": self.batch_size,
-            "inner": self.method.settings(),
-        }
+        return {**super().settings(), "inner": self.method.settings()}
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -138,17 +136,23 @@ class _NoiseSmoothing(Method):
 
         packed = run_chunks(evaluate, n, self.samples, size, self.reduction, device=device)
         values, delta = _unpack(packed)
-        return Attribution(
-            values=values,
-            target=target,
-            method=self.name,
-            params={**self.settings(), "seed": seed},
-            delta=delta,
-            output=output,
-            channel_dim=first[0].channel_dim,
+        return self.result(
+            values, target, output, delta=delta, channel_dim=first[0].channel_dim, seed=seed
         )
 
 
+def _whole_image(context: Any) -> dict[str, Any]:
+    return {"samples": 16, "seed": 0}
+
+
+@register(
+    family="gradient",
+    paper="Smilkov et al. 2017",
+    short="mean attribution over noisy copies",
+    summary="The mean of an attribution over noisy copies of the input; removes gradient noise.",
+    formula="A = 1/n Σ_j A(x + ε_j),  ε_j ~ N(0, σ²)",
+    image_recipe=_whole_image,
+)
 class SmoothGrad(_NoiseSmoothing):
     """The mean of a method over noisy copies, ``1/n sum_j A(x + eps_j)`` (Smilkov et al. 2017).
 
@@ -181,6 +185,14 @@ class SmoothGrad(_NoiseSmoothing):
     """
 
 
+@register(
+    family="gradient",
+    paper="Hooker et al. 2019",
+    short="mean squared attribution over noisy copies",
+    summary="The mean of the squared attribution over noisy copies.",
+    formula="A = 1/n Σ_j A(x + ε_j)²",
+    image_recipe=_whole_image,
+)
 class SmoothGradSquared(_NoiseSmoothing):
     """The mean square of a method over noisy copies, ``1/n sum_j A(x + eps_j)^2``.
 
@@ -191,6 +203,14 @@ class SmoothGradSquared(_NoiseSmoothing):
     reduction: ClassVar[Reduction] = "mean_square"
 
 
+@register(
+    family="gradient",
+    paper="Adebayo et al. 2018",
+    short="variance of the attribution over noisy copies",
+    summary="The variance of the attribution over noisy copies.",
+    formula="A = 1/n Σ_j (A(x + ε_j) − SmoothGrad(x))²",
+    image_recipe=_whole_image,
+)
 class VarGrad(_NoiseSmoothing):
     """The variance of a method over noisy copies, ``1/n sum_j (A(x + eps_j) - SG(x))^2``.
 
@@ -290,28 +310,3 @@ def _check_method(method: Any, wrapper: str) -> Method:
         method,
         todo,
     )
-
-
-def _check_samples(samples: Any) -> int:
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise SettingError("samples", "a positive int (noisy copies per input)", samples, "")
-    return samples
-
-
-def _check_sigma(sigma: Any) -> float:
-    ok = isinstance(sigma, (int, float)) and not isinstance(sigma, bool)
-    if not ok or not math.isfinite(sigma) or sigma < 0:
-        raise SettingError(
-            "sigma",
-            "a finite number >= 0 (a fraction of each sample's value range, or the standard "
-            "deviation itself with absolute_sigma=True)",
-            sigma,
-            "",
-        )
-    return float(sigma)
-
-
-def _check_seed(seed: Any) -> int | None:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise SettingError("seed", "an int (reproducible noise) or None", seed, "")
-    return seed

@@ -4,7 +4,8 @@ axiom held within a tolerance.
 
 - **Completeness**: ``sum_i A_i(x) = f(x) - f(x')`` for the baseline ``x'``.
 - **Sensitivity (a)**: if ``x`` and ``x'`` differ (in one feature) and ``f(x) != f(x')``, the
-  differing feature gets a non-zero attribution. The seeds' example:
+  differing feature gets a non-zero attribution. Sundararajan et al.'s (2017)
+  example:
   ``f(x) = 1 - ReLU(1 - x)`` at ``x = 2``, ``x' = 0``: ``f`` changes by 1, the gradient at
   ``x`` is 0, so gradient x input gives 0 and fails, while integrated gradients gives 1.
   With several differing features, we ask that some differing feature gets a non-zero one.

@@ -22,6 +22,7 @@ from torch import nn
 from attrib.core.result import Attribution
 from attrib.report.content import InputRow, MapCell, Picture, Report
 from attrib.report.evaluation import curve_table, metrics_available, sanity_pictures
+from attrib.report.notes import families as catalogue_families
 from attrib.report.notes import note_for
 from attrib.report.pictures import map_png, picture_png
 
@@ -124,11 +125,10 @@ def image_report(
         caption = captions[i] if captions is not None and i < len(captions) else ""
         report.inputs.append(InputRow(name, picture_png(pixels[i]), predictions[i], caption))
     methods = [*explained.attributions, *explained.failures]
-    order = [m for group in (families or [("Methods", methods)]) for m in group[1]]
+    groups = families if families is not None else catalogue_families(methods)
+    order = [m for group in groups for m in group[1]]
     methods = [m for m in order if m in methods] + [m for m in methods if m not in order]
-    report.families = [
-        (family, [m for m in members if m in methods]) for family, members in families or []
-    ]
+    report.families = [(family, [m for m in members if m in methods]) for family, members in groups]
     report.families = [(f, ms) for f, ms in report.families if ms]
     placed = {m for _, ms in report.families for m in ms}
     if any(m not in placed for m in methods):

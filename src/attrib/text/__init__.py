@@ -14,6 +14,7 @@ here imports it until a pretrained model is loaded.
 from typing import Any
 
 from attrib.text.aggregate import merge_words, token_scores
+from attrib.text.anchors import AnchorsText
 from attrib.text.attention import (
     attention_rollout,
     attention_weights,
@@ -75,10 +76,4 @@ def __getattr__(name: str) -> Any:
         from attrib.text import erasure
 
         return getattr(erasure, name)
-    # Anchors for text lives with the perturbation methods; it is reachable here by its
-    # documented name without importing it (or failing) at ``import attrib.text``.
-    if name == "AnchorsText":
-        from attrib.methods.anchors import AnchorsText
-
-        return AnchorsText
     raise AttributeError(f"module 'attrib.text' has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """From one score per embedding dimension to one score per token, and from tokens to words.
 
-Gradient methods at the embeddings give ``R_t in R^d`` for each token ``t`` (seed 002:
-"we obtain gradients per dimension but we want importance scores at the level of words").
+Gradient methods at the embeddings give ``R_t in R^d`` for each token ``t`` (gradients
+per dimension, where a user wants one importance score per word).
 A token's score is a reduction over its ``d`` dimensions:
 
 - ``"sum"``: the signed sum ``sum_k R_tk``. For integrated gradients the token scores then

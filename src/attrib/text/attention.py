@@ -7,7 +7,8 @@ all rows, what a mean-pooled classifier reads) or a position. The default follow
 ``classifier.pooling``.
 
 - ``attention_weights``: every layer and head, ``(layers, heads, L, L)`` per text.
-- ``last_layer_attention``: seed 004's "consider the last attention layer": the mean over
+- ``last_layer_attention``: the last attention layer's weights as the explanation (as Jain
+  and Wallace 2019 and Wiegreffe and Pinter 2019 examine it): the mean over
   heads of the last layer, ``s_t = 1/H sum_h A^h_{q t}``.
 - ``attention_rollout`` (Abnar and Zuidema 2020, "Quantifying Attention Flow in
   Transformers"): with the residual connection counted as attention to oneself,

@@ -11,9 +11,10 @@ length, same special tokens; ``Encoding.groups``) it
 The method is used unchanged: ``Saliency``, ``GradientXInput``, ``IntegratedGradients``,
 ``SmoothGrad(...)`` of any of them, ``LeaveOneOut``, KernelSHAP. It is given as
 
-- a name with settings: ``explain_tokens(clf, texts, "integrated_gradients", steps=64)``
-  (``"saliency"``, ``"gradient_x_input"``, ``"integrated_gradients"``, ``"smoothgrad"``
-  (of saliency), ``"leave_one_out"``, ``"kernel_shap"``);
+- a name with settings: ``explain_tokens(clf, texts, "integrated_gradients", steps=64)``:
+  a token method of the catalogue (``"leave_one_out"``, ``"kernel_shap"``) or a gradient
+  method (``"saliency"``, ``"gradient_x_input"``, ``"integrated_gradients"``,
+  ``"smoothgrad"`` of ``inner="saliency"`` by default, ...; ``text_methods()`` lists them);
 - a builder ``build(model, baseline) -> Method`` called once per group, e.g.
   ``lambda m, b: SmoothGrad(IntegratedGradients(m, baseline=b, steps=16), samples=8)``
   or ``functools.partial(IntegratedGradients, steps=64)`` (called as ``build(model,
@@ -35,63 +36,68 @@ from torch import nn
 
 from attrib.core.errors import SettingError
 from attrib.core.target import Target, check_target_length, target_for_rows
+from attrib.methods import catalogue
 from attrib.methods.base import Method
+from attrib.methods.catalogue import MethodInfo, find, key
+from attrib.methods.recipes import INNER, build
 from attrib.text.baselines import TokenBaseline, baseline_embeddings, replacement_embedding
 from attrib.text.encoding import Encoding
 from attrib.text.models import TextClassifier
 from attrib.text.result import TokenAttribution
 
-__all__ = ["MethodSpec", "builder", "explain_tokens", "method_names"]
+__all__ = ["MethodSpec", "builder", "explain_tokens", "method_names", "text_methods"]
 
 MethodBuilder = Callable[..., Method]
 MethodSpec = Union[str, Method, MethodBuilder]
 
 
-def _key(name: str) -> str:
-    return name.lower().replace("_", "").replace("-", "").replace(" ", "")
-
-
-def _builders() -> dict[str, MethodBuilder]:
-    from attrib.methods.gradient import GradientXInput, Saliency
-    from attrib.methods.path import IntegratedGradients
-    from attrib.methods.smoothing import SmoothGrad
-    from attrib.text.occlusion import LeaveOneOut
-    from attrib.text.shap import TokenKernelSHAP
-
-    return {
-        "saliency": lambda m, baseline, **s: Saliency(m, **s),
-        "gradientxinput": lambda m, baseline, **s: GradientXInput(m, **s),
-        "integratedgradients": lambda m, baseline, **s: IntegratedGradients(
-            m, baseline=baseline, **s
-        ),
-        "smoothgrad": lambda m, baseline, **s: SmoothGrad(Saliency(m), **s),
-        "leaveoneout": lambda m, baseline, **s: LeaveOneOut(m, baseline=baseline, **s),
-        "kernelshap": lambda m, baseline, **s: TokenKernelSHAP(m, baseline=baseline, **s),
-    }
+def text_methods() -> list[MethodInfo]:
+    """The methods ``explain_tokens`` runs by name: the token methods (``inputs="tokens"``),
+    then the gradient family's methods of any tensor, which work at the embeddings."""
+    return catalogue.entries(inputs=["tokens"]) + catalogue.entries("gradient", ["tensor"])
 
 
 def method_names() -> list[str]:
-    """The method names ``explain_tokens`` knows."""
-    return sorted(_builders())
+    """The method names ``explain_tokens`` knows (``catalogue.key`` form, aliases too)."""
+    return sorted({n for info in text_methods() for n in (key(info.name), *info.aliases)})
+
+
+def _find(name: str) -> MethodInfo:
+    methods = text_methods()
+    wanted = key(name)
+    for info in methods:  # token methods first: "kernel_shap" is KernelSHAP over tokens
+        if wanted == key(info.name) or wanted in info.aliases:
+            return info
+    import difflib
+
+    known = method_names()
+    close = difflib.get_close_matches(wanted, known, n=2, cutoff=0.5)
+    raise SettingError(
+        "method",
+        f"one of {known}, a builder (model, baseline) -> Method, or a method",
+        name,
+        f"Did you mean {close[0]!r}?" if close else "",
+    )
 
 
 def builder(method: MethodSpec, settings: dict[str, Any]) -> Callable[[nn.Module, Any], Method]:
-    """``(model, baseline) -> Method`` for a name, a builder or an instance."""
+    """``(model, baseline) -> Method`` for a name, a builder or an instance. A method given
+    by name gets the baseline embeddings where it takes a ``baseline`` (a wrapper's wrapped
+    method too: ``"smoothgrad"`` wraps ``inner=`` ``"saliency"`` by default)."""
     if isinstance(method, str):
-        known = _builders()
-        key = _key(method)
-        if key not in known:
-            import difflib
+        info = _find(method)
 
-            close = difflib.get_close_matches(key, list(known), n=2, cutoff=0.5)
-            raise SettingError(
-                "method",
-                f"one of {sorted(known)}, a builder (model, baseline) -> Method, or a method",
-                method,
-                f"Did you mean {close[0]!r}?" if close else "",
-            )
-        make = known[key]
-        return lambda model, baseline: make(model, baseline, **settings)
+        def make(model: nn.Module, baseline: Any) -> Method:
+            chosen = dict(settings)
+            if info.wrapper:
+                inner = find(chosen.pop(INNER, "saliency"))
+                extra = {"baseline": baseline} if inner.takes("baseline") else {}
+                return build(info, model, chosen, inner=inner.name, inner_settings=extra)
+            if info.takes("baseline"):
+                chosen["baseline"] = baseline
+            return build(info, model, chosen)
+
+        return make
     if settings:
         raise SettingError(
             "settings",

@@ -18,24 +18,32 @@ the input (special tokens kept fixed) would change nothing: they get 0 and cost 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch
-from torch import nn
 
 from attrib.core.batching import Chunk, default_batch_size, run_chunks
 from attrib.core.errors import SettingError
 from attrib.core.grad import batched_forward_scores, forward_scores
 from attrib.core.inputs import Inputs
 from attrib.core.result import Attribution
-from attrib.core.target import OutputSelector, Target
+from attrib.core.settings import Anything, Setting
+from attrib.core.target import Target
 from attrib.methods.base import Method
 from attrib.methods.baselines import make_baselines
+from attrib.methods.catalogue import register
 
 __all__ = ["LeaveOneOut"]
 
 
+@register(
+    family="text",
+    paper="Li, Monroe and Jurafsky 2016",
+    short="score drop when one token is erased",
+    summary="The drop of the score when one token's embedding is replaced by the baseline "
+    "token's (one forward per token).",
+    formula="R_t = S_c(E) − S_c(E with row t replaced by E'_t)",
+    signed=True,
+    inputs="tokens",
+)
 class LeaveOneOut(Method):
     """Leave-one-out occlusion over the tokens of ``(N, L, d)`` embeddings.
 
@@ -45,20 +53,7 @@ class LeaveOneOut(Method):
             passes: the baseline token at ordinary positions, the real special tokens).
     """
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        *,
-        baseline: Any = 0.0,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(model, output=output, batch_size=batch_size)
-        self.baseline = baseline
-
-    def settings(self) -> dict[str, Any]:
-        shown = "tensor" if isinstance(self.baseline, torch.Tensor) else self.baseline
-        return {"baseline": shown, **super().settings()}
+    baseline = Setting(0.0, Anything("a number or a tensor of the input's or one sample's shape"))
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
         if not isinstance(inputs, torch.Tensor) or inputs.dim() != 3:
@@ -90,12 +85,11 @@ class LeaveOneOut(Method):
             text, position = pairs[:, 0], pairs[:, 1]
             diff[text, position] = scores.to(torch.float64)[text] - occluded[:, 0]
         values = (diff / d).to(x.dtype).unsqueeze(-1).expand(n, length, d).contiguous()
-        return Attribution(
-            values=values,
-            target=resolved.public,
-            method=self.name,
-            params={**self.settings(), "evaluations": len(pairs)},
+        return self.result(
+            values,
+            resolved.public,
+            output,
             baseline=base,
-            output=output,
             channel_dim=2,
+            evaluations=len(pairs),
         )

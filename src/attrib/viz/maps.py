@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from attrib.core.errors import SettingError
 from attrib.core.result import Attribution
+from attrib.methods import catalogue
 
 __all__ = [
     "SIGNED_METHODS",
@@ -38,24 +39,15 @@ __all__ = [
 
 _REDUCTIONS = ("max_abs", "sum", "abs_sum", "l2")
 
-SIGNED_METHODS = frozenset(
-    {
-        "GradientXInput",
-        "IntegratedGradients",
-        "ExpectedGradients",
-        "BlurIG",
-        "DeepLIFT",
-        "LRP",
-        "Occlusion",
-        "FeatureAblation",
-        "ExactShapley",
-        "ShapleySampling",
-        "KernelSHAP",
-        "LIME",
-    }
-)
+SIGNED_METHODS = frozenset(info.name for info in catalogue.entries() if info.signed)
 """Methods whose attributions add up to a change of the score (completeness, or a removal
-game): their sign says for or against the class, so their maps are drawn signed."""
+game): their sign says for or against the class, so their maps are drawn signed
+(``MethodInfo.signed`` in the catalogue)."""
+
+
+def _signed(method: str) -> bool:
+    info = catalogue.get(method)
+    return info is not None and info.signed
 
 
 def default_reduction(method: str) -> str:
@@ -64,7 +56,7 @@ def default_reduction(method: str) -> str:
     Gradients say how sensitive the score is, not in which direction a pixel pushes it, so
     their magnitude is drawn; attributions that add up to the score keep their sign.
     """
-    return "sum" if method in SIGNED_METHODS else "max_abs"
+    return "sum" if _signed(method) else "max_abs"
 
 
 def drawn_signed(attribution: Any, reduce: str | None) -> bool | None:
@@ -74,7 +66,7 @@ def drawn_signed(attribution: Any, reduce: str | None) -> bool | None:
     any value is negative)."""
     if reduce in ("max_abs", "abs_sum", "l2"):
         return False
-    if isinstance(attribution, Attribution) and attribution.method in SIGNED_METHODS:
+    if isinstance(attribution, Attribution) and _signed(attribution.method):
         return reduce == "sum" or (reduce is None and attribution.channel_dim is None)
     return None
 

@@ -19,15 +19,25 @@ from torch import nn
 from attrib.core.batching import Chunk, default_batch_size, run_chunks
 from attrib.core.errors import SettingError
 from attrib.core.inputs import Inputs
-from attrib.core.target import OutputSelector, Target
+from attrib.core.settings import Number, Setting
+from attrib.core.target import Target
 from attrib.methods.cam import rules
-from attrib.methods.cam.base import CAMMethod, Computed, LayerSpec
-from attrib.methods.cam.maps import Normalize, Reshape, spatial
+from attrib.methods.cam.base import CAMMethod, Computed
+from attrib.methods.cam.maps import Reshape, spatial
 from attrib.methods.cam.tail import Tail, forward_tail, reproduces, split_after, traced_tail
+from attrib.methods.catalogue import register
 
 __all__ = ["AblationCAM"]
 
 
+@register(
+    family="cam",
+    paper="Desai and Ramaswamy 2020",
+    short="channel weights from ablating channels",
+    summary="Each channel's weight is the relative drop of the score when that channel is zeroed.",
+    formula="α_k = (S_c − S_c^{A^k=0}) / S_c",
+    inputs="image",
+)
 class AblationCAM(CAMMethod):
     """Ablation-CAM: each channel's weight is the relative drop of the target score when that
     channel is ablated.
@@ -40,36 +50,10 @@ class AblationCAM(CAMMethod):
     or ``"full forward"`` (the whole network with the layer's output replaced).
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        layer: LayerSpec = None,
-        *,
-        ablation_value: float = 0.0,
-        reshape: Reshape | None = None,
-        upsample: bool = True,
-        normalize: Normalize = None,
-        relu: bool = True,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(
-            model,
-            layer,
-            reshape=reshape,
-            upsample=upsample,
-            normalize=normalize,
-            relu=relu,
-            output=output,
-            batch_size=batch_size,
-        )
-        if isinstance(ablation_value, bool) or not isinstance(ablation_value, (int, float)):
-            raise SettingError("ablation_value", "a number (0 in the paper)", ablation_value, "")
-        self.ablation_value = float(ablation_value)
-        self._splits: dict[int, tuple[nn.Module, Any]] = {}  # traced cuts, per layer
+    ablation_value = Setting(0.0, Number(purpose="0 in the paper"))
 
-    def settings(self) -> dict[str, Any]:
-        return {"ablation_value": self.ablation_value, **super().settings()}
+    def configure(self) -> None:
+        self._splits: dict[int, tuple[nn.Module, Any]] = {}  # traced cuts, per layer
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -22,11 +22,12 @@ from attrib.core.grad import LayerCapture, batched_layer_gradients
 from attrib.core.inputs import Inputs, batch_size_of
 from attrib.core.layers import last_conv_layer, layer_name, resolve_layer
 from attrib.core.result import Attribution
-from attrib.core.target import OutputSelector, ResolvedTarget, Target
+from attrib.core.settings import FLAG, Choice, Function, Instance, Optional, Setting
+from attrib.core.target import ResolvedTarget, Target
 from attrib.methods.base import Method
-from attrib.methods.cam.maps import Normalize, Reshape, check_normalize, finish, input_size, spatial
+from attrib.methods.cam.maps import NORMALIZATIONS, finish, input_size, spatial
 
-__all__ = ["CAMMethod", "Computed", "LayerSpec", "check_choice", "check_flag"]
+__all__ = ["CAMMethod", "Computed", "LayerSpec"]
 
 LayerSpec = str | nn.Module | None
 
@@ -58,41 +59,21 @@ class CAMMethod(Method):
         batch_size: the most rows in one forward.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        layer: LayerSpec = None,
-        *,
-        reshape: Reshape | None = None,
-        upsample: bool = True,
-        normalize: Normalize = None,
-        relu: bool = True,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(model, output=output, batch_size=batch_size)
+    layer = Setting(
+        None,
+        Optional(Instance((str, nn.Module), "a dotted layer name or an nn.Module")),
+        positional=True,
+        shown=lambda layer: layer if not isinstance(layer, nn.Module) else type(layer).__name__,
+    )
+    reshape = Setting(None, Optional(Function("a callable tensor -> (N, C, H, W)")))
+    upsample = Setting(True, FLAG)
+    normalize = Setting(None, Choice(NORMALIZATIONS))
+    relu = Setting(True, FLAG)
+
+    def __init__(self, model: nn.Module, *args: Any, **settings: Any) -> None:
         if not isinstance(model, nn.Module):
             raise SettingError("model", "an nn.Module (CAM methods look up its layers)", model, "")
-        if layer is not None and not isinstance(layer, (str, nn.Module)):
-            raise SettingError("layer", "None, a dotted layer name or an nn.Module", layer, "")
-        if reshape is not None and not callable(reshape):
-            raise SettingError("reshape", "None or a callable tensor -> (N, C, H, W)", reshape, "")
-        self.layer = layer
-        self.reshape = reshape
-        self.upsample = check_flag("upsample", upsample)
-        self.normalize = check_normalize(normalize)
-        self.relu = check_flag("relu", relu)
-
-    def settings(self) -> dict[str, Any]:
-        layer = self.layer if not isinstance(self.layer, nn.Module) else type(self.layer).__name__
-        return {
-            "layer": layer,
-            "reshape": self.reshape,
-            "upsample": self.upsample,
-            "normalize": self.normalize,
-            "relu": self.relu,
-            **super().settings(),
-        }
+        super().__init__(model, *args, **settings)
 
     def resolve_layer(self) -> tuple[nn.Module, str]:
         """The layer module and its dotted name (the last convolution when none was given)."""
@@ -121,23 +102,6 @@ class CAMMethod(Method):
         size = input_size(inputs) if self.upsample else None  # fail before any forward
         got = self.compute(inputs, target, layer, name)
         values = finish(got.maps, relu=self.relu, size=size, normalize=self.normalize)
-        return Attribution(
-            values=values,
-            target=got.target.public,
-            method=self.name,
-            params={**self.settings(), "layer": name, **got.params},
-            output=got.output,
-            channel_dim=None,
+        return self.result(
+            values, got.target.public, got.output, channel_dim=None, layer=name, **got.params
         )
-
-
-def check_flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise SettingError(name, "True or False", value, "")
-    return value
-
-
-def check_choice(name: str, value: object, choices: tuple[Any, ...]) -> Any:
-    if value not in choices:
-        raise SettingError(name, f"one of {choices}", value, "")
-    return value

@@ -6,20 +6,27 @@ Components"): the layer's activations projected on their first principal directi
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import nn
 
 from attrib.core.inputs import Inputs
 from attrib.core.result import Attribution
-from attrib.core.target import OutputSelector, Target
+from attrib.core.settings import FLAG, Setting
+from attrib.core.target import Target
 from attrib.methods.cam import rules
-from attrib.methods.cam.base import CAMMethod, Computed, LayerSpec, check_flag
-from attrib.methods.cam.maps import Normalize, Reshape
+from attrib.methods.cam.base import CAMMethod, Computed
+from attrib.methods.catalogue import register
 
 __all__ = ["EigenCAM"]
 
 
+@register(
+    family="cam",
+    paper="Muhammad and Yeasin 2020",
+    short="first principal component of activations",
+    summary="The first principal component of the layer's activations (class-agnostic).",
+    formula="L = A · v₁,  v₁ the first right singular vector of A",
+    inputs="image",
+)
 class EigenCAM(CAMMethod):
     """Eigen-CAM: the first principal component of the layer's activations.
 
@@ -33,33 +40,8 @@ class EigenCAM(CAMMethod):
     predicted class, since the map does not depend on it); it is recorded in the result.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        layer: LayerSpec = None,
-        *,
-        center: bool = False,
-        reshape: Reshape | None = None,
-        upsample: bool = True,
-        normalize: Normalize = None,
-        relu: bool = False,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(
-            model,
-            layer,
-            reshape=reshape,
-            upsample=upsample,
-            normalize=normalize,
-            relu=relu,
-            output=output,
-            batch_size=batch_size,
-        )
-        self.center = check_flag("center", center)
-
-    def settings(self) -> dict[str, Any]:
-        return {"center": self.center, **super().settings()}
+    center = Setting(False, FLAG)
+    relu = Setting(False, FLAG)
 
     def __call__(self, x: Inputs, target: Target = "predicted") -> Attribution:
         return super().__call__(x, target)

@@ -6,17 +6,15 @@ gradients ``G = dS_c/dA`` that the core engine captures; see the rules for the f
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from attrib.core.errors import SettingError
 from attrib.core.inputs import Inputs
-from attrib.core.target import OutputSelector, Target
+from attrib.core.settings import Number, Setting
+from attrib.core.target import Target
 from attrib.methods.cam import rules
-from attrib.methods.cam.base import CAMMethod, Computed, LayerSpec
-from attrib.methods.cam.maps import Normalize, Reshape
+from attrib.methods.cam.base import CAMMethod, Computed
+from attrib.methods.catalogue import register
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "XGradCAM"]
 
@@ -34,6 +32,14 @@ class _GradientCAM(CAMMethod):
         return Computed(self.rule(activations, gradients), got.target, got.output)
 
 
+@register(
+    family="cam",
+    paper="Selvaraju et al. 2017",
+    short="feature maps weighted by mean gradients",
+    summary="Feature maps of a layer weighted by their spatially averaged gradients.",
+    formula="L = ReLU(Σ_k α_k A^k),  α_k = 1/Z Σ_ij ∂S_c/∂A^k_ij",
+    inputs="image",
+)
 class GradCAM(_GradientCAM):
     """Grad-CAM (Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via
     Gradient-based Localization"):
@@ -48,6 +54,15 @@ class GradCAM(_GradientCAM):
         return rules.grad_cam(activations, gradients)
 
 
+@register(
+    family="cam",
+    paper="Chattopadhay et al. 2018",
+    short="Grad-CAM with higher-order weights",
+    summary="Grad-CAM with channel weights from positive gradients, weighted by higher-order "
+    "terms: several objects of a class show up.",
+    formula="α_k = Σ_ij a^k_ij ReLU(∂S_c/∂A^k_ij),  a from 2nd/3rd derivatives of exp(S_c)",
+    inputs="image",
+)
 class GradCAMPlusPlus(_GradientCAM):
     """Grad-CAM++ (Chattopadhay et al. 2018, "Grad-CAM++: Generalized Gradient-based Visual
     Explanations for Deep Convolutional Networks"), eq. 19:
@@ -63,40 +78,21 @@ class GradCAMPlusPlus(_GradientCAM):
             adds 1e-6, which changes ``a`` wherever ``G^2`` is not much larger than 1e-6.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        layer: LayerSpec = None,
-        *,
-        eps: float = 0.0,
-        reshape: Reshape | None = None,
-        upsample: bool = True,
-        normalize: Normalize = None,
-        relu: bool = True,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(
-            model,
-            layer,
-            reshape=reshape,
-            upsample=upsample,
-            normalize=normalize,
-            relu=relu,
-            output=output,
-            batch_size=batch_size,
-        )
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
-            raise SettingError("eps", "a number >= 0", eps, "")
-        self.eps = float(eps)
-
-    def settings(self) -> dict[str, Any]:
-        return {"eps": self.eps, **super().settings()}
+    eps = Setting(0.0, Number(0, purpose="added to the denominator of a"))
 
     def rule(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         return rules.grad_cam_plus_plus(activations, gradients, self.eps)
 
 
+@register(
+    family="cam",
+    paper="Fu et al. 2020",
+    short="Grad-CAM with activation-weighted gradients",
+    summary="Grad-CAM with gradients weighted by the normalised activations (sensitivity and "
+    "conservation axioms).",
+    formula="α_k = Σ_ij (A^k_ij / Σ_ij A^k_ij) ∂S_c/∂A^k_ij",
+    inputs="image",
+)
 class XGradCAM(_GradientCAM):
     """XGrad-CAM (Fu et al. 2020, "Axiom-based Grad-CAM: Towards Accurate Visualization and
     Explanation of CNNs"):
@@ -108,6 +104,15 @@ class XGradCAM(_GradientCAM):
         return rules.xgrad_cam(activations, gradients)
 
 
+@register(
+    family="cam",
+    paper="Draelos and Carin 2020",
+    short="gradient times activation, no averaging",
+    summary="Gradients times activations element-wise, summed over channels: no spatial "
+    "averaging of the gradient.",
+    formula="L = Σ_k ∂S_c/∂A^k ⊙ A^k",
+    inputs="image",
+)
 class HiResCAM(_GradientCAM):
     """HiResCAM (Draelos and Carin 2020, "Use HiResCAM instead of Grad-CAM for faithful
     explanations of convolutional neural networks"):
@@ -122,6 +127,14 @@ class HiResCAM(_GradientCAM):
         return rules.hires_cam(activations, gradients)
 
 
+@register(
+    family="cam",
+    paper="Jiang et al. 2021",
+    short="positive gradients times activations",
+    summary="Activations weighted location by location by their positive gradients.",
+    formula="L = ReLU(Σ_k ReLU(∂S_c/∂A^k) ⊙ A^k)",
+    inputs="image",
+)
 class LayerCAM(_GradientCAM):
     """LayerCAM (Jiang et al. 2021, "LayerCAM: Exploring Hierarchical Class Activation Maps
     for Localization"):

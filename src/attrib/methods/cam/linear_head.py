@@ -3,14 +3,12 @@ network whose layer ``A`` is followed by global average pooling and one linear l
 
     S_c = sum_k w_ck (1/(h w) sum_ij A^k_ij) + b_c,        M_c = sum_k w_ck A^k,
 
-the class activation map ``M_c`` is the class score spread over the locations (seed 003,
-"Class Activation Map"). The form is checked on the model's own output, so a head with a
+the class activation map ``M_c`` is the class score spread over the locations (Zhou et al. 2016,
+section 2). The form is checked on the model's own output, so a head with a
 non-linearity, max pooling or anything else between the layer and the linear map is refused.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import torch
 from torch import nn
@@ -18,10 +16,11 @@ from torch import nn
 from attrib.core.errors import LayerError, SettingError, TargetError
 from attrib.core.inputs import Inputs
 from attrib.core.layers import layer_name, resolve_layer
-from attrib.core.target import OutputSelector, Target, select_output
+from attrib.core.settings import FLAG, Check, Setting
+from attrib.core.target import Target, select_output
 from attrib.methods.cam import rules
-from attrib.methods.cam.base import CAMMethod, Computed, LayerSpec
-from attrib.methods.cam.maps import Normalize, Reshape
+from attrib.methods.cam.base import CAMMethod, Computed
+from attrib.methods.catalogue import register
 
 __all__ = ["CAM"]
 
@@ -32,6 +31,32 @@ HEAD_TOLERANCE = 1e-3
 Head = str | nn.Module | torch.Tensor | None
 
 
+class _HeadCheck(Check):
+    @property
+    def what(self) -> str:
+        return "None, a linear layer (name or module) or a weight matrix (classes, channels)"
+
+    def accepts(self, value: object) -> bool:
+        if isinstance(value, torch.Tensor):
+            return value.dim() == 2
+        return value is None or isinstance(value, (str, nn.Module))
+
+
+def _shown_head(head: Head) -> object:
+    if isinstance(head, torch.Tensor):
+        return f"tensor{tuple(head.shape)}"
+    return type(head).__name__ if isinstance(head, nn.Module) else head
+
+
+@register(
+    family="cam",
+    paper="Zhou et al. 2016",
+    short="class weights on the last feature maps",
+    summary="For networks that end in global average pooling and one linear layer: the class's "
+    "weights applied to the last feature maps.",
+    formula="L = Σ_k w_ck A^k",
+    inputs="image",
+)
 class CAM(CAMMethod):
     """Class activation maps of a global-average-pooling + linear network (Zhou et al. 2016).
 
@@ -46,44 +71,8 @@ class CAM(CAMMethod):
     layer's maps)``, and ``TargetError`` when the target is not a class index.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        layer: LayerSpec = None,
-        *,
-        head: Head = None,
-        reshape: Reshape | None = None,
-        upsample: bool = True,
-        normalize: Normalize = None,
-        relu: bool = False,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(
-            model,
-            layer,
-            reshape=reshape,
-            upsample=upsample,
-            normalize=normalize,
-            relu=relu,
-            output=output,
-            batch_size=batch_size,
-        )
-        if head is not None and not isinstance(head, (str, nn.Module, torch.Tensor)):
-            raise SettingError(
-                "head", "None, a linear layer (name or module) or a weight matrix", head, ""
-            )
-        if isinstance(head, torch.Tensor) and head.dim() != 2:
-            raise SettingError("head", "a weight matrix of shape (classes, channels)", head, "")
-        self.head = head
-
-    def settings(self) -> dict[str, Any]:
-        head = self.head
-        if isinstance(head, torch.Tensor):
-            head = f"tensor{tuple(head.shape)}"
-        elif isinstance(head, nn.Module):
-            head = type(head).__name__
-        return {"head": head, **super().settings()}
+    head = Setting(None, _HeadCheck(), shown=_shown_head)
+    relu = Setting(False, FLAG)
 
     def compute(self, inputs: Inputs, target: Target, layer: nn.Module, name: str) -> Computed:
         got = self.capture(inputs, target, layer)

@@ -6,7 +6,7 @@
   ``(N, class_tokens + h * w, D) -> (N, D, h, w)``.
 - ``upsample``: bilinear interpolation to the input size, with pixel centres aligned
   (``align_corners=False``): output pixel ``i`` reads the source at ``(i + 1/2) h / H - 1/2``,
-  clamped to the border. This is the bilinear formula of the seeds (seed 003, "Upscaling") on
+  clamped to the border. This is bilinear interpolation ``sum_ab w_a w_b A_ab`` with tent weights on
   half-pixel centres, and what OpenCV's ``cv2.resize`` and PIL do when enlarging.
 - ``min_max``: per-sample ``(m - min m) / (max m - min m)``; a constant map becomes zeros.
 """

@@ -15,7 +15,7 @@ the channel, so the zero image is evaluated once per sample for all of them (``m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import nn
@@ -24,16 +24,27 @@ from attrib.core.batching import Chunk, default_batch_size, run_chunks
 from attrib.core.errors import SettingError
 from attrib.core.grad import forward_scores
 from attrib.core.inputs import Inputs
-from attrib.core.target import OutputSelector, Target, select_output
+from attrib.core.settings import FLAG, Choice, Setting
+from attrib.core.target import Target, select_output
 from attrib.methods.cam import rules
-from attrib.methods.cam.base import CAMMethod, Computed, LayerSpec, check_choice, check_flag
-from attrib.methods.cam.maps import Normalize, Reshape, min_max, upsample
+from attrib.methods.cam.base import CAMMethod, Computed
+from attrib.methods.cam.maps import min_max, upsample
+from attrib.methods.catalogue import register
 
 __all__ = ["MaskedRows", "ScoreCAM", "masked_rows"]
 
 Weighting = Literal["softmax", "probability"]
 
 
+@register(
+    family="cam",
+    paper="Wang et al. 2020",
+    short="channel weights from masked-input scores",
+    summary="Each channel's weight is the score of the input masked by that channel's map "
+    "(normalised, upsampled): no gradients.",
+    formula="α_k = softmax_k S_c(x ⊙ norm(up(A^k)))",
+    inputs="image",
+)
 class ScoreCAM(CAMMethod):
     """Score-CAM: each channel's weight comes from the target score of the input masked by
     that channel's (upsampled, normalised) map.
@@ -55,39 +66,8 @@ class ScoreCAM(CAMMethod):
     masked image (the zero image) runs once per sample, not once per constant channel.
     """
 
-    def __init__(
-        self,
-        model: nn.Module,
-        layer: LayerSpec = None,
-        *,
-        weighting: Weighting = "softmax",
-        align_corners: bool = False,
-        reshape: Reshape | None = None,
-        upsample: bool = True,
-        normalize: Normalize = None,
-        relu: bool = True,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(
-            model,
-            layer,
-            reshape=reshape,
-            upsample=upsample,
-            normalize=normalize,
-            relu=relu,
-            output=output,
-            batch_size=batch_size,
-        )
-        self.weighting = check_choice("weighting", weighting, ("softmax", "probability"))
-        self.align_corners = check_flag("align_corners", align_corners)
-
-    def settings(self) -> dict[str, Any]:
-        return {
-            "weighting": self.weighting,
-            "align_corners": self.align_corners,
-            **super().settings(),
-        }
+    weighting = Setting("softmax", Choice(("softmax", "probability")))
+    align_corners = Setting(False, FLAG)
 
     def compute(self, inputs: Inputs, target: Target, layer: nn.Module, name: str) -> Computed:
         if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4:

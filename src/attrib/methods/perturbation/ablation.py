@@ -15,12 +15,22 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from attrib.methods.perturbation.base import Estimate, PlayerMethod
+from attrib.methods.catalogue import register
+from attrib.methods.perturbation.base import Estimate, PlayerMethod, players_grid
 from attrib.methods.perturbation.removal import RemovalGame
 
 __all__ = ["FeatureAblation"]
 
 
+@register(
+    family="perturbation",
+    paper="Zeiler and Fergus 2014",
+    short="score drop when one group is removed (leave-one-out)",
+    summary="The drop of the score when one group of features (a cell) is removed.",
+    formula="A_j = S_c(x) − S_c(x without group j)",
+    signed=True,
+    image_recipe=players_grid(7),
+)
 class FeatureAblation(PlayerMethod):
     """``f(x) - f(x without player j)`` for every player ``j`` of ``feature_mask``.
 

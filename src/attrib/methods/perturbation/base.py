@@ -8,60 +8,38 @@ perturbations then go through the core engine in ``ceil(rows / batch_size)`` for
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 
-from attrib.core.errors import SettingError
 from attrib.core.grad import batched_forward_scores
 from attrib.core.inputs import Inputs
 from attrib.core.result import Attribution
-from attrib.core.target import OutputSelector, Target
+from attrib.core.settings import Anything, Choice, Instance, Optional, Setting
+from attrib.core.target import Target
 from attrib.methods.base import Method
-from attrib.methods.perturbation.masks import SPREADS, FeatureMask, Players, Spread
+from attrib.methods.perturbation.masks import SPREADS, Players, grid
 from attrib.methods.perturbation.masks import resolve_players as _resolve_players
 from attrib.methods.perturbation.references import resolve_references
 from attrib.methods.perturbation.removal import RemovalGame
 
-__all__ = [
-    "Estimate",
-    "PerturbationMethod",
-    "PlayerMethod",
-    "check_count",
-    "check_seed",
-    "draw_seed",
-]
+__all__ = ["Estimate", "PerturbationMethod", "PlayerMethod", "players_grid"]
 
 
 class PerturbationMethod(Method):
     """Base of removal methods: ``baseline=`` / ``background=`` say what removed features
     become (see ``attrib.methods.perturbation.references``)."""
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        *,
-        baseline: Any = 0.0,
-        background: Inputs | None = None,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(model, output=output, batch_size=batch_size)
-        if background is not None and not isinstance(background, (torch.Tensor, dict)):
-            expected = "None or a tensor (B, ...) of samples shaped like one input"
-            raise SettingError("background", expected, background)
-        self.baseline = baseline
-        self.background = background
-
-    def settings(self) -> dict[str, Any]:
-        return {
-            "baseline": _shown(self.baseline),
-            "background": None if self.background is None else "tensor",
-            **super().settings(),
-        }
+    baseline = Setting(0.0, Anything("a number, a name, a tensor, or a list of those"))
+    background = Setting(
+        None,
+        Optional(
+            Instance((torch.Tensor, dict), "a tensor (B, ...) of samples shaped like one input")
+        ),
+    )
 
     def clean_forward(self, inputs: Inputs, target: Target) -> tuple[torch.Tensor, Any, Any]:
         """``f_c(x)`` (float64), the raw output and the resolved target, at the clean input."""
@@ -94,29 +72,8 @@ class PlayerMethod(PerturbationMethod):
         baseline, background: what a removed player's features become.
     """
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        *,
-        feature_mask: FeatureMask = None,
-        spread: Spread = "divide",
-        baseline: Any = 0.0,
-        background: Inputs | None = None,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(
-            model, baseline=baseline, background=background, output=output, batch_size=batch_size
-        )
-        if spread not in SPREADS:
-            raise SettingError("spread", f"one of {SPREADS}", spread)
-        self.feature_mask = feature_mask
-        self.spread = spread
-
-    def settings(self) -> dict[str, Any]:
-        mask = self.feature_mask
-        shown = "tensor" if isinstance(mask, torch.Tensor) else mask
-        return {"feature_mask": shown, "spread": self.spread, **super().settings()}
+    feature_mask = Setting(None, Anything("None, a tensor, grid(cell), superpixels(n), a callable"))
+    spread = Setting("divide", Choice(SPREADS))
 
     def check_players(self, players: Players) -> None:
         """Refuse a number of players the method cannot handle (before any forward)."""
@@ -147,51 +104,30 @@ class PlayerMethod(PerturbationMethod):
         )
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         got = self.estimate(game, generator)
-        params = self.settings()
-        params.update(
-            player_values=got.values,
-            players=players.count,
-            feature_mask=players.masks,
-            perturbations=game.rows,
-        )
-        if seed is not None:
-            params["seed"] = seed
-        params.update(got.extra)
-        return Attribution(
-            values=players.spread(got.values, inputs, self.spread),
-            target=resolved.public,
-            method=self.name,
-            params=params,
+        params = {
+            "player_values": got.values,
+            "players": players.count,
+            "feature_mask": players.masks,
+            "perturbations": game.rows,
+            **({"seed": seed} if seed is not None else {}),
+            **got.extra,
+        }
+        return self.result(
+            players.spread(got.values, inputs, self.spread),
+            resolved.public,
+            output,
             baseline=references.shown,
             delta=got.delta,
-            output=output,
+            **params,
         )
 
 
-def _shown(baseline: Any) -> Any:
-    if isinstance(baseline, torch.Tensor):
-        return "tensor"
-    if isinstance(baseline, (list, tuple)):
-        return [_shown(b) for b in baseline]
-    return baseline
+def players_grid(per_side: int, **extra: Any) -> Callable[[Any], dict[str, Any]]:
+    """The image recipe of a player method: a grid of about ``per_side`` x ``per_side``
+    square cells (``ceil(min(H, W) / per_side)`` pixels) as the players, and ``extra``."""
 
+    def recipe(context: Any) -> dict[str, Any]:
+        cell = max(1, math.ceil(min(context.size) / per_side))
+        return {"feature_mask": grid(cell), **extra}
 
-def check_count(value: Any, name: str, what: str, minimum: int = 1) -> int:
-    """A positive int setting, or a ``SettingError`` saying what is allowed."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SettingError(name, f"an int >= {minimum} ({what})", value)
-    return value
-
-
-def check_seed(seed: Any) -> int | None:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise SettingError("seed", "an int (reproducible sampling) or None", seed)
-    return seed
-
-
-def draw_seed(seed: int | None) -> int:
-    """``seed``, or one drawn from torch's global RNG (so ``torch.manual_seed`` repeats a call
-    made with ``seed=None``); the sampling itself uses a dedicated generator."""
-    if seed is not None:
-        return seed
-    return int(torch.randint(0, 2**62, (), dtype=torch.int64))
+    return recipe

@@ -5,7 +5,7 @@ sampling method is reproducible from its ``seed`` and independent of how rows ar
 
 - ``from_bits``: coalition ``i`` is the set of players whose bit is set in ``i``;
 - ``shapley_weights``: ``|S|! (P - |S| - 1)! / P!``, the weight of ``v(S + j) - v(S)`` in
-  player ``j``'s Shapley value (Shapley 1953; seed 003, section 6.6);
+  player ``j``'s Shapley value (Shapley 1953);
 - ``shapley_kernel``: ``(P - 1) / (C(P, |z|) |z| (P - |z|))``, the Shapley kernel of
   KernelSHAP (Lundberg and Lee 2017), infinite at the empty and the full coalition;
 - ``permutations``: random orders of the players, optionally antithetic (each order followed

@@ -11,7 +11,7 @@ minimises ``sum_z pi(z) (v(z) - g(z))^2`` whatever the sampler. When the budget 
 coalition the sampler can draw, all of them are taken once with ``w = pi(z)``.
 
 - ``KernelSHAP`` (Lundberg and Lee 2017, "A Unified Approach to Interpreting Model
-  Predictions"; seed 003, section 6.6): the Shapley kernel
+  Predictions"): the Shapley kernel
   ``pi(z) = (P - 1) / (C(P, |z|) |z| (P - |z|))``, coalitions drawn with ``q ~ pi`` and in
   complementary pairs (Covert and Lee 2021), and the infinite weights at the empty and the
   full coalition as constraints: ``phi_0 = v(empty)`` and ``sum phi = v(all) - v(empty)``
@@ -31,28 +31,31 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
-from torch import nn
 
 from attrib.core.errors import SettingError
-from attrib.core.inputs import Inputs
-from attrib.core.target import OutputSelector
-from attrib.methods.perturbation.base import (
-    Estimate,
-    PlayerMethod,
-    check_count,
-    check_seed,
-    draw_seed,
+from attrib.core.seeding import draw_seed
+from attrib.core.settings import (
+    FLAG,
+    REQUIRED,
+    SEED,
+    Count,
+    Fixed,
+    Function,
+    Instance,
+    Number,
+    Setting,
 )
+from attrib.methods.catalogue import register
+from attrib.methods.perturbation.base import Estimate, PlayerMethod, players_grid
 from attrib.methods.perturbation.coalitions import (
     bernoulli_sample,
     from_bits,
     kernel_sample,
     shapley_kernel,
 )
-from attrib.methods.perturbation.masks import FeatureMask, Players, Spread
+from attrib.methods.perturbation.masks import Players
 from attrib.methods.perturbation.removal import RemovalGame
 
 __all__ = [
@@ -221,55 +224,16 @@ class LinearSurrogate(PlayerMethod):
             recorded in ``params["seed"]``); they are shared by the samples of a batch.
     """
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        *,
-        samples: int,
-        sampler: Sampler,
-        kernel: Kernel,
-        efficiency: bool,
-        alpha: float = 0.0,
-        paired: bool = False,
-        seed: int | None = None,
-        feature_mask: FeatureMask = None,
-        spread: Spread = "divide",
-        baseline: Any = 0.0,
-        background: Inputs | None = None,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(
-            model,
-            feature_mask=feature_mask,
-            spread=spread,
-            baseline=baseline,
-            background=background,
-            output=output,
-            batch_size=batch_size,
-        )
-        self.samples = check_count(samples, "samples", "coalitions evaluated per sample")
-        if not isinstance(sampler, (KernelSampler, BernoulliSampler)):
-            raise SettingError("sampler", "KernelSampler() or BernoulliSampler()", sampler)
-        if not callable(kernel):
-            raise SettingError("kernel", "a function coalitions (M, P) -> weights (M,)", kernel)
-        ok = isinstance(alpha, (int, float)) and not isinstance(alpha, bool)
-        if not ok or not math.isfinite(alpha) or alpha < 0:
-            raise SettingError("alpha", "a finite number >= 0 (ridge penalty)", alpha)
-        self.sampler = sampler
-        self.kernel = kernel
-        self.efficiency = bool(efficiency)
-        self.alpha = float(alpha)
-        self.paired = bool(paired)
-        self.seed = check_seed(seed)
-
-    def settings(self) -> dict[str, Any]:
-        return {
-            "samples": self.samples,
-            "paired": self.paired,
-            "seed": self.seed,
-            **super().settings(),
-        }
+    samples = Setting(REQUIRED, Count(1, "coalitions evaluated per sample"))
+    sampler = Setting(
+        REQUIRED,
+        Instance((KernelSampler, BernoulliSampler), "KernelSampler() or BernoulliSampler()"),
+    )
+    kernel = Setting(REQUIRED, Function("a function coalitions (M, P) -> weights (M,)"))
+    efficiency = Setting(REQUIRED, FLAG)
+    alpha = Setting(0.0, Number(0, purpose="ridge penalty"))
+    paired = Setting(False, FLAG)
+    seed = Setting(None, SEED)
 
     def seed_for_call(self) -> int | None:
         return draw_seed(self.seed)
@@ -344,6 +308,17 @@ def _weighted_r2(values: torch.Tensor, fitted: torch.Tensor, weights: torch.Tens
     return 1 - residual / spread.clamp(min=1e-300)
 
 
+@register(
+    family="perturbation",
+    paper="Lundberg and Lee 2017",
+    short="Shapley values by weighted regression",
+    summary="A linear model fitted to random coalitions with the Shapley kernel; its "
+    "coefficients are Shapley value estimates.",
+    formula="min_φ Σ_z π(z) (v(z) − φ₀ − φ·z)²,  π = (P−1)/(C(P,|z|) |z| (P−|z|))",
+    signed=True,
+    completeness=True,
+    image_recipe=players_grid(7, samples=256, seed=0),
+)
 class KernelSHAP(LinearSurrogate):
     """KernelSHAP (Lundberg and Lee 2017): Shapley values as the efficiency-constrained
     weighted regression with the Shapley kernel, on paired kernel-proportional samples.
@@ -359,37 +334,24 @@ class KernelSHAP(LinearSurrogate):
     ``params["intercept"]`` is ``v(empty)``, ``params["fit"]`` the weighted R^2.
     """
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        *,
-        samples: int = 512,
-        paired: bool = True,
-        seed: int | None = None,
-        feature_mask: FeatureMask = None,
-        spread: Spread = "divide",
-        baseline: Any = 0.0,
-        background: Inputs | None = None,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(
-            model,
-            samples=samples,
-            sampler=KernelSampler(),
-            kernel=ShapleyKernel(),
-            efficiency=True,
-            paired=paired,
-            seed=seed,
-            feature_mask=feature_mask,
-            spread=spread,
-            baseline=baseline,
-            background=background,
-            output=output,
-            batch_size=batch_size,
-        )
+    samples = Setting(512, Count(1, "coalitions evaluated per sample"))
+    paired = Setting(True, FLAG)
+    sampler = Fixed(KernelSampler())
+    kernel = Fixed(ShapleyKernel())
+    efficiency = Fixed(True)
+    alpha = Fixed(0.0)
 
 
+@register(
+    family="perturbation",
+    paper="Ribeiro et al. 2016",
+    short="local linear surrogate model",
+    summary="A sparse-ish linear model fitted to random coalitions, weighted by closeness to "
+    "the input.",
+    formula="min_g Σ_z π_x(z) (v(z) − g(z))² + Ω(g)",
+    signed=True,
+    image_recipe=players_grid(7, samples=256, seed=0),
+)
 class LIME(LinearSurrogate):
     """LIME (Ribeiro et al. 2016) on players: Bernoulli(1/2) coalitions, the exponential
     kernel on the cosine distance to the instance, ridge regression with a free intercept.
@@ -407,42 +369,12 @@ class LIME(LinearSurrogate):
     surrogate; there is no efficiency, so ``delta`` is None.
     """
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        *,
-        samples: int = 512,
-        kernel_width: float = 0.25,
-        alpha: float = 1.0,
-        paired: bool = False,
-        seed: int | None = None,
-        feature_mask: FeatureMask = None,
-        spread: Spread = "divide",
-        baseline: Any = 0.0,
-        background: Inputs | None = None,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        ok = isinstance(kernel_width, (int, float)) and not isinstance(kernel_width, bool)
-        if not ok or not math.isfinite(kernel_width) or kernel_width <= 0:
-            raise SettingError("kernel_width", "a finite number > 0", kernel_width)
-        super().__init__(
-            model,
-            samples=samples,
-            sampler=BernoulliSampler(),
-            kernel=ExponentialKernel(float(kernel_width)),
-            efficiency=False,
-            alpha=alpha,
-            paired=paired,
-            seed=seed,
-            feature_mask=feature_mask,
-            spread=spread,
-            baseline=baseline,
-            background=background,
-            output=output,
-            batch_size=batch_size,
-        )
-        self.kernel_width = float(kernel_width)
+    samples = Setting(512, Count(1, "coalitions evaluated per sample"))
+    kernel_width = Setting(0.25, Number(0, low_open=True, purpose="sigma of the kernel"))
+    alpha = Setting(1.0, Number(0, purpose="ridge penalty"))
+    sampler = Fixed(BernoulliSampler())
+    kernel = Fixed()
+    efficiency = Fixed(False)
 
-    def settings(self) -> dict[str, Any]:
-        return {"kernel_width": self.kernel_width, "alpha": self.alpha, **super().settings()}
+    def configure(self) -> None:
+        self.assign("kernel", ExponentialKernel(self.kernel_width))

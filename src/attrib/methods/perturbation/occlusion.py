@@ -17,16 +17,16 @@ per window.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import nn
 
 from attrib.core.errors import InputError, SettingError
 from attrib.core.inputs import Inputs
 from attrib.core.result import Attribution
-from attrib.core.target import OutputSelector, Target
+from attrib.core.settings import REQUIRED, Anything, Setting
+from attrib.core.target import Target
+from attrib.methods.catalogue import register
 from attrib.methods.perturbation.base import PerturbationMethod
 from attrib.methods.perturbation.masks import window_sizes
 from attrib.methods.perturbation.references import resolve_references
@@ -35,6 +35,21 @@ from attrib.methods.perturbation.removal import masked_scores
 __all__ = ["Occlusion"]
 
 
+def _windows_for_images(context: Any) -> dict[str, Any]:
+    # a window of 1/7 of the image's shorter side, half a window apart
+    window = max(1, math.ceil(min(context.size) / 7))
+    return {"window": window, "strides": max(1, window // 2)}
+
+
+@register(
+    family="perturbation",
+    paper="Zeiler and Fergus 2014",
+    short="score drop under a sliding window",
+    summary="The drop of the score when a sliding window of the input is replaced by a baseline.",
+    formula="A_i = mean over windows W ∋ i of S_c(x) − S_c(x with W occluded)",
+    signed=True,
+    image_recipe=_windows_for_images,
+)
 class Occlusion(PerturbationMethod):
     """Mean drop of the target score over the sliding windows covering each feature.
 
@@ -53,25 +68,8 @@ class Occlusion(PerturbationMethod):
     forward at the clean input. Occlusion has no completeness, so ``delta`` is None.
     """
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        *,
-        window: int | tuple[int, ...],
-        strides: int | tuple[int, ...] | None = None,
-        baseline: Any = 0.0,
-        background: Inputs | None = None,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(
-            model, baseline=baseline, background=background, output=output, batch_size=batch_size
-        )
-        self.window = window
-        self.strides = strides
-
-    def settings(self) -> dict[str, Any]:
-        return {"window": self.window, "strides": self.strides, **super().settings()}
+    window = Setting(REQUIRED, Anything("an int or a tuple of sizes of the last dimensions"))
+    strides = Setting(None, Anything("None (half the window), an int or a tuple like window"))
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
         if isinstance(inputs, dict):
@@ -115,15 +113,15 @@ class Occlusion(PerturbationMethod):
         total = _spread_windows(drops, dims, window, strides)
         covers = _spread_windows(torch.ones_like(drops[:1]), dims, window, strides)
         values = (total / covers).view(x.shape[0], *lead, *dims).expand_as(x)
-        params = self.settings()
-        params.update(window=window, strides=strides, positions=positions, perturbations=count)
-        return Attribution(
-            values=values.to(x.dtype).contiguous(),
-            target=resolved.public,
-            method=self.name,
-            params=params,
+        return self.result(
+            values.to(x.dtype).contiguous(),
+            resolved.public,
+            output,
             baseline=references.shown,
-            output=output,
+            window=window,
+            strides=strides,
+            positions=positions,
+            perturbations=count,
         )
 
     def _geometry(self, x: torch.Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:

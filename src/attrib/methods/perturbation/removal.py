@@ -9,7 +9,8 @@ chunks of at most ``batch_size`` rows: each chunk builds its rows with one
 shared reference are read as broadcast views), and runs one forward. No row is built in
 Python, nothing leaves the device, and memory is bounded by ``batch_size``.
 
-``RemovalGame`` is the cooperative game of seed 003, section 6.6, on top of it: players are
+``RemovalGame`` is the cooperative game of removal explanations (Covert, Lundberg and Lee
+2021, "Explaining by Removing") on top of it: players are
 groups of features (``Players``), and ``v(S)`` is the target score with the players outside
 ``S`` replaced by the references (averaged over them).
 """

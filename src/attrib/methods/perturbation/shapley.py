@@ -1,7 +1,7 @@
 """Shapley values of the removal game: exactly, or by sampling permutations.
 
-The Shapley value of player ``j`` in a ``P``-player game ``v`` (Shapley 1953; seed 003,
-section 6.6) is
+The Shapley value of player ``j`` in a ``P``-player game ``v`` (Shapley 1953, "A Value for
+n-Person Games") is
 
     phi_j(v) = sum_{S subset of [P] without j} |S|! (P - |S| - 1)! / P! (v(S + j) - v(S)),
 
@@ -24,29 +24,21 @@ Strumbelj and Kononenko (2014) when the background is a data set.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
 
 import torch
-from torch import nn
 
 from attrib.core.errors import SettingError
-from attrib.core.inputs import Inputs
-from attrib.core.target import OutputSelector
-from attrib.methods.perturbation.base import (
-    Estimate,
-    PlayerMethod,
-    check_count,
-    check_seed,
-    draw_seed,
-)
+from attrib.core.seeding import draw_seed
+from attrib.core.settings import FLAG, SEED, Count, Setting
+from attrib.methods.catalogue import register
+from attrib.methods.perturbation.base import Estimate, PlayerMethod, players_grid
 from attrib.methods.perturbation.coalitions import (
     from_bits,
     permutations,
     shapley_weights,
     sizes_of_bits,
 )
-from attrib.methods.perturbation.masks import FeatureMask, Players, Spread
+from attrib.methods.perturbation.masks import Players
 from attrib.methods.perturbation.removal import RemovalGame
 
 __all__ = ["ExactShapley", "ShapleySampling", "shapley_values"]
@@ -76,6 +68,16 @@ def shapley_values(values: torch.Tensor) -> torch.Tensor:
     return phi
 
 
+@register(
+    family="perturbation",
+    paper="Shapley 1953; Strumbelj and Kononenko 2014",
+    short="exact Shapley values of feature groups",
+    summary="Exact Shapley values of the groups of features, from all 2^P coalitions.",
+    formula="φ_j = Σ_{S ⊆ P∖j} |S|!(P−|S|−1)!/P! (v(S ∪ j) − v(S))",
+    signed=True,
+    completeness=True,
+    image_recipe=players_grid(3),
+)
 class ExactShapley(PlayerMethod):
     """Exact Shapley values of groups of features, from all ``2^P`` coalitions.
 
@@ -88,31 +90,7 @@ class ExactShapley(PlayerMethod):
     ``delta`` is the efficiency gap ``sum_j phi_j - (v(all) - v(none))`` (rounding only).
     """
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        *,
-        feature_mask: FeatureMask = None,
-        max_players: int = 16,
-        spread: Spread = "divide",
-        baseline: Any = 0.0,
-        background: Inputs | None = None,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(
-            model,
-            feature_mask=feature_mask,
-            spread=spread,
-            baseline=baseline,
-            background=background,
-            output=output,
-            batch_size=batch_size,
-        )
-        self.max_players = check_count(max_players, "max_players", "players ExactShapley accepts")
-
-    def settings(self) -> dict[str, Any]:
-        return {"max_players": self.max_players, **super().settings()}
+    max_players = Setting(16, Count(1, "players ExactShapley accepts"))
 
     def check_players(self, players: Players) -> None:
         if players.count > self.max_players:
@@ -135,6 +113,16 @@ class ExactShapley(PlayerMethod):
         return Estimate(phi, delta)
 
 
+@register(
+    family="perturbation",
+    paper="Strumbelj and Kononenko 2014",
+    short="Shapley values from random orders",
+    summary="Shapley values estimated from random orders of the groups of features.",
+    formula="φ_j ≈ 1/m Σ_orders (v(pre_j ∪ j) − v(pre_j))",
+    signed=True,
+    completeness=True,
+    image_recipe=players_grid(4, samples=8, seed=0),
+)
 class ShapleySampling(PlayerMethod):
     """Shapley values estimated from random orders of the players (Strumbelj and Kononenko
     2014), with antithetic orders and a standard error per player.
@@ -154,47 +142,18 @@ class ShapleySampling(PlayerMethod):
     (NaN with a single draw). ``delta`` is the efficiency gap, zero up to rounding.
     """
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        *,
-        samples: int = 32,
-        antithetic: bool = True,
-        seed: int | None = None,
-        feature_mask: FeatureMask = None,
-        spread: Spread = "divide",
-        baseline: Any = 0.0,
-        background: Inputs | None = None,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(
-            model,
-            feature_mask=feature_mask,
-            spread=spread,
-            baseline=baseline,
-            background=background,
-            output=output,
-            batch_size=batch_size,
-        )
-        self.samples = check_count(samples, "samples", "orders of the players per sample")
-        self.antithetic = bool(antithetic)
-        if self.antithetic and samples % 2:
+    samples = Setting(32, Count(1, "orders of the players per sample"))
+    antithetic = Setting(True, FLAG)
+    seed = Setting(None, SEED)
+
+    def configure(self) -> None:
+        if self.antithetic and self.samples % 2:
             raise SettingError(
                 "samples",
                 "an even int with antithetic=True (orders come in pairs)",
-                samples,
+                self.samples,
                 "Use an even number, or antithetic=False.",
             )
-        self.seed = check_seed(seed)
-
-    def settings(self) -> dict[str, Any]:
-        return {
-            "samples": self.samples,
-            "antithetic": self.antithetic,
-            "seed": self.seed,
-            **super().settings(),
-        }
 
     def seed_for_call(self) -> int | None:
         return draw_seed(self.seed)

@@ -40,16 +40,17 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from attrib.core.batching import default_batch_size, run_chunks
-from attrib.core.errors import ModelOutputError, SettingError
+from attrib.core.errors import ModelOutputError
 from attrib.core.grad import input_gradients
 from attrib.core.inputs import Inputs, batch_size_of, leaves, map_inputs
 from attrib.core.result import Attribution
-from attrib.core.target import OutputSelector, ResolvedTarget, Target, target_for_rows
+from attrib.core.settings import Number, Setting
+from attrib.core.target import ResolvedTarget, Target, target_for_rows
 from attrib.methods.base import Method
-from attrib.methods.baselines import make_baselines
+from attrib.methods.baselines import BaselineSettings
+from attrib.methods.catalogue import register
 from attrib.methods.propagation.mode import (
     ElementwiseRule,
     Propagated,
@@ -496,7 +497,17 @@ class _Pairing:
         return map_output(lambda t: t[: self.n], output)
 
 
-class DeepLIFT(Method):
+@register(
+    family="propagation",
+    paper="Shrikumar et al. 2017",
+    short="differences from a reference, Rescale rule",
+    summary="Differences from a reference propagated with the Rescale rule: each nonlinearity's "
+    "multiplier is Δy/Δx; attributions add up to S_c(x) − S_c(x').",
+    formula="m = Δy/Δx at nonlinearities;  A = (x − x') ⊙ chain of multipliers",
+    signed=True,
+    completeness=True,
+)
+class DeepLIFT(BaselineSettings, Method):
     """DeepLIFT with the Rescale rule against one baseline, or DeepLIFT-SHAP against several.
 
     ``phi = (x - x') * m`` with the multipliers ``m`` of the module docstring; with several
@@ -513,40 +524,11 @@ class DeepLIFT(Method):
             half their baselines.
     """
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        *,
-        baseline: Any = 0.0,
-        eps: float = 1e-10,
-        value_range: tuple[float, float] | None = None,
-        blur_sigma: float | None = None,
-        seed: int | None = None,
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(model, output=output, batch_size=batch_size)
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or eps < 0:
-            raise SettingError("eps", "a number >= 0 (e.g. 1e-10)", eps, "")
-        self.baseline = baseline
-        self.eps = float(eps)
-        self.value_range = value_range
-        self.blur_sigma = blur_sigma
-        self.seed = seed
-
-    def settings(self) -> dict[str, Any]:
-        shown = self.baseline if not isinstance(self.baseline, torch.Tensor) else "tensor"
-        return {"baseline": shown, "eps": self.eps, **super().settings()}
+    eps = Setting(1e-10, Number(0, purpose="e.g. 1e-10"))
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
         check_visible(self.model, self.name)
-        baselines = make_baselines(
-            self.baseline,
-            inputs,
-            value_range=self.value_range,
-            blur_sigma=self.blur_sigma,
-            seed=self.seed,
-        )
+        baselines = self.make_baselines(inputs)
         n, k = batch_size_of(inputs), len(baselines)
         rows = self.batch_size or default_batch_size(inputs, 2 * n * k)
         pairs = max(1, rows // 2)  # each pair is two rows of the forward
@@ -578,14 +560,12 @@ class DeepLIFT(Method):
         public = resolved[0].public
         if resolved[0].indices is not None:
             public = indices.view(n, k)[:, 0].to(resolved[0].indices.device)
-        return Attribution(
-            values=values,
-            target=public,
-            method=self.name,
-            params=self.settings(),
+        return self.result(
+            values,
+            public,
+            _concat_outputs(outputs),
             baseline=baselines[0] if k == 1 else baselines,
             delta=delta,
-            output=_concat_outputs(outputs),
         )
 
 

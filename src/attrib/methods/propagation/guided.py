@@ -33,17 +33,17 @@ reconstructs the image. That is a property of the method, reproduced here, not a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from torch import nn
 
-from attrib.core.errors import SettingError
 from attrib.core.grad import batched_input_gradients
 from attrib.core.inputs import Inputs
 from attrib.core.result import Attribution
-from attrib.core.target import OutputSelector, Target
+from attrib.core.settings import Choice, Setting
+from attrib.core.target import Target
 from attrib.methods.base import Method
+from attrib.methods.catalogue import register
 from attrib.methods.propagation.mode import Propagated, Propagator, check_visible, elementwise_call
 from attrib.methods.propagation.ops import Op
 
@@ -161,26 +161,13 @@ class _ModifiedReLUMethod(Method):
 
     rule: Any = None
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        *,
-        other_activations: Literal["error", "gradient"] = "error",
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(model, output=output, batch_size=batch_size)
-        if other_activations not in OTHER_ACTIVATIONS:
-            raise SettingError(
-                "other_activations",
-                f"one of {OTHER_ACTIVATIONS}",
-                other_activations,
-                "'error' refuses non-ReLU activations; 'gradient' keeps their gradient.",
-            )
-        self.other_activations = other_activations
-
-    def settings(self) -> dict[str, Any]:
-        return {"other_activations": self.other_activations, **super().settings()}
+    other_activations = Setting(
+        "error",
+        Choice(
+            OTHER_ACTIVATIONS,
+            "'error' refuses non-ReLU activations; 'gradient' keeps their gradient.",
+        ),
+    )
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
         check_visible(self.model, self.name)
@@ -189,15 +176,24 @@ class _ModifiedReLUMethod(Method):
             lambda: _ReLURules(self.model, self.name, self.rule, self.other_activations),
         )
         got = batched_input_gradients(wrapped, inputs, target, self.output, self.batch_size)
-        return Attribution(
-            values=got.gradients,
-            target=got.target.public,
-            method=self.name,
-            params=self.settings(),
-            output=got.output,
-        )
+        return self.result(got.gradients, got.target.public, got.output)
 
 
+def _other_activations_pass(context: Any) -> dict[str, Any]:
+    # activations other than ReLU and clipped ReLU (SiLU, GELU, hardswish) pass their
+    # ordinary gradient, as in Captum; on a (clipped) ReLU network this changes nothing
+    return {"other_activations": "gradient"}
+
+
+@register(
+    family="propagation",
+    paper="Springenberg et al. 2015",
+    short="backprop through ReLUs, positive signals only",
+    summary="Backpropagation that lets only positive signals through ReLUs, where the forward "
+    "input was positive as well.",
+    formula="R_l = 1[x_l > 0] ⊙ ReLU(R_{l+1})",
+    image_recipe=_other_activations_pass,
+)
 class GuidedBackprop(_ModifiedReLUMethod):
     """Guided backpropagation (Springenberg et al. 2015): at every ReLU the backward signal is
     ``1[z > 0] * relu(g)`` (at a ReLU6, ``1[0 < z < 6] * relu(g)``); elsewhere the ordinary
@@ -212,6 +208,15 @@ class GuidedBackprop(_ModifiedReLUMethod):
     rule = _GuidedReLU()
 
 
+@register(
+    family="propagation",
+    paper="Zeiler and Fergus 2014",
+    short="backprop with ReLU on the backward signal",
+    summary="Backpropagation that applies ReLU to the backward signal and ignores the forward "
+    "input's sign.",
+    formula="R_l = ReLU(R_{l+1})",
+    image_recipe=_other_activations_pass,
+)
 class Deconvolution(_ModifiedReLUMethod):
     """The deconvnet (Zeiler and Fergus 2014, as written by Springenberg et al. 2015): at every
     ReLU the backward signal is ``relu(g)``, ignoring the forward mask (at a ReLU6,

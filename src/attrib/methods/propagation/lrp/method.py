@@ -4,7 +4,7 @@ Layer-wise relevance propagation (Bach et al. 2015, "On Pixel-Wise Explanations 
 Non-Linear Classifier Decisions by Layer-Wise Relevance Propagation"; Montavon et al. 2019,
 "Layer-Wise Relevance Propagation: An Overview") starts from ``R = f_c(x)`` at the target
 output and hands relevance down layer by layer, each layer splitting what it receives over
-its inputs by its rule (seed 001's epsilon rule is
+its inputs by its rule (the epsilon rule of Bach et al. 2015 is
 ``R_{i<-j} = z_ij / (z_j + eps sign(z_j)) R_j``). The attribution is the relevance at the
 input; ``delta = sum(R) - f_c(x)`` is the relevance the rules did not conserve (absorbed by
 biases and stabilisers, or created by alpha-beta).
@@ -12,18 +12,17 @@ biases and stabilisers, or created by alpha-beta).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
-from attrib.core.errors import SettingError
 from attrib.core.grad import batched_input_gradients
 from attrib.core.inputs import Inputs, leaves
 from attrib.core.result import Attribution
-from attrib.core.target import OutputSelector, Target
+from attrib.core.settings import Check, Instance, Optional, Setting
+from attrib.core.target import Target
 from attrib.methods.base import Method
+from attrib.methods.catalogue import register
 from attrib.methods.propagation.lrp.canonizers import Canonizer, MergeBatchNorm
 from attrib.methods.propagation.lrp.composites import Composite, make_composite
 from attrib.methods.propagation.lrp.layers import module_of_parameter
@@ -34,6 +33,28 @@ from attrib.methods.propagation.mode import Propagated, check_visible, map_outpu
 __all__ = ["LRP"]
 
 
+class _Canonizers(Check):
+    @property
+    def what(self) -> str:
+        return "a sequence of Canonizer objects (MergeBatchNorm())"
+
+    def accepts(self, value: Any) -> bool:
+        return isinstance(value, (list, tuple)) and all(isinstance(c, Canonizer) for c in value)
+
+    def convert(self, value: Any) -> Any:
+        return tuple(value)
+
+
+@register(
+    family="propagation",
+    paper="Bach et al. 2015; Montavon et al. 2019",
+    short="layer-wise relevance propagation",
+    summary="The score redistributed layer by layer onto the inputs by conservative rules, one "
+    "per kind of layer (epsilon, gamma, z+, z-box).",
+    formula="R_i = Σ_j (x_i w_ij / Σ_i' x_i' w_i'j) R_j  (LRP-0)",
+    signed=True,
+    completeness=True,
+)
 class LRP(Method):
     """Layer-wise relevance propagation.
 
@@ -56,33 +77,13 @@ class LRP(Method):
     ``LayerError`` naming the function and the module that called it.
     """
 
-    def __init__(
-        self,
-        model: nn.Module | Callable[..., Any],
-        *,
-        composite: str | Composite | None = None,
-        rule: Rule | None = None,
-        canonizers: Sequence[Canonizer] = (MergeBatchNorm(),),
-        output: OutputSelector = None,
-        batch_size: int | None = None,
-    ) -> None:
-        super().__init__(model, output=output, batch_size=batch_size)
-        self.composite = make_composite(composite, rule)
-        self.rule = rule
-        canonizers = tuple(canonizers)
-        for canonizer in canonizers:
-            if not isinstance(canonizer, Canonizer):
-                raise SettingError(
-                    "canonizers", "Canonizer objects (MergeBatchNorm())", canonizer, ""
-                )
-        self.canonizers = canonizers
+    composite = Setting(None, Optional(Instance((str, Composite), "a composite or its name")))
+    rule = Setting(None, Optional(Instance((Rule,), "a Rule for every layer (e.g. Epsilon(0))")))
+    canonizers = Setting((MergeBatchNorm(),), _Canonizers())
 
-    def settings(self) -> dict[str, Any]:
-        return {
-            "composite": self.composite,
-            "canonizers": self.canonizers,
-            **super().settings(),
-        }
+    def configure(self) -> None:
+        # the composite is recorded as built: a name or None becomes the Composite it means
+        self.assign("composite", make_composite(self.composite, self.rule))
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
         check_visible(self.model, self.name)
@@ -94,14 +95,8 @@ class LRP(Method):
         )
         got = batched_input_gradients(wrapped, inputs, target, self.output, self.batch_size)
         total = sum(v.flatten(1).sum(1).to(torch.float64) for v in leaves(got.gradients))
-        return Attribution(
-            values=got.gradients,
-            target=got.target.public,
-            method=self.name,
-            params=self.settings(),
-            delta=total - got.scores.to(torch.float64),
-            output=got.output,
-        )
+        delta = total - got.scores.to(torch.float64)
+        return self.result(got.gradients, got.target.public, got.output, delta=delta)
 
 
 def _seed_with_output(output: Any) -> Any:

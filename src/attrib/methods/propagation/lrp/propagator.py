@@ -18,7 +18,7 @@ rule:
 - anything else that depends on the input (softmax, layer norm, attention, products of two
   signals, element-wise math such as ``exp``): a ``LayerError`` naming it.
 
-The relevance at the output is the target score itself, ``R = f_c(x)`` (seed 001): the model
+The relevance at the output is the target score itself, ``R = f_c(x)`` (Bach et al. 2015): the model
 output passes through ``OutputRelevance``, whose backward multiplies the seed ``dscore /
 doutput`` by the output.
 """

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from attrib.core.errors import AttribError, InputError, ModelOutputError, SettingError
-from attrib.methods.anchors import AnchorsText, UnknownToken, kl_bounds
+from attrib.text.anchors import AnchorsText, UnknownToken, kl_bounds
 
 FILLERS = ["the", "food", "was", "service", "room", "and", "very", "slow", "staff", "a", "bit"]
 FILLERS += ["not", "bad"]  # also alone, so the rule needs them side by side

@@ -1,5 +1,5 @@
 """Anchors for text: the shortest set of words that keeps the prediction (Ribeiro, Singh and
-Guestrin 2018, "Anchors: High-Precision Model-Agnostic Explanations"; seed 003, section 6.5).
+Guestrin 2018, "Anchors: High-Precision Model-Agnostic Explanations").
 
 For a document ``xi`` (words ``xi_1 .. xi_T``) and a classifier ``f``, an anchor ``A`` is a
 non-empty set of word positions of ``xi``. Its precision is
@@ -9,7 +9,7 @@ non-empty set of word positions of ``xi``. Its precision is
 where ``X`` keeps the words of ``A`` and replaces every other word, independently with
 probability 1/2, by an unknown token (default) or by a word from a pluggable generator
 (a masked language model, for instance). Its coverage on a corpus ``C`` is the share of
-documents that contain every word of ``A``. The search solves seed 003's problem (*):
+documents that contain every word of ``A``. The search solves the paper's problem (eq. 3):
 
     minimise |A|  subject to  Prec(A) >= 1 - epsilon,
 
@@ -17,7 +17,7 @@ with a beam search over anchor sizes whose candidates are ranked by the KL-LUCB 
 (Kaufmann and Kalyanakrishnan 2013, "Information Complexity in Bandit Subset Selection"),
 estimating precisions by Monte-Carlo and deciding ``Prec(A) >= 1 - epsilon`` with KL
 confidence bounds at level ``delta``. Among the anchors of the smallest size, the one with
-the highest estimated precision wins (seed 003's ``A_3``), then the highest coverage.
+the highest estimated precision wins (the paper's ``A*``), then the highest coverage.
 
 Samples are shared where that is exact: a perturbation drawn for anchor ``B`` in which the
 words of ``A`` (a superset of ``B``) happen to be kept is distributed exactly as a draw for
@@ -32,12 +32,24 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from attrib.core.batching import Chunk, run_chunks
 from attrib.core.errors import InputError, ModelOutputError, SettingError
+from attrib.core.seeding import draw_seed
+from attrib.core.settings import (
+    SEED,
+    Check,
+    Configurable,
+    Count,
+    Function,
+    Number,
+    Optional,
+    Setting,
+)
+from attrib.methods.catalogue import register
 
 __all__ = ["Anchor", "AnchorsText", "Replacement", "UnknownToken", "kl_bounds"]
 
@@ -56,7 +68,7 @@ _ALPHA = 1.1
 
 @dataclass(frozen=True)
 class UnknownToken:
-    """Replace each marked word by ``token`` (the default perturbation of seed 003)."""
+    """Replace each marked word by ``token`` (the paper's default perturbation of text)."""
 
     token: str = "UNK"
 
@@ -134,7 +146,41 @@ def _bernoulli_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return torch.xlogy(p, p / q) + torch.xlogy(1 - p, (1 - p) / (1 - q))
 
 
-class AnchorsText:
+_FRACTION = Number(0, 1, low_open=True, high_open=True)
+
+
+class _Corpus(Check):
+    @property
+    def what(self) -> str:
+        return "None or a list of documents (strings)"
+
+    def accepts(self, value: Any) -> bool:
+        return value is None or (isinstance(value, Sequence) and not isinstance(value, str))
+
+
+class _Pattern(Check):
+    @property
+    def what(self) -> str:
+        return "a regular expression matching one word"
+
+    def accepts(self, value: Any) -> bool:
+        try:
+            re.compile(value)
+        except (re.error, TypeError):
+            return False
+        return True
+
+
+@register(
+    family="text",
+    paper="Ribeiro et al. 2018",
+    short="the shortest rule of words that keeps the prediction",
+    summary="The smallest set of words that, kept while the others are replaced at random, "
+    "keeps the prediction with high precision (a beam search ranked by the KL-LUCB bandit).",
+    formula="min |A|  s.t.  Prec(A) = P(f(X) = f(ξ) | A ⊆ X) ≥ 1 − ε",
+    inputs="text",
+)
+class AnchorsText(Configurable):
     """Anchors for any text classifier (a callable from a list of texts to labels).
 
     Args:
@@ -164,78 +210,42 @@ class AnchorsText:
         seed: makes the perturbations reproducible (``None``: drawn from torch's RNG).
     """
 
-    def __init__(
-        self,
-        classifier: Classifier,
-        *,
-        epsilon: float = 0.05,
-        delta: float = 0.1,
-        tau: float = 0.15,
-        tolerance: float = 0.05,
-        beam_size: int = 4,
-        pull: int = 10,
-        batch_size: int = 64,
-        replace_probability: float = 0.5,
-        replacement: Replacement | None = None,
-        corpus: Sequence[str] | None = None,
-        max_anchor_size: int | None = None,
-        max_samples: int = 20000,
-        examples: int = 5,
-        pattern: str = WORD_PATTERN,
-        seed: int | None = None,
-    ) -> None:
+    first_argument: ClassVar[str] = "classifier"
+
+    epsilon = Setting(0.05, _FRACTION)
+    delta = Setting(0.1, _FRACTION)
+    tau = Setting(0.15, _FRACTION)
+    tolerance = Setting(0.05, Number(0, 1, high_open=True))
+    beam_size = Setting(4, Count(1, "candidates kept per size"))
+    pull = Setting(10, Count(1, "perturbations per bandit pull"))
+    batch_size = Setting(64, Count(1, "texts per classifier call"))
+    replace_probability = Setting(0.5, _FRACTION)
+    replacement = Setting(
+        None, Optional(Function("None (UNK) or a callable (words, replace, generator)"))
+    )
+    corpus = Setting(None, _Corpus(), shown=lambda corpus: None if corpus is None else len(corpus))
+    max_anchor_size = Setting(None, Optional(Count(1, "words in an anchor")))
+    max_samples = Setting(20000, Count(1, "perturbations per explanation"))
+    examples = Setting(5, Count(0, "example perturbations"))
+    pattern = Setting(WORD_PATTERN, _Pattern())
+    seed = Setting(None, SEED)
+
+    def __init__(self, classifier: Classifier, **settings: Any) -> None:
         if not callable(classifier):
             raise SettingError("classifier", "a callable texts -> labels", classifier)
         self.classifier = classifier
-        self.epsilon = _fraction(epsilon, "epsilon")
-        self.delta = _fraction(delta, "delta")
-        self.tau = _fraction(tau, "tau")
-        self.tolerance = _fraction(tolerance, "tolerance", allow_zero=True)
-        self.replace_probability = _fraction(replace_probability, "replace_probability")
-        self.beam_size = _count(beam_size, "beam_size", "candidates kept per size")
-        self.pull = _count(pull, "pull", "perturbations per bandit pull")
-        self.batch_size = _count(batch_size, "batch_size", "texts per classifier call")
-        self.max_samples = _count(max_samples, "max_samples", "perturbations per explanation")
-        self.examples = _count(examples, "examples", "example perturbations", minimum=0)
-        if max_anchor_size is not None:
-            _count(max_anchor_size, "max_anchor_size", "words in an anchor")
-        self.max_anchor_size = max_anchor_size
-        if replacement is not None and not callable(replacement):
-            raise SettingError(
-                "replacement", "None (UNK) or a callable (words, replace, generator)", replacement
-            )
-        self.replacement = replacement if replacement is not None else UnknownToken()
-        try:
-            self.word = re.compile(pattern)
-        except (re.error, TypeError):
-            raise SettingError(
-                "pattern", "a regular expression matching one word", pattern
-            ) from None
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise SettingError("seed", "an int (reproducible perturbations) or None", seed)
-        self.seed = seed
-        if corpus is not None and (isinstance(corpus, str) or not isinstance(corpus, Sequence)):
-            raise SettingError("corpus", "a list of documents (strings)", corpus)
-        self.corpus = corpus
+        self.bind_settings((), settings)
+
+    def configure(self) -> None:
+        if self.replacement is None:
+            self.assign("replacement", UnknownToken())
+        self.word = re.compile(self.pattern)
         self._corpus_words = (
-            None if corpus is None else [frozenset(self.word.findall(d)) for d in corpus]
+            None if self.corpus is None else [frozenset(self.word.findall(d)) for d in self.corpus]
         )
 
-    def settings(self) -> dict[str, Any]:
-        return {
-            "epsilon": self.epsilon,
-            "delta": self.delta,
-            "tau": self.tau,
-            "tolerance": self.tolerance,
-            "beam_size": self.beam_size,
-            "pull": self.pull,
-            "batch_size": self.batch_size,
-            "replace_probability": self.replace_probability,
-            "replacement": self.replacement,
-            "max_anchor_size": self.max_anchor_size,
-            "max_samples": self.max_samples,
-            "seed": self.seed,
-        }
+    def first(self) -> Any:
+        return self.classifier
 
     def __repr__(self) -> str:
         return (
@@ -253,7 +263,7 @@ class AnchorsText:
                 text,
                 "Anchors are sets of words; an empty text has none.",
             )
-        seed = self.seed if self.seed is not None else int(torch.randint(0, 2**62, ()))
+        seed = draw_seed(self.seed)
         search = _Search(self, text, spans, torch.Generator().manual_seed(seed))
         return search.run(seed)
 
@@ -540,18 +550,3 @@ def _extensions(beam: list[torch.Tensor], t: int) -> list[torch.Tensor]:
                 seen.add(key)
                 out.append(grown)
     return out
-
-
-def _fraction(value: Any, name: str, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    low_ok = ok and (value >= 0 if allow_zero else value > 0)
-    if not ok or not math.isfinite(value) or not low_ok or value >= 1:
-        bound = "[0, 1)" if allow_zero else "(0, 1)"
-        raise SettingError(name, f"a number in {bound}", value)
-    return float(value)
-
-
-def _count(value: Any, name: str, what: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SettingError(name, f"an int >= {minimum} ({what})", value)
-    return value
