@@ -5,81 +5,25 @@ Every method is configured once with the model and called on batches::
     from attrib import Saliency
     attribution = Saliency(model)(images, target="predicted")
     maps = attribution.saliency()          # (N, H, W): max over channels of |gradient|
+
+Every method of ``attrib.methods`` is a name of this package; ``attrib.methods.catalogue``
+says what each one is.
 """
 
+from attrib import methods as _methods
 from attrib.api import explain
 from attrib.core.errors import AttribError, AttribWarning
 from attrib.core.result import Attribution
-from attrib.methods import (
-    CAM,
-    LIME,
-    LRP,
-    AblationCAM,
-    BlurIG,
-    Deconvolution,
-    DeepLIFT,
-    EigenCAM,
-    ExactShapley,
-    ExpectedGradients,
-    FeatureAblation,
-    GradCAM,
-    GradCAMPlusPlus,
-    GradientXInput,
-    GuidedBackprop,
-    GuidedGradCAM,
-    HiResCAM,
-    IntegratedGradients,
-    KernelSHAP,
-    LayerCAM,
-    Method,
-    Occlusion,
-    Saliency,
-    ScoreCAM,
-    ShapleySampling,
-    SmoothGrad,
-    SmoothGradSquared,
-    VarGrad,
-    XGradCAM,
-    vit_reshape,
-)
+from attrib.methods import *  # noqa: F403 - every method is a public name of attrib
 from attrib.text.anchors import AnchorsText  # registers the text methods too (attrib.text)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CAM",
-    "LIME",
-    "LRP",
-    "AblationCAM",
     "AnchorsText",
     "AttribError",
     "AttribWarning",
     "Attribution",
-    "BlurIG",
-    "Deconvolution",
-    "DeepLIFT",
-    "EigenCAM",
-    "ExactShapley",
-    "ExpectedGradients",
-    "FeatureAblation",
-    "GradCAM",
-    "GradCAMPlusPlus",
-    "GradientXInput",
-    "GuidedBackprop",
-    "GuidedGradCAM",
-    "HiResCAM",
-    "IntegratedGradients",
-    "KernelSHAP",
-    "LayerCAM",
-    "Method",
-    "Occlusion",
-    "Saliency",
-    "ScoreCAM",
-    "ShapleySampling",
-    "SmoothGrad",
-    "SmoothGradSquared",
-    "VarGrad",
-    "XGradCAM",
     "explain",
-    "vit_reshape",
+    *_methods.__all__,
 ]

@@ -6,6 +6,7 @@ so that a user can fix the call without reading our source.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "SettingError",
     "TargetError",
     "describe",
+    "did_you_mean",
     "warn",
 ]
 
@@ -95,6 +97,14 @@ def describe(value: Any) -> str:
     if len(text) > 80:
         text = text[:77] + "..."
     return f"{type(value).__name__} {text}"
+
+
+def did_you_mean(word: str, options: Iterable[str], n: int = 1, cutoff: float = 0.6) -> str:
+    """``"Did you mean 'steps'?"`` for the options closest to ``word`` (``""`` for none)."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(options), n=n, cutoff=cutoff)
+    return f"Did you mean {', '.join(map(repr, close))}?" if close else ""
 
 
 def warn(message: str) -> None:

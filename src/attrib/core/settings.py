@@ -20,14 +20,13 @@ many batches, so derived state never goes stale): ``replace(**changes)`` builds 
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-from attrib.core.errors import SettingError
+from attrib.core.errors import SettingError, did_you_mean
 
 __all__ = [
     "FLAG",
@@ -442,13 +441,8 @@ class Configurable:
 def unknown_setting(cls: type[Configurable], key: str) -> SettingError:
     """The error for a keyword ``cls`` does not take: its settings and the closest name."""
     names = cls.setting_names()
-    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
-    return SettingError(
-        key,
-        f"a setting of {cls.__name__} ({', '.join(names)})",
-        key,
-        f"Did you mean {close[0]!r}?" if close else "",
-    )
+    expected = f"a setting of {cls.__name__} ({', '.join(names)})"
+    return SettingError(key, expected, key, did_you_mean(key, names))
 
 
 def _signature(cls: type[Configurable]) -> inspect.Signature:

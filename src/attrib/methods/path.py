@@ -81,7 +81,11 @@ _ADAPTIVE_NODES = 4
     completeness=True,
 )
 class IntegratedGradients(BaselineSettings, Method):
-    """Integrated gradients along a straight (or any) path, with its completeness gap.
+    """Integrated gradients (Sundararajan et al. 2017) along a straight (or any) path, with its
+    completeness gap:
+
+        IG_i(x) = (x_i - x'_i) * integral_0^1 df/dx_i(x' + alpha (x - x')) d alpha,
+        delta = sum_i IG_i - (f(x) - f(x')).
 
     Args:
         steps: quadrature nodes per path (per baseline); default 32, or 8 to start from

@@ -13,7 +13,6 @@ only; a key that no method takes is refused with the settings they do take.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from attrib.core.errors import SettingError
+from attrib.core.errors import SettingError, did_you_mean
 from attrib.methods.base import Method
 from attrib.methods.catalogue import MethodInfo, find, get, key
 
@@ -119,13 +118,8 @@ def _names(info: MethodInfo) -> tuple[str, ...]:
 def _not_taken(setting: str, wanted: str, infos: list[MethodInfo]) -> SettingError:
     listing = "; ".join(f"{i.name}: {', '.join(_names(i))}" for i in infos)
     offered = sorted({n for i in infos for n in _names(i)})
-    close = difflib.get_close_matches(wanted, offered, n=1, cutoff=0.6)
-    return SettingError(
-        "--set",
-        f"a setting of the methods ({listing})",
-        setting,
-        f"Did you mean {close[0]!r}?" if close else "",
-    )
+    expected = f"a setting of the methods ({listing})"
+    return SettingError("--set", expected, setting, did_you_mean(wanted, offered))
 
 
 def build_for_image(name: str, context: ImageContext) -> Method:

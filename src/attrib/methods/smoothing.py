@@ -154,7 +154,8 @@ def _whole_image(context: Any) -> dict[str, Any]:
     image_recipe=_whole_image,
 )
 class SmoothGrad(_NoiseSmoothing):
-    """The mean of a method over noisy copies, ``1/n sum_j A(x + eps_j)`` (Smilkov et al. 2017).
+    """The mean of a method over noisy copies, ``SG(x) = 1/n sum_j A(x + eps_j)`` (Smilkov et al.
+    2017).
 
     Args:
         method: any attrib method instance, e.g. ``Saliency(model)``,
@@ -194,7 +195,7 @@ class SmoothGrad(_NoiseSmoothing):
     image_recipe=_whole_image,
 )
 class SmoothGradSquared(_NoiseSmoothing):
-    """The mean square of a method over noisy copies, ``1/n sum_j A(x + eps_j)^2``.
+    """The mean square of a method over noisy copies, ``SG2(x) = 1/n sum_j A(x + eps_j)^2``.
 
     SmoothGrad² (Hooker et al. 2019, "A Benchmark for Interpretability Methods in Deep
     Neural Networks"). Arguments as for ``SmoothGrad``; ``delta`` is always ``None``.
@@ -212,7 +213,7 @@ class SmoothGradSquared(_NoiseSmoothing):
     image_recipe=_whole_image,
 )
 class VarGrad(_NoiseSmoothing):
-    """The variance of a method over noisy copies, ``1/n sum_j (A(x + eps_j) - SG(x))^2``.
+    """The variance of a method over noisy copies, ``VG(x) = 1/n sum_j (A(x + eps_j) - SG(x))^2``.
 
     VarGrad (Adebayo et al. 2018, "Local explanation methods for deep neural networks lack
     sensitivity to parameter values"): the population variance (divided by ``n``, as Captum's

@@ -116,6 +116,12 @@ class Anchor:
     calls: int
     params: dict[str, Any] = field(default_factory=dict)
 
+    def word_scores(self) -> list[tuple[str, float]]:
+        """Each word of the text with 1.0 where it is in the anchor and 0.0 elsewhere: what
+        ``attrib.viz.token_figure(scores, tokens=words)`` and the report highlight."""
+        kept = set(self.positions)
+        return [(word, 1.0 if i in kept else 0.0) for i, word in enumerate(self.tokens)]
+
     def __repr__(self) -> str:
         cov = "" if self.coverage is None else f", coverage={self.coverage:.3g}"
         return f"Anchor(words={self.words}, precision={self.precision:.3g}{cov})"
@@ -181,7 +187,9 @@ class _Pattern(Check):
     inputs="text",
 )
 class AnchorsText(Configurable):
-    """Anchors for any text classifier (a callable from a list of texts to labels).
+    """Anchors (Ribeiro et al. 2018) for any text classifier (a callable from a list of texts to
+    labels): the smallest set of words ``A`` with ``Prec(A) = P(f(X) = f(text)) >= 1 - epsilon``
+    when the other words are replaced at random.
 
     Args:
         classifier: ``f(texts: list[str]) -> labels`` (a list, array or tensor of one label

@@ -34,7 +34,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-from attrib.core.errors import SettingError
+from attrib.core.errors import SettingError, did_you_mean
 from attrib.core.target import Target, check_target_length, target_for_rows
 from attrib.methods import catalogue
 from attrib.methods.base import Method
@@ -63,20 +63,16 @@ def method_names() -> list[str]:
 
 
 def _find(name: str) -> MethodInfo:
-    methods = text_methods()
     wanted = key(name)
-    for info in methods:  # token methods first: "kernel_shap" is KernelSHAP over tokens
+    for info in text_methods():  # token methods first: "kernel_shap" is KernelSHAP over tokens
         if wanted == key(info.name) or wanted in info.aliases:
             return info
-    import difflib
-
     known = method_names()
-    close = difflib.get_close_matches(wanted, known, n=2, cutoff=0.5)
     raise SettingError(
         "method",
         f"one of {known}, a builder (model, baseline) -> Method, or a method",
         name,
-        f"Did you mean {close[0]!r}?" if close else "",
+        did_you_mean(wanted, known, cutoff=0.5),
     )
 
 

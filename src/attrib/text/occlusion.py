@@ -45,7 +45,8 @@ __all__ = ["LeaveOneOut"]
     inputs="tokens",
 )
 class LeaveOneOut(Method):
-    """Leave-one-out occlusion over the tokens of ``(N, L, d)`` embeddings.
+    """Leave-one-out occlusion (Li, Monroe and Jurafsky 2016) over the tokens of ``(N, L, d)``
+    embeddings: ``R_t = f(E) - f(E with row t replaced by E'_t)``.
 
     Args:
         baseline: the embedding that replaces an occluded token: a number, a tensor of the

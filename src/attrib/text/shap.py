@@ -52,8 +52,8 @@ def _token_players(x: torch.Tensor) -> torch.Tensor:
 )
 class TokenKernelSHAP(KernelSHAP):
     """KernelSHAP (Lundberg and Lee 2017) with one player per token of ``(N, L, d)``
-    embeddings: ``phi`` fits ``f(z) ~ phi_0 + sum_t phi_t z_t``, and sums to
-    ``f(E) - f(E')`` (efficiency).
+    embeddings: ``phi`` fits ``f(z) ~ phi_0 + sum_t phi_t z_t``, and
+    ``sum_t phi_t = f(E) - f(E')`` (efficiency).
 
     Args:
         baseline: the embeddings of absent tokens, ``(L, d)`` (as ``explain_tokens`` passes).

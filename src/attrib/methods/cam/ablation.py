@@ -39,8 +39,9 @@ __all__ = ["AblationCAM"]
     inputs="image",
 )
 class AblationCAM(CAMMethod):
-    """Ablation-CAM: each channel's weight is the relative drop of the target score when that
-    channel is ablated.
+    """Ablation-CAM (Desai and Ramaswamy 2020): each channel's weight is the relative drop of
+    the target score when that channel is ablated, ``w_k = (y_c - y_c^k) / y_c``,
+    ``L = ReLU(sum_k w_k A^k)``.
 
     Args:
         ablation_value: what an ablated channel is set to (0 in the paper).

@@ -28,7 +28,8 @@ __all__ = ["EigenCAM"]
     inputs="image",
 )
 class EigenCAM(CAMMethod):
-    """Eigen-CAM: the first principal component of the layer's activations.
+    """Eigen-CAM (Muhammad and Yeasin 2020): the first principal component of the layer's
+    activations, ``L = O v_1`` with ``O = U S V^T`` the ``(h w) x K`` activation matrix.
 
     Args:
         center: subtract each channel's mean over locations before the SVD (principal

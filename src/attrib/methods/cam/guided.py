@@ -50,7 +50,8 @@ def _guide_for_images(context: Any) -> dict[str, Any]:
     image_recipe=_guide_for_images,
 )
 class GuidedGradCAM(GradCAM):
-    """Guided Grad-CAM: ``guide(x).values * upsampled Grad-CAM map``.
+    """Guided Grad-CAM (Selvaraju et al. 2017): ``R = guide(x) * upsample(L_Grad-CAM)``, guided
+    backpropagation (the default guide) times the Grad-CAM map at the input's resolution.
 
     Args:
         layer, reshape, normalize, relu: the Grad-CAM map's settings (see ``GradCAM``); the

@@ -58,7 +58,8 @@ def _shown_head(head: Head) -> object:
     inputs="image",
 )
 class CAM(CAMMethod):
-    """Class activation maps of a global-average-pooling + linear network (Zhou et al. 2016).
+    """Class activation maps of a global-average-pooling + linear network (Zhou et al. 2016):
+    ``M_c = sum_k w_ck A^k``, the class score spread over the locations.
 
     Args:
         head: the linear layer after the pooling, as a dotted name or module (an

@@ -46,8 +46,9 @@ Weighting = Literal["softmax", "probability"]
     inputs="image",
 )
 class ScoreCAM(CAMMethod):
-    """Score-CAM: each channel's weight comes from the target score of the input masked by
-    that channel's (upsampled, normalised) map.
+    """Score-CAM (Wang et al. 2020): each channel's weight comes from the target score of the
+    input masked by that channel's (upsampled, normalised) map,
+    ``w_k = softmax_k S_c(x * s(Up(A^k)))``, ``L = ReLU(sum_k w_k A^k)``.
 
     Args:
         weighting: ``"softmax"`` (the paper's Algorithm 1: softmax over the channels of the

@@ -32,7 +32,9 @@ __all__ = ["FeatureAblation"]
     image_recipe=players_grid(7),
 )
 class FeatureAblation(PlayerMethod):
-    """``f(x) - f(x without player j)`` for every player ``j`` of ``feature_mask``.
+    """Feature ablation (the leave-one-out of Zeiler and Fergus 2014, over groups of
+    features): ``a_j = f(x) - f(x without player j)`` for every player ``j`` of
+    ``feature_mask``.
 
     Args:
         feature_mask, spread, baseline, background, output, batch_size: see ``PlayerMethod``

@@ -51,7 +51,8 @@ def _windows_for_images(context: Any) -> dict[str, Any]:
     image_recipe=_windows_for_images,
 )
 class Occlusion(PerturbationMethod):
-    """Mean drop of the target score over the sliding windows covering each feature.
+    """Occlusion (Zeiler and Fergus 2014): the mean drop of the target score over the sliding
+    windows covering each feature, ``a_i = 1/|W_i| sum_{w in W_i} (f(x) - f(x without w))``.
 
     Args:
         window: the window's size along the input's last dimensions: an int (``(w, w)`` over

@@ -70,7 +70,7 @@ def shapley_values(values: torch.Tensor) -> torch.Tensor:
 
 @register(
     family="perturbation",
-    paper="Shapley 1953; Strumbelj and Kononenko 2014",
+    paper="Shapley 1953",
     short="exact Shapley values of feature groups",
     summary="Exact Shapley values of the groups of features, from all 2^P coalitions.",
     formula="φ_j = Σ_{S ⊆ P∖j} |S|!(P−|S|−1)!/P! (v(S ∪ j) − v(S))",
@@ -79,7 +79,8 @@ def shapley_values(values: torch.Tensor) -> torch.Tensor:
     image_recipe=players_grid(3),
 )
 class ExactShapley(PlayerMethod):
-    """Exact Shapley values of groups of features, from all ``2^P`` coalitions.
+    """Exact Shapley values (Shapley 1953) of groups of features, from all ``2^P`` coalitions:
+    ``phi_j = sum_{S without j} |S|! (P - |S| - 1)! / P! (v(S + j) - v(S))``.
 
     Args:
         feature_mask: the players (see ``PlayerMethod``); at most ``max_players`` of them.
@@ -125,7 +126,8 @@ class ExactShapley(PlayerMethod):
 )
 class ShapleySampling(PlayerMethod):
     """Shapley values estimated from random orders of the players (Strumbelj and Kononenko
-    2014), with antithetic orders and a standard error per player.
+    2014), ``phi_j = 1/m sum_orders (v(pre_j + j) - v(pre_j))``, with antithetic orders and a
+    standard error per player.
 
     Args:
         samples: orders of the players (permutations) per sample; each costs ``P - 1``

@@ -508,7 +508,8 @@ class _Pairing:
     completeness=True,
 )
 class DeepLIFT(BaselineSettings, Method):
-    """DeepLIFT with the Rescale rule against one baseline, or DeepLIFT-SHAP against several.
+    """DeepLIFT (Shrikumar et al. 2017) with the Rescale rule against one baseline, or
+    DeepLIFT-SHAP against several.
 
     ``phi = (x - x') * m`` with the multipliers ``m`` of the module docstring; with several
     baselines the attributions are averaged (DeepSHAP, Lundberg and Lee 2017), and ``delta``

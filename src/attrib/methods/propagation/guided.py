@@ -196,8 +196,8 @@ def _other_activations_pass(context: Any) -> dict[str, Any]:
 )
 class GuidedBackprop(_ModifiedReLUMethod):
     """Guided backpropagation (Springenberg et al. 2015): at every ReLU the backward signal is
-    ``1[z > 0] * relu(g)`` (at a ReLU6, ``1[0 < z < 6] * relu(g)``); elsewhere the ordinary
-    gradient. Values have the input's shape.
+    ``R_l = 1[z > 0] * relu(R_{l+1})`` (at a ReLU6, ``1[0 < z < 6] * relu(R_{l+1})``);
+    elsewhere the ordinary gradient. Values have the input's shape.
 
     Args:
         other_activations: ``"error"`` (default) refuses activations other than ReLU and
@@ -219,7 +219,7 @@ class GuidedBackprop(_ModifiedReLUMethod):
 )
 class Deconvolution(_ModifiedReLUMethod):
     """The deconvnet (Zeiler and Fergus 2014, as written by Springenberg et al. 2015): at every
-    ReLU the backward signal is ``relu(g)``, ignoring the forward mask (at a ReLU6,
+    ReLU the backward signal is ``R_l = relu(R_{l+1})``, ignoring the forward mask (at a ReLU6,
     ``1[z < 6] * relu(g)``: the clip's own gradient); elsewhere the ordinary gradient (max
     pooling uses its switches).
 

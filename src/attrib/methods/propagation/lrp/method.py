@@ -56,7 +56,9 @@ class _Canonizers(Check):
     completeness=True,
 )
 class LRP(Method):
-    """Layer-wise relevance propagation.
+    """Layer-wise relevance propagation (Bach et al. 2015; Montavon et al. 2019): relevance
+    ``R_j`` of a layer's output is split over its inputs by each layer's rule, e.g. LRP-0
+    ``R_i = sum_j x_i w_ij / (sum_i' x_i' w_i'j) R_j``, from ``R = f_c(x)`` at the output.
 
     Args:
         composite: which rule each layer gets: a ``Composite`` (``EpsilonPlus()``,
