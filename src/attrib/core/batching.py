@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal, TypeVar, Union
 
 import torch
 
@@ -34,6 +34,7 @@ __all__ = [
 
 Reduction = Literal["sum", "mean", "mean_square", "var", "keep"]
 Tree = Union[torch.Tensor, dict[str, torch.Tensor]]
+T = TypeVar("T", torch.Tensor, dict[str, torch.Tensor], Tree)
 REDUCTIONS = ("sum", "mean", "mean_square", "var", "keep")
 
 # Rows per forward when the user does not say: about 8 ImageNet images' worth of input
@@ -95,14 +96,14 @@ def chunks(
 
 
 def run_chunks(
-    evaluate: Callable[[Chunk], Tree],
+    evaluate: Callable[[Chunk], T],
     n_samples: int,
     rows_per_sample: int,
     batch_size: int,
     reduce: Reduction,
     weights: torch.Tensor | None = None,
     device: torch.device | str = "cpu",
-) -> Tree:
+) -> T:
     """Evaluate every row in chunks and reduce per sample.
 
     ``evaluate(chunk)`` returns a tensor (or dict of tensors) with one leading entry per row.
@@ -119,7 +120,8 @@ def run_chunks(
     reducer = _Reducer(reduce, n_samples, rows_per_sample, weights)
     for chunk in chunks(n_samples, rows_per_sample, batch_size, device):
         reducer.add(chunk, evaluate(chunk))
-    return reducer.result()
+    result: T = reducer.result()  # type: ignore[assignment]  # the structure evaluate gives
+    return result
 
 
 class _Reducer:

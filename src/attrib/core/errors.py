@@ -117,7 +117,7 @@ def warn(message: str) -> None:
     package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     skipped = (package_dir, os.path.abspath(contextlib.__file__))
     level = 2  # stacklevel 2 is the caller of warn()
-    frame = sys._getframe(1)
+    frame: Any = sys._getframe(1)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(skipped):
         frame = frame.f_back
         level += 1

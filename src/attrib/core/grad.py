@@ -20,7 +20,15 @@ from torch import nn
 
 from attrib.core.errors import LayerError, ModelOutputError
 from attrib.core.hooks import hooked, prepared
-from attrib.core.inputs import Inputs, call_model, first_tensor, leaves, map_inputs, rebuild
+from attrib.core.inputs import (
+    Inputs,
+    Model,
+    call_model,
+    first_tensor,
+    leaves,
+    map_inputs,
+    rebuild,
+)
 from attrib.core.layers import layer_name
 from attrib.core.target import OutputSelector, ResolvedTarget, Target, resolve_target
 
@@ -54,7 +62,7 @@ class InputCapture:
 
 
 def forward_scores(
-    model: nn.Module,
+    model: Model,
     inputs: Inputs,
     target: Target | ResolvedTarget,
     output_selector: OutputSelector = None,
@@ -67,7 +75,7 @@ def forward_scores(
 
 
 def input_gradients(
-    model: nn.Module,
+    model: Model,
     inputs: Inputs,
     target: Target | ResolvedTarget,
     output_selector: OutputSelector = None,
@@ -83,10 +91,10 @@ def input_gradients(
         resolved = _resolved(target, output, inputs, output_selector)
         scores = resolved.scores(output)
         _check_differentiable(scores, "the inputs")
-        grads = torch.autograd.grad(scores.sum(), leaves(tracked), allow_unused=True)
+        raw = torch.autograd.grad(scores.sum(), leaves(tracked), allow_unused=True)
         grads = [
             torch.zeros_like(t) if g is None else g
-            for g, t in zip(grads, leaves(tracked), strict=True)
+            for g, t in zip(raw, leaves(tracked), strict=True)
         ]
     return InputCapture(rebuild(inputs, grads), scores.detach(), _detached(output), resolved)
 
@@ -188,7 +196,7 @@ def _detached(output: Any) -> Any:
 
 
 def batched_input_gradients(
-    model: nn.Module,
+    model: Model,
     inputs: Inputs,
     target: Target | ResolvedTarget,
     output_selector: OutputSelector = None,
@@ -212,7 +220,7 @@ def batched_input_gradients(
 
 
 def batched_forward_scores(
-    model: nn.Module,
+    model: Model,
     inputs: Inputs,
     target: Target | ResolvedTarget,
     output_selector: OutputSelector = None,
@@ -256,7 +264,7 @@ def batched_layer_gradients(
 
 def _per_chunk(
     capture: Callable[..., Any],
-    model: nn.Module,
+    model: Any,
     inputs: Inputs,
     target: Target | ResolvedTarget,
     output_selector: OutputSelector,
@@ -284,7 +292,8 @@ def _concat_targets(targets: list[ResolvedTarget]) -> ResolvedTarget:
     first = targets[0]
     if first.indices is None:
         return first
-    return ResolvedTarget(torch.cat([t.indices for t in targets]), None, first.output)
+    indices = [t.indices for t in targets if t.indices is not None]
+    return ResolvedTarget(torch.cat(indices), None, first.output)
 
 
 def _concat_outputs(outputs: list[Any]) -> Any:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from attrib.core.errors import LayerError, SettingError, warn
+from attrib.core.inputs import Model
 
 __all__ = [
     "evaluation_mode",
@@ -85,7 +86,7 @@ def params_overridden(
     The ``Parameter`` objects stay the same objects (optimizers and user references keep
     working); only the storage they point to is swapped, so no copy of the model is made.
     """
-    known = dict(model.named_parameters())
+    known: dict[str, torch.Tensor] = dict(model.named_parameters())
     known.update(dict(model.named_buffers()))
     saved: list[tuple[torch.Tensor, torch.Tensor]] = []
     try:
@@ -161,7 +162,7 @@ def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 @contextmanager
-def prepared(model: nn.Module) -> Iterator[nn.Module]:
+def prepared(model: Model) -> Iterator[Model]:
     """The state every explanation runs in: eval mode and frozen parameters, both undone after.
 
     A plain callable (no ``nn.Module``) has neither, and passes through unchanged.

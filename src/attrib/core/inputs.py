@@ -14,9 +14,20 @@ from torch import nn
 
 from attrib.core.errors import InputError
 
-__all__ = ["Inputs", "batch_size_of", "call_model", "check_inputs", "first_tensor", "map_inputs"]
+__all__ = [
+    "Inputs",
+    "Model",
+    "batch_size_of",
+    "call_model",
+    "check_inputs",
+    "first_tensor",
+    "map_inputs",
+]
 
 Inputs = Union[torch.Tensor, dict[str, torch.Tensor]]
+Model = Union[nn.Module, Callable[..., Any]]
+"""What methods explain: an ``nn.Module``, or any callable built from modules (a
+``functools.partial`` binding extra forward arguments, say)."""
 
 
 def check_inputs(inputs: Any, name: str = "x") -> Inputs:
@@ -77,7 +88,7 @@ def _check_tensor(value: Any, name: str) -> torch.Tensor:
     return value
 
 
-def call_model(model: nn.Module | Callable, inputs: Inputs) -> Any:
+def call_model(model: Model, inputs: Inputs) -> Any:
     """Run the model: ``model(x)`` for a tensor, ``model(**x)`` for a dict."""
     if isinstance(inputs, dict):
         return model(**inputs)
@@ -88,7 +99,8 @@ def map_inputs(fn: Callable[..., torch.Tensor], *trees: Inputs) -> Inputs:
     """Apply ``fn`` leaf by leaf to one or more tensors or dicts of tensors with the same keys."""
     first = trees[0]
     if isinstance(first, dict):
-        return {k: fn(*(t[k] for t in trees)) for k in first}
+        dicts: tuple[dict[str, torch.Tensor], ...] = trees  # type: ignore[assignment]
+        return {k: fn(*(t[k] for t in dicts)) for k in first}
     return fn(*trees)
 
 

@@ -431,7 +431,9 @@ class Configurable:
 
     def replace(self: C, **changes: Any) -> C:
         """A copy with some settings changed: ``ig.replace(steps=64)``."""
-        return type(self)(self.first(), **{**self.given_settings(), **changes})
+        make: Any = type(self)  # subclasses take (first, **settings)
+        copy: C = make(self.first(), **{**self.given_settings(), **changes})
+        return copy
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={v!r}" for k, v in self.settings().items() if v is not None)

@@ -8,14 +8,11 @@ returns or raises. ``result(...)`` is the one place an ``Attribution`` is made.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
-
-from torch import nn
 
 from attrib.core.errors import SettingError
 from attrib.core.hooks import prepared
-from attrib.core.inputs import Inputs, batch_size_of, check_inputs
+from attrib.core.inputs import Inputs, Model, batch_size_of, check_inputs
 from attrib.core.result import Attribution
 from attrib.core.settings import Anything, Configurable, Count, Optional, Setting
 from attrib.core.target import Target, check_target_length
@@ -38,10 +35,10 @@ class Method(Configurable):
     batch_size = Setting(None, Optional(Count(1, "most rows in one forward")))
     output = Setting(None, Anything("None, an output index, a key or a callable"))
 
-    def __init__(self, model: nn.Module | Callable[..., Any], *args: Any, **settings: Any) -> None:
+    def __init__(self, model: Model, *args: Any, **settings: Any) -> None:
         if not callable(model):
             raise SettingError("model", "an nn.Module or a callable", model, "")
-        self.model = model
+        self.model: Model = model
         self.bind_settings(args, settings)
 
     def first(self) -> Any:

@@ -36,12 +36,10 @@ def _value_range(
     x: torch.Tensor, value_range: tuple[float, float] | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     if value_range is not None:
-        lo, hi = value_range
-        return torch.full_like(x, float(lo)), torch.full_like(x, float(hi))
+        low, high = value_range
+        return torch.full_like(x, float(low)), torch.full_like(x, float(high))
     dims = tuple(range(1, x.dim()))
-    lo = x.amin(dim=dims, keepdim=True).expand_as(x)
-    hi = x.amax(dim=dims, keepdim=True).expand_as(x)
-    return lo, hi
+    return x.amin(dim=dims, keepdim=True).expand_as(x), x.amax(dim=dims, keepdim=True).expand_as(x)
 
 
 def _one_baseline(
@@ -103,7 +101,7 @@ def make_baselines(
     specs = list(spec) if isinstance(spec, (list, tuple)) else [spec]
     if not specs:
         raise SettingError("baseline", "at least one baseline", spec, "")
-    made = []
+    made: list[Any] = []
     for k, one in enumerate(specs):
         name = "baseline" if len(specs) == 1 else f"baseline[{k}]"
         if isinstance(x, dict):

@@ -91,11 +91,12 @@ def gaussian_blur_and_slope(
     blur = choose_blur(h, w, radius)
     if blur is blur_matrix:
         return blur_matrix_and_slope(x, *gaussian_kernel_and_slope(sigma, radius), radius)
-    return torch.func.jvp(
+    found = torch.func.jvp(
         lambda s: blur(x, gaussian_kernel_1d(s, radius), radius),
         (sigma,),
         (torch.ones_like(sigma),),
     )
+    return found[0], found[1]
 
 
 def _sigma_and_radius(

@@ -29,12 +29,11 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import nn
 
 from attrib.core.batching import default_batch_size, run_chunks
 from attrib.core.errors import SettingError
 from attrib.core.grad import batched_forward_scores, input_gradients
-from attrib.core.inputs import Inputs, batch_size_of, leaves, map_inputs
+from attrib.core.inputs import Inputs, Model, batch_size_of, leaves, map_inputs
 from attrib.core.result import Attribution
 from attrib.core.settings import (
     FLAG,
@@ -247,16 +246,17 @@ class _Paths:
             explicit = getattr(self.custom, "with_velocity", None)
             if explicit is not None:
                 return explicit(x_rows, base, a_rows)
-            return torch.func.jvp(
+            found = torch.func.jvp(
                 lambda t: self.custom(x_rows, base, t), (a_rows,), (torch.ones_like(a_rows),)
             )
+            return found[0], found[1]
 
+        starts: Any = self.starts  # the structure of the inputs
         if isinstance(self.inputs, dict):
-            pairs = {k: one(self.inputs[k], self.starts[k]) for k in self.inputs}
-            return {k: v[0] for k, v in pairs.items()}, (
-                {k: v[1] for k, v in pairs.items()} if with_velocity else None
-            )
-        return one(self.inputs, self.starts)
+            pairs = {k: one(self.inputs[k], starts[k]) for k in self.inputs}
+            velocities: Any = {k: v[1] for k, v in pairs.items()} if with_velocity else None
+            return {k: v[0] for k, v in pairs.items()}, velocities
+        return one(self.inputs, starts)
 
     def scores_at(self, points: Inputs, path: torch.Tensor, target: ResolvedTarget) -> torch.Tensor:
         scores, _, _ = batched_forward_scores(
@@ -287,6 +287,7 @@ class _Paths:
             p = path[chunk.sample]
             alpha = a[chunk.sample] + width[chunk.sample] * nodes[chunk.item]
             point, velocity = self._points_and_velocity(p, alpha)
+            assert velocity is not None  # asked for
             got = input_gradients(
                 self.model, point, self.target.rows(self.sample_of(p)), self.selector
             )
@@ -310,7 +311,7 @@ def _same_rows(tensors: Inputs) -> bool:
 
 
 def _shared_row_scores(
-    model: nn.Module,
+    model: Model,
     distinct: Inputs,
     inverse: torch.Tensor,
     samples: torch.Tensor,
@@ -337,7 +338,7 @@ def _shared_row_scores(
 
 def _total(values: Inputs) -> torch.Tensor:
     """Sum of attributions per sample, over every feature (and every input of a dict)."""
-    return sum(v.flatten(1).sum(1).to(torch.float64) for v in leaves(values))
+    return torch.stack([v.flatten(1).sum(1).to(torch.float64) for v in leaves(values)]).sum(0)
 
 
 def _adaptive(

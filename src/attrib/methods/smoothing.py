@@ -129,7 +129,8 @@ class _NoiseSmoothing(Method):
         def evaluate(chunk: Chunk) -> dict[str, torch.Tensor]:
             rows = map_inputs(lambda t: t[chunk.sample], inputs)
             noisy = _add_noise(rows, noise(rows, chunk.sample, chunk.item))
-            inner = self.method(noisy, target=target_for_rows(target, chunk.sample))
+            rows_target: Any = target_for_rows(target, chunk.sample)  # resolved or as given
+            inner = self.method(noisy, target=rows_target)
             if not first:
                 first.append(inner)
             return _pack(inner.values, inner.delta if keep_delta else None)
@@ -268,7 +269,8 @@ def _add_noise(rows: Inputs, noise: Inputs) -> Inputs:
         raise SettingError(
             "noise", "a noise function that returns the structure of its rows", noise, ""
         )
-    ordered = rebuild(rows, [noise[k] for k in rows]) if isinstance(rows, dict) else noise
+    by_key: Any = noise  # a dict exactly when rows is one (checked above)
+    ordered = rebuild(rows, [by_key[k] for k in rows]) if isinstance(rows, dict) else noise
     for t, e in zip(leaves(rows), leaves(ordered), strict=True):
         if not isinstance(e, torch.Tensor) or e.shape != t.shape:
             raise SettingError(

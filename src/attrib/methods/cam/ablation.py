@@ -90,7 +90,7 @@ class AblationCAM(CAMMethod):
         """The traced tail when it reproduces the model's scores, else the full forward."""
         cached = self._splits.get(id(layer))
         fresh = cached is None or cached[0] is not layer
-        split = split_after(self.model, layer) if fresh else cached[1]
+        split = split_after(self.model, layer) if cached is None or fresh else cached[1]
         tail = traced_tail(split, inputs) if split is not None else None
         works = tail is not None and reproduces(tail, raw, score, expected)
         if not works and not fresh:
@@ -98,7 +98,7 @@ class AblationCAM(CAMMethod):
             tail = traced_tail(split, inputs) if split is not None else None
             works = tail is not None and reproduces(tail, raw, score, expected)
         self._splits[id(layer)] = (layer, split)
-        if works:
+        if works and tail is not None:
             return tail, "traced"
         return forward_tail(self.model, layer, inputs), "full forward"
 

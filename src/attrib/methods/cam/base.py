@@ -59,6 +59,8 @@ class CAMMethod(Method):
         batch_size: the most rows in one forward.
     """
 
+    model: nn.Module  # CAM methods look up the model's layers
+
     layer = Setting(
         None,
         Optional(Instance((str, nn.Module), "a dotted layer name or an nn.Module")),

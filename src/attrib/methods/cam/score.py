@@ -99,7 +99,9 @@ class ScoreCAM(CAMMethod):
             if self.weighting == "softmax":
                 return scores
             logits = select_output(output, self.output)
-            return logits.softmax(dim=1).gather(1, target_rows.indices.view(-1, 1))[:, 0]
+            classes = target_rows.indices
+            assert classes is not None  # checked above: "probability" needs class indices
+            return logits.softmax(dim=1).gather(1, classes.view(-1, 1))[:, 0]
 
         total = len(row_sample)
         if total:

@@ -110,7 +110,7 @@ class Superpixels:
         images = x.detach().to("cpu", torch.float64)
         lo = images.amin(dim=(1, 2, 3), keepdim=True)
         hi = images.amax(dim=(1, 2, 3), keepdim=True)
-        images = ((images - lo) / (hi - lo).clamp(min=1e-12)).permute(0, 2, 3, 1).numpy()
+        pixels = ((images - lo) / (hi - lo).clamp(min=1e-12)).permute(0, 2, 3, 1).numpy()
         masks = [
             slic(
                 image,
@@ -121,7 +121,7 @@ class Superpixels:
                 channel_axis=-1,
                 convert2lab=image.shape[-1] == 3,
             )
-            for image in images
+            for image in pixels
         ]
         stacked = torch.stack([torch.as_tensor(m, dtype=torch.long) for m in masks])
         return stacked.unsqueeze(1).to(x.device)  # (N, 1, H, W): channels move together
@@ -219,6 +219,7 @@ class Players:
 def resolve_players(spec: FeatureMask, inputs: Inputs) -> Players:
     """Check a feature mask against the inputs and number its players ``0 .. P-1``."""
     n = batch_size_of(inputs)
+    specs: dict[str, Any]
     if isinstance(inputs, dict):
         if spec is None or not isinstance(spec, dict):
             specs = {k: spec for k in inputs}

@@ -39,8 +39,10 @@ class References:
         broadcast view ``(1, ...)`` rather than a copy per row."""
 
         def one(b: torch.Tensor) -> torch.Tensor:
-            if self.count == 1 and (b.shape[1] == 1 or only is not None):
-                return b[0, :1] if b.shape[1] == 1 else b[0, only : only + 1]
+            if self.count == 1 and b.shape[1] == 1:
+                return b[0, :1]
+            if self.count == 1 and only is not None:
+                return b[0, only : only + 1]
             k = which.to(b.device)
             return b[k, 0] if b.shape[1] == 1 else b[k, sample.to(b.device)]
 

@@ -162,6 +162,7 @@ class ShapleySampling(PlayerMethod):
 
     def estimate(self, game: RemovalGame, generator: torch.Generator | None) -> Estimate:
         p, t, n = game.players.count, self.samples, game.n
+        assert generator is not None  # seed_for_call always gives a seed
         orders = permutations(t, p, generator, self.antithetic)
         rank = orders.argsort(1).to(game.device)  # rank[t, j]: where player j comes in order t
         inner = p - 1  # prefixes of sizes 1 .. P-1 per order; size 0 and P are shared

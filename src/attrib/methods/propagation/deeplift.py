@@ -36,7 +36,7 @@ ordinary gradient costs and the baseline adds one forward.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, TypeGuard
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +65,7 @@ from attrib.methods.propagation.ops import Op, argument, batch_norm_arguments
 __all__ = ["DeepLIFT"]
 
 
-def _depends(value: Any) -> bool:
+def _depends(value: Any) -> TypeGuard[torch.Tensor]:
     return isinstance(value, torch.Tensor) and value.requires_grad
 
 
@@ -144,13 +144,14 @@ class _Rescale:
         dz: torch.Tensor,
         y: torch.Tensor,
         zx: torch.Tensor | None,
-        small: torch.Tensor | bool | None = False,
+        small: torch.Tensor | Literal[False] | None = False,
     ) -> torch.Tensor:
         yx, yr = _halves(y, self.n)
         m = (yx - yr).div_(dz)  # inf or nan where dz = 0: replaced just below
         if small is False:
             small = self._small(dz)
         if small is not None:
+            assert zx is not None  # where dz is small the derivative at x is used
             m = torch.where(small, self._derivative(zx), m)
         return m
 
@@ -367,7 +368,9 @@ class _DeepLiftRules(Propagator):
             return func(*args, **kwargs)
         self._check_rows(func, z)
         if position == 0:
-            _, g, inplace = elementwise_parts(func, op, args, kwargs)
+            parts = elementwise_parts(func, op, args, kwargs)
+            assert parts is not None  # z, the first argument, depends on the input
+            _, g, inplace = parts
         else:  # e.g. torch.pow(2, x): the input is not the first argument
 
             def g(t: torch.Tensor) -> torch.Tensor:
@@ -406,7 +409,7 @@ class _DeepLiftRules(Propagator):
                 "Pool without return_indices.",
             )
         self._check_rows(func, z)
-        with_indices = _WITH_INDICES.get(func, func)  # torch.max_pool2d has no indices
+        with_indices: Any = _WITH_INDICES.get(func, func)  # torch.max_pool2d has no indices
         rest = args[1 : (2 if adaptive else 6)]
         options = {k: v for k, v in kwargs.items() if k not in ("input", "return_indices")}
 
@@ -452,7 +455,7 @@ class _DeepLiftRules(Propagator):
         rounding = kwargs.get("rounding_mode")
 
         def reciprocal(t: torch.Tensor) -> torch.Tensor:
-            return torch.div(numerator, t, rounding_mode=rounding)
+            return torch.div(numerator, t, rounding_mode=rounding)  # type: ignore[arg-type]
 
         rule = _Rescale(self.n, self.eps, reciprocal)
         return ElementwiseRule.apply(denominator, rule, reciprocal, False)

@@ -139,7 +139,7 @@ def calling_module(names: Mapping[int, str]) -> str:
 
     Only used to write messages, so the cost of walking frames is paid on errors alone.
     """
-    frame = sys._getframe(1)
+    frame: Any = sys._getframe(1)
     while frame is not None:
         owner = frame.f_locals.get("self")
         if owner is not None and id(owner) in names:
@@ -262,7 +262,8 @@ def elementwise_parts(
         return pure(t, *rest_args, **rest_kwargs)
 
     if op.kind == "relu":
-        fn.inplace = torch.relu_  # type: ignore[attr-defined] - lets a rule skip a copy
+        # lets a rule skip a copy
+        fn.inplace = torch.relu_  # type: ignore[attr-defined]
     return z, fn, inplace
 
 

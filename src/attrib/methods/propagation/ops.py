@@ -82,6 +82,7 @@ def _register(table: dict[Any, Op], kind: str, names: list[str]) -> None:
 
 def _build() -> dict[Any, Op]:
     table: dict[Any, Op] = {}
+    func: Any  # torch functions and tensor methods of many signatures
     _register(table, "relu", ["relu"])
     _register(table, "gate", ["sigmoid", "hardsigmoid", "expit"])
     _register(

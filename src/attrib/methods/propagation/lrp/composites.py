@@ -23,7 +23,7 @@ it over sums of branches and pooling windows with ``Norm`` (LRP-0 with a 1e-6 st
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,9 +130,9 @@ class Composite:
             "activations": activations or Pass(),
             "batch_norms": batch_norms or Pass(),
         }
-        for label, rule in self.functions.items():
-            if not isinstance(rule, (Norm, Pass)):
-                raise SettingError(label, "Norm(...) or Pass()", rule, "")
+        for label, function in self.functions.items():
+            if not isinstance(function, (Norm, Pass)):
+                raise SettingError(label, "Norm(...) or Pass()", function, "")
 
     def layer_rule(self, layer: LayerInfo) -> Rule:
         if layer.name in self.names:
@@ -209,7 +209,7 @@ def _norms(stabilizer: float, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {**defaults, **kwargs}
 
 
-COMPOSITES: dict[str, type[Composite]] = {
+COMPOSITES: dict[str, Callable[..., Composite]] = {
     "epsilon_plus": EpsilonPlus,
     "epsilon_alpha2_beta1": EpsilonAlpha2Beta1,
     "epsilon_plus_flat": EpsilonPlusFlat,

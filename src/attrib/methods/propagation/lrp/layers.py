@@ -54,6 +54,7 @@ class BatchNormParams:
         mean, var, weight, bias = (
             found.get(k) for k in ("running_mean", "running_var", "weight", "bias")
         )
+        assert mean is not None and var is not None  # eval mode: running statistics
         scale = torch.rsqrt(var + found["eps"])
         if weight is not None:
             scale = scale * weight
@@ -92,6 +93,8 @@ class LayerCall:
     def _options(func: Callable[..., Any], args: tuple, kwargs: dict) -> dict[str, Any]:
         if func is F.linear:
             return {}
+        names: tuple[str, ...]
+        defaults: tuple[int, ...]
         if func in _TRANSPOSED:
             names = ("stride", "padding", "output_padding", "groups", "dilation")
             defaults = (1, 0, 0, 1, 1)
@@ -217,10 +220,11 @@ class LayerCall:
                 ):
                     if fold and i == 0:
                         b_t = _plus(b_t, term.sign * epsilon, self.out_channels, w_t)
-                    z_t = real if reuse else self.forward(x_t, w_t, b_t)
+                    z_t = real if reuse and real is not None else self.forward(x_t, w_t, b_t)
                     terms.append(_Term(term.sign, x_t, w_t, z_t, not reuse))
             share = self._share(relevance, terms, 0.0 if fold else epsilon, fold)
             if part.where != "all":
+                assert real is not None  # a rule that keeps one sign needs the layer's output
                 share = share * ((real > 0) if part.where == "positive" else (real < 0))
             for contribution in self._contributions(share, terms, x, part.weight):
                 total = contribution if total is None else total.add_(contribution)
