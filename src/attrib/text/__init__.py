@@ -7,11 +7,10 @@
     result.html()                                     # highlighted tokens with a legend
 
 Every gradient and path method of the library works at the input embeddings through
-``clf.embedding_model`` (``E -> logits``). ``transformers`` is an optional extra: nothing
-here imports it until a pretrained model is loaded.
+``clf.embedding_model`` (``E -> logits``). ``erasure_tests`` runs Serrano and Smith's (2019)
+attention erasure tests. ``transformers`` is an optional extra: nothing here imports it
+until a pretrained model is loaded.
 """
-
-from typing import Any
 
 from attrib.text.aggregate import merge_words, token_scores
 from attrib.text.anchors import AnchorsText
@@ -24,6 +23,7 @@ from attrib.text.attention import (
 )
 from attrib.text.baselines import baseline_embeddings, replacement_embedding
 from attrib.text.encoding import Encoding
+from attrib.text.erasure import ErasureReport, erased, erasure_tests, js_divergence
 from attrib.text.errors import AttentionUnavailableError, EmptyTextError, TextTooLongError
 from attrib.text.explain import explain_tokens, method_names
 from attrib.text.html import highlight
@@ -64,16 +64,3 @@ __all__ = [
     "rollout",
     "token_scores",
 ]
-
-
-_ERASURE = ("ErasureReport", "erased", "erasure_tests", "js_divergence")
-
-
-def __getattr__(name: str) -> Any:
-    # the erasure module is also a command (python -m attrib.text.erasure); importing it
-    # here eagerly would make runpy find it already imported and warn
-    if name in _ERASURE:
-        from attrib.text import erasure
-
-        return getattr(erasure, name)
-    raise AttributeError(f"module 'attrib.text' has no attribute {name!r}")
