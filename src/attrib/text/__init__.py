@@ -7,7 +7,8 @@
     result.html()                                     # highlighted tokens with a legend
 
 Every gradient and path method of the library works at the input embeddings through
-``clf.embedding_model`` (``E -> logits``). ``erasure_tests`` runs Serrano and Smith's (2019)
+``clf.embedding_model`` (``E -> logits``). ``load_text_model`` loads the demo classifier or a
+local Hugging Face folder by name; ``erasure_tests`` runs Serrano and Smith's (2019)
 attention erasure tests. ``transformers`` is an optional extra: nothing here imports it
 until a pretrained model is loaded.
 """
@@ -27,6 +28,7 @@ from attrib.text.erasure import ErasureReport, erased, erasure_tests, js_diverge
 from attrib.text.errors import AttentionUnavailableError, EmptyTextError, TextTooLongError
 from attrib.text.explain import explain_tokens, method_names
 from attrib.text.html import highlight
+from attrib.text.loading import load_text_model
 from attrib.text.minilm import load_minilm_sentiment
 from attrib.text.models import EmbeddingModel, SentenceClassifier, TextClassifier
 from attrib.text.occlusion import LeaveOneOut
@@ -58,6 +60,7 @@ __all__ = [
     "js_divergence",
     "last_layer_attention",
     "load_minilm_sentiment",
+    "load_text_model",
     "merge_words",
     "method_names",
     "replacement_embedding",

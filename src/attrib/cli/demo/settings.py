@@ -2,7 +2,9 @@
 CPU, the layers for CAM and the sanity check, and the sentences for the text model.
 
 Each setting trades accuracy for time and is named in the report (the ``Attribution.params``
-of every method are the record); ``attrib explain`` uses fuller defaults.
+of every method are the record); ``attrib explain`` uses fuller defaults. The names are the
+catalogue's class names and the settings ones their methods take
+(``tests/cli/test_demo.py``).
 """
 
 from __future__ import annotations
