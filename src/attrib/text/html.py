@@ -25,14 +25,25 @@ __all__ = ["ScoredTexts", "highlight"]
 class ScoredTexts(Protocol):
     """What ``highlight`` reads: one score per token of each text, as ``TokenScores`` holds
     them (``attrib.text.result``, whose ``html()`` calls ``highlight``; a protocol, so that
-    this module need not import that one)."""
+    this module need not import that one). Read-only, as the frozen result is."""
 
-    encoding: Encoding
-    scores: torch.Tensor
-    method: str
-    target: Any
-    output: Any
-    labels: list[str] | None
+    @property
+    def encoding(self) -> Encoding: ...
+
+    @property
+    def scores(self) -> torch.Tensor: ...
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def target(self) -> Any: ...
+
+    @property
+    def output(self) -> Any: ...
+
+    @property
+    def labels(self) -> list[str] | None: ...
 
     def __len__(self) -> int: ...
 

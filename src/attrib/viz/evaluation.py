@@ -35,7 +35,7 @@ def _as_named(results: Any) -> dict[str, Any]:
     if not isinstance(results, Sequence):
         results = [results]
     return {
-        getattr(r, "method", None) or getattr(r, "kind", str(k)): r for k, r in enumerate(results)
+        str(getattr(r, "method", None) or getattr(r, "kind", k)): r for k, r in enumerate(results)
     }
 
 

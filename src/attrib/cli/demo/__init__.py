@@ -76,7 +76,8 @@ def run_demo(
     model = load_efficientnet_lite0()
     class_names = imagenet_class_names()
     loaded = [
-        prepare(array, PRESETS["crop224"], name) for name, array in load_photos(images).items()
+        prepare(array, PRESETS["crop224"], name)
+        for name, array in load_photos(None if images is None else list(images)).items()
     ]
     x = torch.stack([image.tensor for image in loaded])
     target, logits = fixed_target(model, x, "predicted")

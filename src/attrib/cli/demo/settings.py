@@ -65,4 +65,7 @@ TEXTS = (
     "The plot is dull and the acting is even worse.",
     "Not bad at all, though the ending drags.",
 )
-TEXT_METHODS = (("integrated_gradients", {"steps": 16}), ("gradient_x_input", {}))
+TEXT_METHODS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("integrated_gradients", {"steps": 16}),
+    ("gradient_x_input", {}),
+)
