@@ -100,14 +100,11 @@ def sanity(digits: int, plot: str | None) -> None:
             values = ", ".join(f"{v:.2f}" for v in result.mean(measure).tolist())
             print(f"  {measure:13s} {values}")
     if plot:
-        import matplotlib
+        from attrib.viz import randomization_figure, sanity_figure
 
-        matplotlib.use("Agg")
-        from attrib.metrics.plots import plot_randomization, plot_randomization_maps
-
-        plot_randomization(results).savefig(plot, dpi=120)
+        randomization_figure(results).savefig(plot, dpi=120)
         root, ext = os.path.splitext(plot)
-        plot_randomization_maps(results).savefig(f"{root}_maps{ext}", dpi=120)
+        sanity_figure(results).savefig(f"{root}_maps{ext}", dpi=120)
         print(f"wrote {plot} and {root}_maps{ext}")
 
 

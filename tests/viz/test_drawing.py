@@ -113,6 +113,66 @@ def test_figures_are_not_tracked_by_pyplot():
     assert len(plt.get_fignums()) == before
 
 
+def _every_figure() -> dict:
+    """One call of each figure function of ``attrib.viz``, on small made-up results."""
+    from attrib.metrics import ComparisonTable, Curve, RandomizationResult
+    from attrib.text.erasure import SetErasure, SingleWeightErasure
+
+    curve = Curve(
+        fractions=torch.linspace(0, 1, 3),
+        scores=torch.tensor([[1.0, 0.5, 0.0], [0.8, 0.4, 0.1]]),
+        clean=torch.tensor([1.0, 0.8]),
+        kind="deletion",
+        order="morf",
+    )
+    randomized = RandomizationResult(
+        method="Saliency",
+        mode="cascading",
+        steps=("original", "fc"),
+        similarity={"spearman_abs": torch.tensor([[1.0, 1.0], [0.5, 0.4]])},
+        maps=torch.randn(2, 1, 4, 4),
+    )
+    table = ComparisonTable(
+        methods=("a", "b"),
+        metrics=("deletion",),
+        directions=("lower",),
+        mean=torch.tensor([[0.2], [0.3]]),
+        sem=torch.tensor([[0.01], [float("nan")]]),
+        scores={},
+    )
+    flips = np.array([True, False])
+    single = SingleWeightErasure(*([np.array([0.5, 0.1])] * 4), flips, ~flips)
+    sets = SetErasure({"attention": np.array([1, 0])}, np.array([4, 4]))
+    return {
+        "show": lambda: viz.show(_result(), _image()),
+        "grid": lambda: viz.grid([_image()], {"GxI": _result(1)}),
+        "token_figure": lambda: viz.token_figure([0.5, -1.0], tokens=["good", "bad"]),
+        "attention_figure": lambda: viz.attention_figure(torch.eye(2), ["a", "b"]),
+        "curves_figure": lambda: viz.curves_figure(curve, title="deletion"),
+        "sanity_figure": lambda: viz.sanity_figure(randomized),
+        "randomization_figure": lambda: viz.randomization_figure(randomized),
+        "comparison_figure": lambda: viz.comparison_figure(table),
+        "single_weight_figure": lambda: viz.single_weight_figure(single),
+        "set_fractions_figure": lambda: viz.set_fractions_figure(sets),
+    }
+
+
+def test_no_figure_goes_through_pyplot():
+    """Every figure of ``attrib.viz`` is a plain ``Figure``: pyplot holds none of them (so
+    none is shown by ``plt.show()`` or kept alive after its last reference)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    drawers = _every_figure()
+    public = {name for name in viz.__all__ if name.endswith("_figure")} | {"show", "grid"}
+    assert public <= set(drawers), f"draw these here too: {sorted(public - set(drawers))}"
+    plt.close("all")
+    for name, draw in drawers.items():
+        fig = draw()
+        assert isinstance(fig, Figure), name
+        assert plt.get_fignums() == [], f"{name} made a pyplot figure"
+
+
 def test_token_figure_and_attention_heat_map():
     fig = viz.token_figure([0.5, -1.0, 0.0], tokens=["good", "bad", "film"], title="t")
     words = [t.get_text() for t in fig.axes[0].texts]

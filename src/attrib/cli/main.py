@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 import warnings
+from pathlib import Path
 from typing import Any, NoReturn
 
 __all__ = ["build_parser", "main"]
@@ -137,6 +138,36 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--target", default="predicted", metavar="N|predicted|NAME")
     text.add_argument("--out", default="out/attrib", metavar="DIR")
     text.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+    erasure = command(
+        "erasure",
+        "erasure",
+        "attention erasure tests (Serrano and Smith 2019) on the demo text model",
+        [debug],
+    )
+    erasure.add_argument(
+        "--sentences", type=int, default=250, metavar="N", help="held-out snippets to test"
+    )
+    erasure.add_argument("--layer", type=int, default=-1, help="attention layer (default: last)")
+    erasure.add_argument(
+        "--max-tokens", type=int, default=64, metavar="N", help="skip longer snippets"
+    )
+    erasure.add_argument("--seed", type=int, default=0)
+    erasure.add_argument(
+        "--exclude-special", action="store_true", help="leave [CLS]/[SEP] out of the inputs"
+    )
+    erasure.add_argument(
+        "--out", type=Path, default=None, metavar="DIR", help="folder for JSON and PNG plots"
+    )
+    erasure.add_argument(
+        "--threads", type=int, default=None, metavar="N", help="CPU threads (default: torch's)"
+    )
+    erasure.add_argument(
+        "--encoder",
+        default=None,
+        metavar="DIR",
+        help="all-MiniLM-L6-v2 folder (default: the installed one)",
+    )
 
     evaluate = command(
         "evaluate", "evaluate", "evaluate methods: deletion, insertion and other metrics", [images]

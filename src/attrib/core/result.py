@@ -7,17 +7,18 @@ No flag changes the return type: the completeness gap of path methods always liv
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
 
 from attrib.core.errors import SettingError
 
-__all__ = ["Attribution", "SaliencyReduction"]
+__all__ = ["SALIENCY_REDUCTIONS", "Attribution", "SaliencyReduction"]
 
 SaliencyReduction = Literal["max_abs", "sum", "abs_sum", "l2"]
-_REDUCTIONS = ("max_abs", "sum", "abs_sum", "l2")
+SALIENCY_REDUCTIONS: tuple[str, ...] = get_args(SaliencyReduction)
+"""The ways ``Attribution.saliency`` collapses channels; only ``"sum"`` keeps the sign."""
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,8 @@ class Attribution:
         sign; ``abs_sum`` is ``sum_c |w_ijc|``; ``l2`` is ``sqrt(sum_c w_ijc^2)``.
         For dict inputs, ``key`` says which input's map to draw.
         """
-        if reduce not in _REDUCTIONS:
-            raise SettingError("reduce", f"one of {_REDUCTIONS}", reduce, "")
+        if reduce not in SALIENCY_REDUCTIONS:
+            raise SettingError("reduce", f"one of {SALIENCY_REDUCTIONS}", reduce, "")
         values = self._tensor(key)
         if self.channel_dim is None or values.dim() < 3:
             # no channel dimension to collapse: the reduction acts on each value alone

@@ -14,7 +14,8 @@ attributions, each batched through the core engine, with thin helpers on top.
 - similarity of explanations: ``spearman``, ``ssim``, ``hog_similarity``;
 - ``compare(model, x, methods, metrics)``: methods by metrics, mean and standard error.
 
-Plots are in ``attrib.metrics.plots`` (matplotlib, imported there only).
+Pictures of these results are in ``attrib.viz`` (``curves_figure``, ``sanity_figure``,
+``randomization_figure``, ``comparison_figure``); nothing here draws.
 """
 
 from attrib.metrics.axioms import (

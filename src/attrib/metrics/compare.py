@@ -171,7 +171,8 @@ area under the accuracy curve; ``completeness_gap``: ``|sum A - (f(x) - f(x'))| 
 class ComparisonTable:
     """Methods by metrics: the mean and standard error of each metric over the samples.
 
-    ``scores[(method, metric)]`` holds the per-sample numbers.
+    ``scores[(method, metric)]`` holds the per-sample numbers; ``attrib.viz.comparison_figure``
+    draws the table as bar charts.
     """
 
     methods: tuple[str, ...]
@@ -209,12 +210,6 @@ class ComparisonTable:
 
     def __str__(self) -> str:
         return self.to_markdown()
-
-    def plot(self, **kwargs: Any) -> Any:
-        """Bar charts of the table (``attrib.metrics.plots.plot_comparison``)."""
-        from attrib.metrics.plots import plot_comparison
-
-        return plot_comparison(self, **kwargs)
 
 
 def _metric_specs(metrics: Any) -> list[tuple[str, Callable[[Evaluation], torch.Tensor], str]]:

@@ -10,10 +10,14 @@ The page holds the inputs and their predictions, every method's map side by side
 metrics table and curves, the sanity-check figures, text highlighting, and each method's
 description and formula. Images are embedded as base64 PNG: no script, no network.
 ``attrib report`` and ``attrib demo`` write it from the command line.
+
+``erasure_table`` and ``write_erasure`` write the attention erasure tests of
+``attrib.text.erasure`` (a text table; JSON and PNG files), for ``attrib erasure``.
 """
 
 from attrib.report.build import Explained, add_metrics, add_sanity, explain_all, image_report
 from attrib.report.content import InputRow, MapCell, Picture, Report, Section, Table
+from attrib.report.erasure import erasure_table, write_erasure
 from attrib.report.html import render, write_html
 from attrib.report.notes import NOTES, MethodNote, note_for
 
@@ -29,9 +33,11 @@ __all__ = [
     "Table",
     "add_metrics",
     "add_sanity",
+    "erasure_table",
     "explain_all",
     "image_report",
     "note_for",
     "render",
+    "write_erasure",
     "write_html",
 ]

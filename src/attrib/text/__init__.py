@@ -7,11 +7,11 @@
     result.html()                                     # highlighted tokens with a legend
 
 Every gradient and path method of the library works at the input embeddings through
-``clf.embedding_model`` (``E -> logits``). ``transformers`` is an optional extra: nothing
-here imports it until a pretrained model is loaded.
+``clf.embedding_model`` (``E -> logits``). ``load_text_model`` loads the demo classifier or a
+local Hugging Face folder by name; ``erasure_tests`` runs Serrano and Smith's (2019)
+attention erasure tests. ``transformers`` is an optional extra: nothing here imports it
+until a pretrained model is loaded.
 """
-
-from typing import Any
 
 from attrib.text.aggregate import merge_words, token_scores
 from attrib.text.anchors import AnchorsText
@@ -24,9 +24,11 @@ from attrib.text.attention import (
 )
 from attrib.text.baselines import baseline_embeddings, replacement_embedding
 from attrib.text.encoding import Encoding
+from attrib.text.erasure import ErasureReport, erased, erasure_tests, js_divergence
 from attrib.text.errors import AttentionUnavailableError, EmptyTextError, TextTooLongError
 from attrib.text.explain import explain_tokens, method_names
 from attrib.text.html import highlight
+from attrib.text.loading import load_text_model
 from attrib.text.minilm import load_minilm_sentiment
 from attrib.text.models import EmbeddingModel, SentenceClassifier, TextClassifier
 from attrib.text.occlusion import LeaveOneOut
@@ -58,22 +60,10 @@ __all__ = [
     "js_divergence",
     "last_layer_attention",
     "load_minilm_sentiment",
+    "load_text_model",
     "merge_words",
     "method_names",
     "replacement_embedding",
     "rollout",
     "token_scores",
 ]
-
-
-_ERASURE = ("ErasureReport", "erased", "erasure_tests", "js_divergence")
-
-
-def __getattr__(name: str) -> Any:
-    # the erasure module is also a command (python -m attrib.text.erasure); importing it
-    # here eagerly would make runpy find it already imported and warn
-    if name in _ERASURE:
-        from attrib.text import erasure
-
-        return getattr(erasure, name)
-    raise AttributeError(f"module 'attrib.text' has no attribute {name!r}")

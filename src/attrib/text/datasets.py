@@ -20,11 +20,11 @@ import hashlib
 import importlib.util
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from attrib.core.errors import SettingError
 
-__all__ = ["LABELS", "Snippets", "corpus_path", "rotten_tomatoes"]
+__all__ = ["LABELS", "Snippets", "corpus_path", "held_out_texts", "rotten_tomatoes"]
 
 LABELS = ("rotten", "fresh")  # class 0, class 1
 CORPUS_FILE = "rotten_tomatoes_corpus_full.csv.bz2"
@@ -71,6 +71,18 @@ def rotten_tomatoes(
     if split not in ("train", "test", "all"):
         raise SettingError("split", "'train', 'test' or 'all'", split, "")
     return _read(split, corpus_path(path))
+
+
+def held_out_texts(classifier: Any, count: int, max_tokens: int) -> list[str]:
+    """The first ``count`` held-out snippets (the split the demo head was not trained on) of
+    at most ``max_tokens`` tokens of ``classifier.tokenizer``, in file order."""
+    texts = []
+    for text in rotten_tomatoes("test").texts:
+        if len(classifier.tokenizer(text)["input_ids"]) <= max_tokens:
+            texts.append(text)
+        if len(texts) == count:
+            break
+    return texts
 
 
 @functools.lru_cache(maxsize=8)

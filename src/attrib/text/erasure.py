@@ -20,30 +20,26 @@ The weight of input ``i`` at a layer with heads ``h`` and queries ``q`` is
 ``(g x alpha)_i = 1/(H L) sum_{h, q} A^h_{q i} dF/dA^h_{q i}`` use the decision score
 ``F = log p_c`` of the predicted class ``c``.
 
-1. Single weight (``single_weight_erasure``): remove the input with the highest weight
+1. Single weight (``SingleWeightErasure``): remove the input with the highest weight
    ``i*`` and, separately, a random other input ``r``; report
    ``Delta JS = JS(p, q_{i*}) - JS(p, q_r)`` against ``Delta alpha = alpha_{i*} - alpha_r``
    and the 2 x 2 table of decision flips (remove ``i*``: flip? x remove ``r``: flip?).
-2. Sets (``set_erasure``): remove inputs in the order of a ranking (attention, gradient,
+2. Sets (``SetErasure``): remove inputs in the order of a ranking (attention, gradient,
    gradient x attention, random), most important first, until the decision flips; report
    the fraction of the inputs removed. A ranking that finds a small decisive set is a better
    explanation; Serrano and Smith found attention's sets larger than the gradient's.
 
-Run on the demo model from the shell (numbers, JSON and PNG plots):
-
-    python -m attrib.text.erasure --sentences 250 --out erasure_report
+The command ``attrib erasure --sentences 250 --out DIR`` runs both on the demo model
+(``attrib.cli.erasure``); ``attrib.report.erasure`` writes the numbers, ``attrib.viz`` draws
+them (``single_weight_figure``, ``set_fractions_figure``).
 """
 
 from __future__ import annotations
 
-import argparse
 import inspect
-import json
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,7 +63,6 @@ __all__ = [
     "erasure_tests",
     "js_divergence",
     "key_bias",
-    "main",
 ]
 
 RANKINGS = ("attention", "gradient", "gradient_x_attention", "random")
@@ -470,105 +465,3 @@ def _first_flip(
         k += block
         block *= 2
     return found
-
-
-def held_out_texts(classifier: TextClassifier, count: int, max_tokens: int) -> list[str]:
-    """The first ``count`` held-out Rotten Tomatoes snippets of at most ``max_tokens`` tokens
-    (the split the demo head was not trained on), in file order."""
-    from attrib.text.datasets import rotten_tomatoes
-
-    texts = []
-    for text in rotten_tomatoes("test").texts:
-        if len(classifier.tokenizer(text)["input_ids"]) <= max_tokens:
-            texts.append(text)
-        if len(texts) == count:
-            break
-    return texts
-
-
-def main(argv: list[str] | None = None, classifier: TextClassifier | None = None) -> int:
-    """``python -m attrib.text.erasure``: both tests on held-out Rotten Tomatoes snippets
-    (``classifier``: the demo model, loaded here unless given)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m attrib.text.erasure",
-        description="Serrano and Smith (2019) attention erasure tests, MiniLM sentiment model.",
-    )
-    parser.add_argument("--sentences", type=int, default=250, help="held-out snippets to test")
-    parser.add_argument("--layer", type=int, default=-1, help="attention layer (default: last)")
-    parser.add_argument("--max-tokens", type=int, default=64, help="skip longer snippets")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--exclude-special", action="store_true", help="leave [CLS]/[SEP] out")
-    parser.add_argument("--out", type=Path, default=None, help="folder for JSON and PNG plots")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    parser.add_argument(
-        "--encoder", default=None, help="all-MiniLM-L6-v2 folder (default: installed)"
-    )
-    args = parser.parse_args(argv)
-
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    if classifier is None:
-        from attrib.text.minilm import load_minilm_sentiment
-
-        classifier = load_minilm_sentiment(args.encoder)
-    texts = held_out_texts(classifier, args.sentences, args.max_tokens)
-    report = erasure_tests(
-        classifier,
-        texts,
-        layer=args.layer,
-        include_special=not args.exclude_special,
-        seed=args.seed,
-    )
-    summary = report.summary()
-    summary["command"] = "python -m attrib.text.erasure " + " ".join(
-        sys.argv[1:] if argv is None else argv
-    )
-    print(format_report(report))
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "erasure.json").write_text(json.dumps(summary, indent=2) + "\n")
-        try:
-            from attrib.text.plots import plot_set_fractions, plot_single_weight
-        except ImportError:  # pragma: no cover - matplotlib is an optional extra
-            print("matplotlib is not installed: no plots")
-        else:
-            plot_single_weight(report.single, args.out / "single_weight.png")
-            plot_set_fractions(report.sets, args.out / "set_fractions.png")
-        print(f"wrote {args.out}/erasure.json and the plots")
-    return 0
-
-
-def format_report(report: ErasureReport) -> str:
-    """The numbers as a short text report."""
-    s = report.summary()
-    t = report.single.table()
-    one = s["single_weight"]
-    lines = [
-        f"Attention erasure (Serrano and Smith 2019), layer {report.layer} ({report.layer_name}), "
-        f"{len(report.texts)} texts ({report.skipped} skipped)",
-        "",
-        "1. Single weight: decision flips, % of texts",
-        "                       remove random: flip   no flip",
-        f"  remove top: flip       {t[0, 0]:10.1f}   {t[0, 1]:7.1f}",
-        f"  remove top: no flip    {t[1, 0]:10.1f}   {t[1, 1]:7.1f}",
-        f"  Delta JS > 0 in {100 * one['share_delta_js_positive']:.1f}% of texts; median "
-        f"Delta JS {one['median_delta_js']:.2e}, "
-        f"median Delta alpha {one['median_delta_alpha']:.3f}",
-        "",
-        "2. Sets: fraction of inputs removed before the decision flips",
-    ]
-    for name in report.sets.removed:
-        r = s["sets"][name]
-        med = "-" if r["median_fraction_removed"] is None else f"{r['median_fraction_removed']:.3f}"
-        mean = "-" if r["mean_fraction_removed"] is None else f"{r['mean_fraction_removed']:.3f}"
-        lines.append(
-            f"  {name:<22} flipped in {100 * r['share_flipped']:5.1f}% of texts; "
-            f"when flipped: median fraction {med}, mean {mean}; "
-            f"all texts (no flip = 1): mean {r['mean_fraction_never_flipped_as_1']:.3f}"
-        )
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

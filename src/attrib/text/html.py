@@ -11,13 +11,44 @@ original ones; words merge their sub-word pieces (``words=True``).
 from __future__ import annotations
 
 import html as _html
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
+
+import torch
 
 from attrib.core.errors import SettingError
 from attrib.text.aggregate import WordMerge, merge_words
-from attrib.text.result import TokenScores
+from attrib.text.encoding import Encoding
 
-__all__ = ["highlight"]
+__all__ = ["ScoredTexts", "highlight"]
+
+
+class ScoredTexts(Protocol):
+    """What ``highlight`` reads: one score per token of each text, as ``TokenScores`` holds
+    them (``attrib.text.result``, whose ``html()`` calls ``highlight``; a protocol, so that
+    this module need not import that one). Read-only, as the frozen result is."""
+
+    @property
+    def encoding(self) -> Encoding: ...
+
+    @property
+    def scores(self) -> torch.Tensor: ...
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def target(self) -> Any: ...
+
+    @property
+    def output(self) -> Any: ...
+
+    @property
+    def labels(self) -> list[str] | None: ...
+
+    def __len__(self) -> int: ...
+
+    def of(self, i: int) -> torch.Tensor: ...
+
 
 _POSITIVE = (214, 39, 40)
 _NEGATIVE = (31, 119, 180)
@@ -53,7 +84,7 @@ def _legend(scale: float, per_text: bool) -> str:
     )
 
 
-def _pieces(scores: TokenScores, i: int, words: bool, merge: WordMerge, special: bool):
+def _pieces(scores: ScoredTexts, i: int, words: bool, merge: WordMerge, special: bool):
     """``(start, end, label, value)`` spans of text ``i`` (``start = None``: not in the text)."""
     enc = scores.encoding
     values = scores.of(i)
@@ -81,7 +112,7 @@ def _pieces(scores: TokenScores, i: int, words: bool, merge: WordMerge, special:
 
 
 def highlight(
-    scores: TokenScores,
+    scores: ScoredTexts,
     *,
     words: bool = False,
     merge: WordMerge = "sum",
@@ -129,7 +160,7 @@ def _joined(pieces: list[str]) -> str:
     return pieces[0] + "".join(p.removeprefix("##") for p in pieces[1:])
 
 
-def _caption(scores: TokenScores, i: int) -> str:
+def _caption(scores: ScoredTexts, i: int) -> str:
     """ "class: probability" of the explained class, where known."""
     target: Any = scores.target
     if target is None or not hasattr(target, "__getitem__"):

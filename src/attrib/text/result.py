@@ -15,6 +15,7 @@ import torch
 from attrib.core.errors import SettingError
 from attrib.text.aggregate import TokenReduction, WordMerge, merge_words, token_scores
 from attrib.text.encoding import Encoding
+from attrib.text.html import highlight
 
 __all__ = ["TokenAttribution", "TokenScores"]
 
@@ -89,8 +90,6 @@ class TokenScores:
 
     def html(self, **options: Any) -> str:
         """Self-contained HTML highlighting (see ``attrib.text.html.highlight``)."""
-        from attrib.text.html import highlight
-
         return highlight(self, **options)
 
     def _repr_html_(self) -> str:

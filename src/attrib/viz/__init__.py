@@ -15,8 +15,11 @@
   centred at 0 for signed maps), ``colorize``;
 - pictures: ``to_image``, ``overlay`` (arrays), ``show``, ``grid`` (figures);
 - text: ``token_html``, ``token_figure``, ``attention_figure``;
-- evaluation: ``curves_figure`` (deletion, insertion), ``sanity_figure``,
-  ``randomization_figure`` (model randomization, from ``attrib.metrics``);
+- evaluation (results of ``attrib.metrics``): ``curves_figure`` (deletion, insertion),
+  ``sanity_figure``, ``randomization_figure`` (model randomization), ``comparison_figure``
+  (a ``compare`` table);
+- attention erasure (``attrib.text.erasure``): ``single_weight_figure``,
+  ``set_fractions_figure``;
 - export: ``save_png``, ``png_bytes``, ``data_uri``.
 
 Figures are plain matplotlib ``Figure`` objects that pyplot does not track; nothing is
@@ -25,7 +28,13 @@ them, never by ``import attrib`` or ``import attrib.viz``.
 """
 
 from attrib.viz.colors import DIVERGING, SEQUENTIAL, colorize, colormap_for
-from attrib.viz.evaluation import curves_figure, randomization_figure, sanity_figure
+from attrib.viz.erasure import set_fractions_figure, single_weight_figure
+from attrib.viz.evaluation import (
+    comparison_figure,
+    curves_figure,
+    randomization_figure,
+    sanity_figure,
+)
 from attrib.viz.export import data_uri, png_bytes, save_png
 from attrib.viz.figures import grid, show
 from attrib.viz.images import to_image
@@ -51,6 +60,7 @@ __all__ = [
     "clip_percentile",
     "colorize",
     "colormap_for",
+    "comparison_figure",
     "curves_figure",
     "data_uri",
     "default_reduction",
@@ -66,7 +76,9 @@ __all__ = [
     "saliency_maps",
     "sanity_figure",
     "save_png",
+    "set_fractions_figure",
     "show",
+    "single_weight_figure",
     "to_image",
     "token_figure",
     "token_html",

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from attrib.core.errors import SettingError
-from attrib.core.result import Attribution
+from attrib.core.result import SALIENCY_REDUCTIONS, Attribution
 from attrib.methods import catalogue
+from attrib.methods.cam import maps as cam_maps
 
 __all__ = [
     "SIGNED_METHODS",
@@ -37,7 +37,8 @@ __all__ = [
     "upsample",
 ]
 
-_REDUCTIONS = ("max_abs", "sum", "abs_sum", "l2")
+# every reduction but "sum" draws a magnitude
+_MAGNITUDES = tuple(r for r in SALIENCY_REDUCTIONS if r != "sum")
 
 SIGNED_METHODS = frozenset(info.name for info in catalogue.entries() if info.signed)
 """Methods whose attributions add up to a change of the score (completeness, or a removal
@@ -64,7 +65,7 @@ def drawn_signed(attribution: Any, reduce: str | None) -> bool | None:
     ``SIGNED_METHODS`` (even where every value happens to be positive, so that one method's
     maps always read the same), ``False`` for magnitude reductions, else ``None`` (signed if
     any value is negative)."""
-    if reduce in ("max_abs", "abs_sum", "l2"):
+    if reduce in _MAGNITUDES:
         return False
     if isinstance(attribution, Attribution) and _signed(attribution.method):
         return reduce == "sum" or (reduce is None and attribution.channel_dim is None)
@@ -90,8 +91,8 @@ def saliency_maps(
         key: which input's map, for dict inputs.
         size: ``(H, W)`` to upsample to (bilinear), e.g. a layer map to the image's size.
     """
-    if reduce is not None and reduce not in _REDUCTIONS:
-        raise SettingError("reduce", f"None or one of {_REDUCTIONS}", reduce, "")
+    if reduce is not None and reduce not in SALIENCY_REDUCTIONS:
+        raise SettingError("reduce", f"None or one of {SALIENCY_REDUCTIONS}", reduce, "")
     if isinstance(attribution, Attribution):
         # maps without channels (CAM) keep their sign unless a magnitude is asked for
         default = "max_abs" if attribution.channel_dim is not None else "sum"
@@ -109,7 +110,7 @@ def saliency_maps(
                 attribution,
                 "",
             )
-        if reduce in ("max_abs", "abs_sum", "l2") and maps.dim() == 3:
+        if reduce in _MAGNITUDES and maps.dim() == 3:
             maps = maps.abs()
     maps = maps.detach().to("cpu", torch.float64)
     if maps.dim() == 4 and maps.shape[1] == 1:  # (N, 1, H, W) maps from a one-channel input
@@ -142,18 +143,18 @@ def saliency_map(
 
 
 def upsample(maps: Any, size: tuple[int, int]) -> Any:
-    """Bilinear upsampling of ``(H, W)`` or ``(N, H, W)`` maps to ``size`` (same type back).
+    """Bilinear upsampling of ``(H, W)`` or ``(N, H, W)`` maps to ``size``, in float64 (same
+    type back: a tensor or a numpy array).
 
-    ``align_corners=False``: each map cell covers its share of the image, as the layer's
-    receptive field grid does, so the map does not shift by half a cell.
+    The CAM methods' upsampling (``attrib.methods.cam.maps.upsample``, pixel centres aligned:
+    each map cell covers its share of the image, as the layer's receptive field grid does,
+    so the map does not shift by half a cell), applied to any map one draws.
     """
     tensor = _as_tensor(maps)
     single = tensor.dim() == 2
-    batch = tensor.reshape(-1, 1, *tensor.shape[-2:]).to(torch.float64)
-    out = F.interpolate(
-        batch, size=tuple(int(s) for s in size), mode="bilinear", align_corners=False
-    )
-    out = out[:, 0]
+    # a copy: the result never shares memory with the caller's map, even at the same size
+    batch = tensor.reshape(-1, *tensor.shape[-2:]).to(torch.float64, copy=True)
+    out = cam_maps.upsample(batch, (int(size[0]), int(size[1])))
     out = out[0] if single else out.reshape(*tensor.shape[:-2], *out.shape[-2:])
     return out.numpy() if isinstance(maps, np.ndarray) else out
 

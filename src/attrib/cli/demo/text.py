@@ -1,6 +1,5 @@
-"""The text part of a report (the demo's): the MiniLM sentiment classifier of
-``attrib.text`` on a few sentences, as token highlighting, token figures and an attention
-heat map."""
+"""The text part of the demo's report: the MiniLM sentiment classifier of ``attrib.text`` on a
+few sentences, as token highlighting, token figures and an attention heat map."""
 
 from __future__ import annotations
 
@@ -20,8 +19,7 @@ def text_sections(
     """One section per method (highlighted words of every text), and one of attention."""
     import time
 
-    from attrib.cli.text import load_text_model
-    from attrib.text import attention_weights, explain_tokens, highlight
+    from attrib.text import attention_weights, explain_tokens, highlight, load_text_model
     from attrib.viz import attention_figure, png_bytes, token_figure
 
     start = time.perf_counter()

@@ -2,7 +2,9 @@
 CPU, the layers for CAM and the sanity check, and the sentences for the text model.
 
 Each setting trades accuracy for time and is named in the report (the ``Attribution.params``
-of every method are the record); ``attrib explain`` uses fuller defaults.
+of every method are the record); ``attrib explain`` uses fuller defaults. The names are the
+catalogue's class names and the settings ones their methods take
+(``tests/cli/test_demo.py``).
 """
 
 from __future__ import annotations
@@ -63,4 +65,7 @@ TEXTS = (
     "The plot is dull and the acting is even worse.",
     "Not bad at all, though the ending drags.",
 )
-TEXT_METHODS = (("integrated_gradients", {"steps": 16}), ("gradient_x_input", {}))
+TEXT_METHODS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("integrated_gradients", {"steps": 16}),
+    ("gradient_x_input", {}),
+)

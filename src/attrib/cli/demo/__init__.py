@@ -5,6 +5,10 @@ scikit-image's bundled ones (``attrib.data.photos``), the text model is the Mini
 classifier of ``attrib.text``; everything installs offline and nothing is downloaded at run
 time. The demo writes ``report.html`` (self-contained), one PNG per photo and method in
 ``maps/``, and a grid figure per method family, and returns the report's path.
+
+The demo's pieces live here together: ``settings`` (its choices: faster settings per
+method, the methods on the curves and in the sanity check, the sentences) and ``text`` (the
+report's text sections).
 """
 
 from __future__ import annotations
@@ -58,8 +62,8 @@ def run_demo(
     """
     from attrib.cli import recipes
     from attrib.cli.common import fixed_target
+    from attrib.cli.demo import settings as demo_settings
     from attrib.cli.images import PRESETS, prepare
-    from attrib.data import demo_settings
     from attrib.data.imagenet_demo import CAM_LAYER, imagenet_class_names, load_efficientnet_lite0
     from attrib.data.photos import PHOTOS, load_photos
     from attrib.methods.recipes import ImageContext, build_for_image
@@ -72,7 +76,8 @@ def run_demo(
     model = load_efficientnet_lite0()
     class_names = imagenet_class_names()
     loaded = [
-        prepare(array, PRESETS["crop224"], name) for name, array in load_photos(images).items()
+        prepare(array, PRESETS["crop224"], name)
+        for name, array in load_photos(None if images is None else list(images)).items()
     ]
     x = torch.stack([image.tensor for image in loaded])
     target, logits = fixed_target(model, x, "predicted")
@@ -155,7 +160,7 @@ def run_demo(
         add_sanity(report, chosen, x[:2], target[:2], model=model, checkpoints=5, on_step=step)
     if text:
         try:
-            from attrib.report.text_sections import text_sections
+            from attrib.cli.demo.text import text_sections
 
             report.text.extend(
                 text_sections(demo_settings.TEXTS, demo_settings.TEXT_METHODS, on_step=step)

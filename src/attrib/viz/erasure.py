@@ -1,36 +1,35 @@
-"""Plots of the erasure tests (matplotlib, an optional extra; imported only here).
+"""Figures of the attention erasure tests of Serrano and Smith (2019), ``attrib.text.erasure``.
 
-- ``plot_single_weight``: ``Delta JS`` against ``Delta alpha`` per text, as in Serrano and
-  Smith's figure for the single-weight test (points above 0 mean that removing the
-  highest-attention input moved the output more than removing a random one).
-- ``plot_set_fractions``: the distribution of the fraction of inputs removed before the
-  decision flips, per ranking.
+- ``single_weight_figure``: ``Delta JS = JS(p, q_{i*}) - JS(p, q_r)`` against
+  ``Delta alpha = alpha_{i*} - alpha_r``, one point per text, as in the paper's figure for the
+  single-weight test (points above 0: removing the most-attended input moved the output
+  more than removing a random one).
+- ``set_fractions_figure``: the distribution of the fraction of inputs removed before the
+  decision flips, one box per ranking.
+
+Each returns a ``Figure`` that pyplot does not track (``_deps.figure``); nothing is shown or
+saved (``save_png`` does that).
 """
 
 from __future__ import annotations
 
-import os
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from attrib.text.erasure import SetErasure, SingleWeightErasure
+from attrib.viz._deps import figure
 
-__all__ = ["plot_set_fractions", "plot_single_weight"]
+if TYPE_CHECKING:  # the annotations only: drawing needs nothing else from attrib.text
+    from attrib.text.erasure import SetErasure, SingleWeightErasure
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)  # files only; no display is needed
-    import matplotlib.pyplot as plt
-
-    return plt
+__all__ = ["set_fractions_figure", "single_weight_figure"]
 
 
-def plot_single_weight(result: SingleWeightErasure, path: str | os.PathLike) -> str:
-    """Scatter of ``Delta JS`` (y) against ``Delta alpha`` (x); saves a PNG at ``path``."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 4.0), dpi=120)
+def single_weight_figure(result: SingleWeightErasure) -> Any:
+    """Scatter of ``Delta JS`` (y) against ``Delta alpha`` (x), the texts where exactly one of
+    the two removals flips the decision in another colour."""
+    fig = figure(5.5, 4.0, dpi=120)
+    ax = fig.add_subplot(1, 1, 1)
     flips = result.flip_top.astype(bool) != result.flip_random.astype(bool)
     ax.axhline(0.0, color="0.6", linewidth=0.8)
     ax.scatter(
@@ -49,25 +48,23 @@ def plot_single_weight(result: SingleWeightErasure, path: str | os.PathLike) -> 
     ax.set_title(f"Single attention weight erasure ({len(result.js_top)} texts)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return os.fspath(path)
+    return fig
 
 
-def plot_set_fractions(result: SetErasure, path: str | os.PathLike) -> str:
-    """Box plots of the fraction removed before the first flip, per ranking; saves a PNG.
+def set_fractions_figure(result: SetErasure) -> Any:
+    """Box plots of the fraction removed before the first flip, one per ranking.
 
     A text whose decision never flipped counts as 1 (everything removed), so that every
     ranking is drawn over the same texts; the share that flipped is in each label.
     """
-    plt = _pyplot()
     names = list(result.removed)
     data, shares = [], []
     for name in names:
         f = result.fractions(name)
         shares.append(float(np.mean(~np.isnan(f))) if len(f) else 0.0)
         data.append(np.where(np.isnan(f), 1.0, f))
-    fig, ax = plt.subplots(figsize=(5.5, 4.0), dpi=120)
+    fig = figure(5.5, 4.0, dpi=120)
+    ax = fig.add_subplot(1, 1, 1)
     ax.boxplot(data, showfliers=True)
     ax.set_xticks(range(1, len(names) + 1))
     ax.set_xticklabels(
@@ -81,6 +78,4 @@ def plot_set_fractions(result: SetErasure, path: str | os.PathLike) -> str:
     ax.set_ylim(0, 1)
     ax.set_title("Erasing sets of inputs, most important first")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return os.fspath(path)
+    return fig
