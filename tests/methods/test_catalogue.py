@@ -201,3 +201,41 @@ def test_checks_refuse_bad_values_with_what_is_allowed():
         with pytest.raises(SettingError) as err:
             cls(first, **settings)
         assert allowed in str(err.value), (cls, str(err.value))
+
+
+def test_names_users_type_find_the_method():
+    for typed, name in [
+        ("integrated_gradients", "IntegratedGradients"),
+        ("IG", "IntegratedGradients"),
+        ("InputXGradient", "GradientXInput"),  # Captum's names
+        ("GradientShap", "ExpectedGradients"),
+        ("smoothgrad_sq", "SmoothGradSquared"),
+        ("ShapleyValueSampling", "ShapleySampling"),
+        ("deconvnet", "Deconvolution"),
+        ("Grad-CAM++", "GradCAMPlusPlus"),
+        ("kernel-shap", "KernelSHAP"),
+    ]:
+        assert catalogue.find(typed).name == name, typed
+    # among tokens, "kernel_shap" is KernelSHAP over tokens
+    assert catalogue.find("kernel_shap", inputs=["tokens"]).name == "TokenKernelSHAP"
+    # an alias never shadows another method's own name within one input kind
+    for info in ENTRIES:
+        for other in ENTRIES:
+            if other is not info and other.inputs == info.inputs:
+                assert catalogue.key(other.name) not in info.aliases, (info.name, other.name)
+    with pytest.raises(SettingError, match=r"Did you mean IntegratedGradients"):
+        catalogue.find("integrated_gradient")
+
+
+def test_attrib_methods_name_prints_the_formula_and_every_setting():
+    from argparse import Namespace
+
+    from attrib.cli import listing
+
+    with redirect_stdout(io.StringIO()) as out:
+        assert listing.run(Namespace(name="occlusion")) == 0
+    text = out.getvalue()
+    assert "Occlusion (Zeiler and Fergus 2014)" in text and "formula:" in text
+    for spec in attrib.Occlusion.setting_specs():
+        assert f"    {spec.name}" in text, spec.name
+    assert "    window: " in text  # required: no default shown

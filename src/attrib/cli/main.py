@@ -120,7 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(module=module)
         return p
 
-    command("methods", "listing", "list the methods, one line each, with their papers", [debug])
+    listing = command(
+        "methods",
+        "listing",
+        "list the methods, one line each, with their papers (or one method in full)",
+        [debug],
+    )
+    listing.add_argument(
+        "name", nargs="?", metavar="NAME", help="one method: its idea, formula and settings"
+    )
 
     command(
         "explain", "explain", "explain images: one PNG per image and method, and .npz", [images]

@@ -52,6 +52,7 @@ class Saliency(Method):
     summary="The gradient times the input: a first-order estimate of each value's contribution.",
     formula="A = x ⊙ ∂S_c/∂x",
     signed=True,
+    aliases=("input_x_gradient",),  # Captum's name
 )
 class GradientXInput(Method):
     """Gradient times input, ``R = x * dF_c/dx`` (Shrikumar et al. 2016)."""

@@ -78,6 +78,7 @@ _ADAPTIVE_NODES = 4
     formula="A = (x − x') ⊙ ∫₀¹ ∂S_c(x' + α(x − x'))/∂x dα",
     signed=True,
     completeness=True,
+    aliases=("ig",),
 )
 class IntegratedGradients(BaselineSettings, Method):
     """Integrated gradients (Sundararajan et al. 2017) along a straight (or any) path, with its
@@ -436,6 +437,7 @@ def _points_at(paths: _Paths, path: torch.Tensor, alpha: torch.Tensor) -> Inputs
     formula="A = E_{x'~D, α~U(0,1)} [(x − x') ⊙ ∂S_c(x' + α(x − x'))/∂x]",
     signed=True,
     completeness=True,
+    aliases=("gradient_shap",),  # Captum's and shap's name, without their input noise
     image_recipe=lambda context: {"samples": 16, "seed": 0, "references": context.references},
 )
 class ExpectedGradients(Method):

@@ -193,6 +193,7 @@ class SmoothGrad(_NoiseSmoothing):
     short="mean squared attribution over noisy copies",
     summary="The mean of the squared attribution over noisy copies.",
     formula="A = 1/n Σ_j A(x + ε_j)²",
+    aliases=("smoothgrad_sq",),  # Captum's NoiseTunnel name
     image_recipe=_whole_image,
 )
 class SmoothGradSquared(_NoiseSmoothing):

@@ -62,6 +62,7 @@ class GradCAM(_GradientCAM):
     "terms: several objects of a class show up.",
     formula="α_k = Σ_ij a^k_ij ReLU(∂S_c/∂A^k_ij),  a from 2nd/3rd derivatives of exp(S_c)",
     inputs="image",
+    aliases=("gradcam++",),
 )
 class GradCAMPlusPlus(_GradientCAM):
     """Grad-CAM++ (Chattopadhay et al. 2018, "Grad-CAM++: Generalized Gradient-based Visual

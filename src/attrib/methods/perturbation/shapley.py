@@ -122,6 +122,7 @@ class ExactShapley(PlayerMethod):
     formula="φ_j ≈ 1/m Σ_orders (v(pre_j ∪ j) − v(pre_j))",
     signed=True,
     completeness=True,
+    aliases=("shapley_value_sampling",),  # Captum's name
     image_recipe=players_grid(4, samples=8, seed=0),
 )
 class ShapleySampling(PlayerMethod):

@@ -215,6 +215,7 @@ class GuidedBackprop(_ModifiedReLUMethod):
     summary="Backpropagation that applies ReLU to the backward signal and ignores the forward "
     "input's sign.",
     formula="R_l = ReLU(R_{l+1})",
+    aliases=("deconvnet",),
     image_recipe=_other_activations_pass,
 )
 class Deconvolution(_ModifiedReLUMethod):
