@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
             target, logits = fixed_target(s.loaded.model, x, s.target)
             context = ImageContext(
                 s.loaded.model,
-                tuple(x.shape[-2:]),
+                (int(x.shape[-2]), int(x.shape[-1])),
                 s.layer,
                 references=torch.cat([x, torch.zeros_like(x[:1])]),
                 batch_size=args.batch_size,
@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
                         result, s.images[i].pixels, index=k, class_names=s.loaded.class_names
                     )
                     viz.save_png(fig, out / f"{stems[i]}_{name}.png")
-                    arrays[stems[i]][name] = result.numpy()[k]
+                    values = result.numpy()
+                    assert isinstance(values, np.ndarray)  # images are one tensor
+                    arrays[stems[i]][name] = values[k]
                     if isinstance(result.target, torch.Tensor):
                         arrays[stems[i]]["target"] = result.target[k].cpu().numpy()
                     if result.delta is not None:
@@ -63,6 +65,6 @@ def run(args: argparse.Namespace) -> int:
                     summary[stems[i]] = f"{label} ({p:.3f})" if p is not None else label
                 progress.advance(name)
     for stem, content in arrays.items():
-        np.savez_compressed(out / f"{stem}.npz", **content)
+        np.savez_compressed(out / f"{stem}.npz", **content)  # type: ignore[arg-type]
         print(f"{stem}: {summary.get(stem, '')} -> {out / stem}_*.png, {out / stem}.npz")
     return 0

@@ -50,7 +50,7 @@ class PixelNormalize(nn.Module):
 class EfficientNetLite0(nn.Module):
     """EfficientNet-Lite0 as named stages over the modules of the package's network."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: Any) -> None:  # the package's network (no type hints)
         super().__init__()
         self.normalize = PixelNormalize()
         # ReLU6 has no parameters: fresh modules behave exactly like the package's shared one

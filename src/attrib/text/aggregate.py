@@ -73,7 +73,7 @@ def merge_words(
     if len(word_ids) != scores.shape[0]:
         raise SettingError("word_ids", f"one word id per token ({scores.shape[0]})", word_ids, "")
     keep = [t for t, w in enumerate(word_ids) if w is not None]
-    n_words = 1 + max((word_ids[t] for t in keep), default=-1)
+    n_words = 1 + max((w for w in word_ids if w is not None), default=-1)
     if not keep:
         return scores.new_zeros(0)
     index = torch.tensor([word_ids[t] for t in keep], device=scores.device)

@@ -116,17 +116,17 @@ def attention_weights(
 
 def _query_rows(maps: torch.Tensor, query: Query, pooling: str) -> torch.Tensor:
     """Select the query row(s) of ``(..., L, L)`` maps: ``(..., L)``."""
-    query = pooling if query is None else query
-    if query == "mean":
+    chosen: Any = pooling if query is None else query
+    if chosen == "mean":
         return maps.mean(-2)
-    if query == "cls":
+    if chosen == "cls":
         return maps[..., 0, :]
-    if isinstance(query, int) and not isinstance(query, bool):
+    if isinstance(chosen, int) and not isinstance(chosen, bool):
         length = maps.shape[-1]
-        if not -length <= query < length:
-            raise SettingError("query", f"a position in [0, {length})", query, "")
-        return maps[..., query, :]
-    raise SettingError("query", "'mean', 'cls', a position or None", query, "")
+        if not -length <= chosen < length:
+            raise SettingError("query", f"a position in [0, {length})", chosen, "")
+        return maps[..., chosen, :]
+    raise SettingError("query", "'mean', 'cls', a position or None", chosen, "")
 
 
 def _layer_index(layer: int, n_layers: int) -> int:

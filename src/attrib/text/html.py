@@ -88,7 +88,7 @@ def _pieces(scores: ScoredTexts, i: int, words: bool, merge: WordMerge, special:
     """``(start, end, label, value)`` spans of text ``i`` (``start = None``: not in the text)."""
     enc = scores.encoding
     values = scores.of(i)
-    out = []
+    out: list[tuple[int, int, str | None, float]] = []
     if words:
         merged = merge_words(values, enc.word_ids[i], merge).tolist()
         first: dict[int, int] = {}

@@ -68,7 +68,9 @@ class SentenceClassifier(nn.Module):
         return self.encoder.config
 
     def get_input_embeddings(self) -> nn.Module:
-        return self.encoder.get_input_embeddings()
+        encoder: Any = self.encoder  # a Hugging Face model (no type hints here)
+        embeddings: nn.Module = encoder.get_input_embeddings()
+        return embeddings
 
     def forward(
         self,
@@ -213,7 +215,9 @@ class TextClassifier:
 
     @property
     def embedding_layer(self) -> nn.Module:
-        return self.model.get_input_embeddings()
+        model: Any = self.model  # a Hugging Face model (no type hints here)
+        layer: nn.Module = model.get_input_embeddings()
+        return layer
 
     def encode(
         self, texts: str | Sequence[str], *, truncate: bool = False, allow_empty: bool = False

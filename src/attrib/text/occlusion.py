@@ -65,7 +65,8 @@ class LeaveOneOut(Method):
                 "LeaveOneOut occludes one token (one row of L) at a time.",
             )
         x = inputs
-        (base,) = make_baselines(self.baseline, x)
+        base = make_baselines(self.baseline, x)[0]
+        assert isinstance(base, torch.Tensor)  # x is one tensor
         n, length, d = x.shape
         pairs = torch.nonzero((x != base).any(-1))  # (P, 2): text, position
         scores, output, resolved = batched_forward_scores(

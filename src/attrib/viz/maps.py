@@ -16,13 +16,13 @@ of its maximum and clips what lies beyond.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from attrib.core.errors import SettingError
-from attrib.core.result import SALIENCY_REDUCTIONS, Attribution
+from attrib.core.result import SALIENCY_REDUCTIONS, Attribution, SaliencyReduction
 from attrib.methods import catalogue
 from attrib.methods.cam import maps as cam_maps
 
@@ -96,11 +96,11 @@ def saliency_maps(
     if isinstance(attribution, Attribution):
         # maps without channels (CAM) keep their sign unless a magnitude is asked for
         default = "max_abs" if attribution.channel_dim is not None else "sum"
-        maps = attribution.saliency(reduce or default, key=key)
+        maps = attribution.saliency(cast(SaliencyReduction, reduce or default), key=key)
     else:
         maps = _as_tensor(attribution)
         if maps.dim() == 4:
-            maps = Attribution(values=maps).saliency(reduce or "max_abs")
+            maps = Attribution(values=maps).saliency(cast(SaliencyReduction, reduce or "max_abs"))
         elif maps.dim() == 2:
             maps = maps.unsqueeze(0)
         elif maps.dim() != 3:
