@@ -239,3 +239,26 @@ def test_attrib_methods_name_prints_the_formula_and_every_setting():
     for spec in attrib.Occlusion.setting_specs():
         assert f"    {spec.name}" in text, spec.name
     assert "    window: " in text  # required: no default shown
+
+
+def test_settings_given_at_call_time_hold_for_that_call_only():
+    model = GapCNN()
+    x = torch.rand(2, 3, 16, 16)
+    blurred = x * 0.5  # per-batch data: one baseline per image
+    ig = attrib.IntegratedGradients(model, steps=8)
+    at_call = ig(x, target=1, baseline=blurred)
+    built = attrib.IntegratedGradients(model, steps=8, baseline=blurred)(x, target=1)
+    torch.testing.assert_close(at_call.values, built.values, rtol=0, atol=0)
+    assert at_call.params["baseline"] == "tensor" and ig.baseline == 0.0  # unchanged
+    # through a wrapper: its own settings stay with it, the others reach the wrapped method
+    smooth = attrib.SmoothGrad(ig, samples=2, seed=0)
+    gray = torch.full((3, 16, 16), 0.5)  # one sample's shape: every noisy row's baseline
+    wrapped = smooth(x, target=1, baseline=gray, samples=3)
+    assert wrapped.params["samples"] == 3 and wrapped.params["inner"]["baseline"] == "tensor"
+    expected = attrib.SmoothGrad(ig.replace(baseline=gray), samples=3, seed=0)(x, target=1)
+    torch.testing.assert_close(wrapped.values, expected.values, rtol=0, atol=0)
+    assert smooth.samples == 2 and smooth.method is ig
+    with pytest.raises(SettingError, match=r"stepz: expected a setting of IntegratedGradients"):
+        smooth(x, target=1, stepz=4)
+    with pytest.raises(SettingError, match=r"baseline: expected a setting of BlurIG"):
+        attrib.BlurIG(model)(x, target=1, baseline=0.0)  # fixed: the path is the blur

@@ -48,11 +48,20 @@ class Method(Configurable):
     def name(self) -> str:
         return type(self).__name__
 
-    def __call__(self, x: Inputs, target: Target = None) -> Attribution:
+    def __call__(self, x: Inputs, target: Target = None, **settings: Any) -> Attribution:
+        """Explain the batch ``x``. ``settings`` hold for this call only, e.g. data that
+        changes per batch (``baseline=blurred_x``, ``feature_mask=segments``)."""
+        if settings:
+            return self.for_call(settings)(x, target)
         inputs = check_inputs(x)
         check_target_length(target, batch_size_of(inputs))
         with prepared(self.model):
             return self.attribute(inputs, target)
+
+    def for_call(self, settings: dict[str, Any]) -> Method:
+        """This method with ``settings`` changed (a copy; unknown names are refused with
+        the method's settings listed)."""
+        return self.replace(**settings)
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:  # pragma: no cover
         raise NotImplementedError

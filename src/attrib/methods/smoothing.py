@@ -85,6 +85,14 @@ class _NoiseSmoothing(Method):
     def first(self) -> Any:
         return self.method
 
+    def for_call(self, settings: dict[str, Any]) -> Method:
+        """The wrapper's own settings change here; the others go to the wrapped method, so
+        ``SmoothGrad(IntegratedGradients(m))(x, t, baseline=b)`` integrates from ``b``."""
+        own = {k: v for k, v in settings.items() if k in self.setting_names()}
+        rest = {k: v for k, v in settings.items() if k not in own}
+        method = self.method.for_call(rest) if rest else self.method
+        return type(self)(method, **{**self.given_settings(), **own})
+
     @property
     def name(self) -> str:
         return f"{type(self).__name__}({self.method.name})"
