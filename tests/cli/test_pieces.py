@@ -47,7 +47,7 @@ def test_method_names_and_settings():
     assert recipes.resolve_names("all") == every
     assert {"Saliency", "GradCAM", "KernelSHAP"} <= set(every)
     assert not {"LeaveOneOut", "AnchorsText"} & set(every)  # tokens and texts, not images
-    with pytest.raises(SettingError, match="--method.*Did you mean IntegratedGradients"):
+    with pytest.raises(SettingError, match=r"--method.*Did you mean IntegratedGradients"):
         recipes.resolve_names("integrated_gradient")
     with pytest.raises(SettingError):
         recipes.resolve_names(" , ")
