@@ -16,7 +16,8 @@ import torch
 from attrib.core.errors import InputError, SettingError
 from attrib.metrics import deletion, insertion, linear_imputation, pixel_flipping, road
 from tests.conftest import assert_state_restored, model_state
-from tests.metrics.helpers import Counting, absolute_forward, linear
+from tests.metrics.helpers import Counting, linear
+from tests.models import absolute_forward
 
 
 def _example():
