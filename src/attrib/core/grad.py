@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from torch import nn
@@ -298,6 +298,28 @@ def _concat_outputs(outputs: list[Any]) -> Any:
     return outputs
 
 
+@overload
+def decide_target(
+    model: nn.Module | Callable[..., Any],
+    inputs: Inputs,
+    target: Literal["predicted"],
+    *,
+    output: OutputSelector = None,
+    batch_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@overload
+def decide_target(
+    model: nn.Module | Callable[..., Any],
+    inputs: Inputs,
+    target: Target | ResolvedTarget,
+    *,
+    output: OutputSelector = None,
+    batch_size: int | None = None,
+) -> tuple[Target, torch.Tensor]: ...
+
+
 def decide_target(
     model: nn.Module | Callable[..., Any],
     inputs: Inputs,
@@ -328,7 +350,9 @@ def decide_target(
     parts = _per_chunk(capture, model, inputs, target, output, batch_size)
     scores = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
     if isinstance(target, str) and target == "predicted":
-        return _concat_targets([p[1] for p in parts]).indices, scores
+        classes = _concat_targets([p[1] for p in parts]).indices
+        assert classes is not None  # resolve_target gives "predicted" indices or raises
+        return classes, scores
     if isinstance(target, ResolvedTarget):
         return target.public, scores
     return target, scores

@@ -119,6 +119,7 @@ class RowScores:
         if bool(clean.any()):  # "predicted" decided by the core, at each sample's clean row
             at_clean = logits[clean.to(logits.device)]
             decided = resolve_target("predicted", at_clean, at_clean.shape[0]).indices
+            assert decided is not None  # "predicted" resolves to indices or raises
             self.classes[sample[clean]] = decided.cpu()
         classes = self.classes[sample]
         if bool((classes < 0).any()):  # pragma: no cover - guarded by the row convention

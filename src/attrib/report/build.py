@@ -71,7 +71,7 @@ def explain_all(
     if isinstance(target, str) and target == "predicted":
         owner = model if model is not None else _model_of_methods(methods)
         if owner is not None:  # plain callables without a model decide for themselves
-            target, scores = decide_target(owner, x, target, batch_size=batch_size)
+            target, scores = decide_target(owner, x, "predicted", batch_size=batch_size)
             logits = scores if logits is None else logits
     out = Explained(target=target)
     for name, method in methods.items():
