@@ -5,6 +5,7 @@ Every factory is seeded, so two calls give the same weights. Models are returned
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -294,3 +295,29 @@ class Counting(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.rows.append(x.shape[0])
         return self.inner(x)
+
+
+_ABSOLUTE_SAFE = (nn.Sequential, nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.ReLU)
+_ABSOLUTE_SAFE += (nn.AdaptiveAvgPool2d, nn.AvgPool2d, nn.Flatten)
+
+
+def absolute_forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The model's output with every weight, bias, batch-norm shift and input entry taken by
+    its absolute value, in float64: at each output, the sum of the absolute values of all the
+    product terms the forward adds up, layer after layer (``|W_L| ... |W_1| |x|`` with the
+    biases). This is the ``M`` of the rounding bound ``|fl(f(x)) - f(x)| <= (sum over the
+    layers of their terms per output) * u * M`` (Higham, Accuracy and Stability of Numerical
+    Algorithms, 2002, section 3.5; ReLUs are exact and 1-Lipschitz, so errors pass through
+    them unamplified). Only for models built of the modules in ``_ABSOLUTE_SAFE``, whose
+    absolute copy is monotone in ``|x|``."""
+    for module in model.modules():
+        if type(module) not in _ABSOLUTE_SAFE and module is not model:
+            raise TypeError(f"absolute_forward does not know {type(module).__name__}")
+    absolute = copy.deepcopy(model).double().eval()
+    with torch.no_grad():
+        for parameter in absolute.parameters():
+            parameter.abs_()
+        for module in absolute.modules():
+            if isinstance(module, nn.BatchNorm2d):  # (x - mean): |x| + |mean|
+                module.running_mean.copy_(-module.running_mean.abs())
+        return absolute(x.double().abs())

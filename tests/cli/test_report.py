@@ -118,3 +118,43 @@ def test_a_result_without_the_models_output_is_titled_from_the_given_logits():
     for i, name in enumerate(["a", "b"]):
         p = float(logits[i].softmax(-1)[target[i]])
         assert report.maps[(name, "SG")].title == f"class {int(target[i])} {p:.2f}"
+
+
+def test_explain_all_decides_predicted_once_for_every_method():
+    # each method used to decide "predicted" on its own forward; now the classes are decided
+    # once (core's decide_target, in chunks of batch_size) and every method is given them
+    from attrib import Saliency, SmoothGrad
+    from attrib.report import explain_all
+    from tests.cli.toy_models import tiny_cnn
+    from tests.models import absolute_forward
+
+    model = tiny_cnn()
+    x = torch.rand(5, 3, 12, 16, generator=torch.Generator().manual_seed(3))
+    rows: list[int] = []
+    handle = model.register_forward_pre_hook(lambda m, args: rows.append(args[0].shape[0]))
+    given: list = []
+
+    def records(x, target):
+        given.append(target)
+        return Saliency(model)(x, target=target)
+
+    methods = {"SG": SmoothGrad(Saliency(model), samples=2, seed=0), "records": records}
+    try:
+        explained = explain_all(methods, x, batch_size=2)
+    finally:
+        handle.remove()
+    assert rows[:3] == [2, 2, 1]  # ceil(5 / 2) forwards decide, before any method runs
+    assert given[0] is explained.target
+    assert explained.attributions["SG"].target.tolist() == explained.target.tolist()
+    # One forward over the batch may add its terms in another order than the decision's
+    # chunks: per logit 27 + 1 and 72 + 1 terms (convolutions and biases), 192 + 1 (the
+    # 12 x 16 average pool), 8 + 1 (the head), so the two differ by at most 303 eps M
+    # (tests.models.absolute_forward); every top logit leads by more, so the classes agree.
+    with torch.no_grad():
+        logits = model(x)
+    tolerance = 303 * torch.finfo(torch.float32).eps * float(absolute_forward(model, x).max())
+    top2 = logits.topk(2, dim=-1).values
+    assert bool((top2[:, 0] - top2[:, 1] > 2 * tolerance).all())
+    assert explained.target.tolist() == logits.argmax(-1).tolist()
+    # the decision's output titles the SmoothGrad maps, whose results hold no output of theirs
+    torch.testing.assert_close(explained.attributions["SG"].output, logits, rtol=0, atol=tolerance)

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from attrib import AttribError, GradientXInput, Saliency
 from attrib.core.errors import AttribWarning, InputError, LayerError, ModelOutputError
-from attrib.core.grad import batched_input_gradients, input_gradients, layer_gradients
+from attrib.core.grad import (
+    batched_input_gradients,
+    decide_target,
+    input_gradients,
+    layer_gradients,
+)
 from attrib.core.layers import resolve_layer
 from attrib.core.target import resolve_target
 from tests.conftest import assert_state_restored, model_state
-from tests.models import GapCNN, RaisingNet, ResidualNet, TinyTransformer, TwoInputNet
+from tests.models import (
+    GapCNN,
+    RaisingNet,
+    ResidualNet,
+    TinyTransformer,
+    TwoInputNet,
+    absolute_forward,
+)
 
 
 def reference_input_gradient(model, x, target):
@@ -291,3 +305,116 @@ def test_batched_layer_gradients_equal_one_batch(batch_size):
     torch.testing.assert_close(chunked.gradients, whole.gradients, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(chunked.activations, whole.activations)
     assert chunked.target.indices.tolist() == whole.target.indices.tolist()
+
+
+# ---- decide_target: "predicted" decided once, in chunks, without gradients -----------------
+
+
+class _Recorded(nn.Module):
+    """Records every forward's rows and whether gradients were on; returns ``wrap(logits)``."""
+
+    def __init__(self, inner: nn.Module, wrap=lambda logits: logits) -> None:
+        super().__init__()
+        self.inner, self.wrap = inner, wrap
+        self.rows: list[int] = []
+        self.grad_enabled: list[bool] = []
+        self.eval()
+
+    def forward(self, x):
+        self.rows.append(x.shape[0])
+        self.grad_enabled.append(torch.is_grad_enabled())
+        return self.wrap(self.inner(x))
+
+
+def test_decide_target_gives_the_classes_of_model_argmax():
+    model = GapCNN().eval()
+    x = torch.randn(5, 3, 12, 12)
+    before = model_state(model)
+    target, logits = decide_target(model, x, "predicted")
+    assert_state_restored(model, before)
+    # one forward over the whole batch, as model(x) runs it: the same arithmetic
+    with torch.no_grad():
+        expected = model(x)
+    assert torch.equal(logits, expected)
+    assert target.dtype == torch.long and target.tolist() == expected.argmax(-1).tolist()
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 2, 3, 7, 100])
+def test_decide_target_runs_ceil_n_over_batch_size_forwards_without_gradients(batch_size):
+    inner = GapCNN().double().eval()
+    model = _Recorded(inner)
+    x = torch.randn(7, 3, 12, 12, dtype=torch.float64)
+    target, logits = decide_target(model, x, "predicted", batch_size=batch_size)
+    assert len(model.rows) == math.ceil(7 / (batch_size or 7))
+    assert sum(model.rows) == 7 and max(model.rows) <= (batch_size or 7)
+    assert not any(model.grad_enabled) and not logits.requires_grad
+    with torch.no_grad():
+        whole = inner(x)
+    # Chunked forwards may add their terms in another order. Per logit the forward sums
+    # 27 + 1, 72 + 1, 108 + 1 (convolutions and biases), 36 + 1 (the 6 x 6 average pool) and
+    # 16 + 1 (the head) terms, and the batch norm rounds ~5 times: two forwards differ by at
+    # most 269 eps M (M: the absolute forward; see absolute_forward).
+    tolerance = 269 * torch.finfo(torch.float64).eps * float(absolute_forward(inner, x).max())
+    torch.testing.assert_close(logits, whole, rtol=0, atol=tolerance)
+    # every sample's top logit leads the next by more than that: the classes cannot differ
+    top2 = whole.topk(2, dim=-1).values
+    assert bool((top2[:, 0] - top2[:, 1] > 2 * tolerance).all())
+    assert target.tolist() == whole.argmax(-1).tolist()
+
+
+class DyadicLinear(nn.Module):
+    """``q(x) @ W.T``: weights are multiples of 1/4 up to 3, ``q`` rounds inputs to multiples
+    of 1/4 up to 3.75, so every product and partial sum is a multiple of 1/16 below 2^6:
+    exact in float32, whatever the order of the sums."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(
+            torch.tensor([[1.0, -2.0, 0.5, 3.0], [-1.5, 1.0, 2.0, -0.5], [0.25, 0.75, -1.0, 1.0]])
+        )
+        self.eval()
+
+    def forward(self, x):
+        return (torch.round(x * 4).clamp(-15, 15) / 4) @ self.weight.T
+
+
+@pytest.mark.parametrize(
+    ("wrap", "output"),
+    [
+        (lambda z: {"a": -z, "b": z}, "b"),
+        (lambda z: {"a": z, "b": -z}, "a"),
+        (lambda z: (-z, z), 1),
+        (lambda z: (z, -z), lambda out: out[0]),
+    ],
+)
+def test_decide_target_honours_the_output_selector(wrap, output):
+    # the entries of the output give opposite classes: only the selected one's arg-max is right
+    inner = DyadicLinear()
+    x = torch.randn(5, 4)
+    model = _Recorded(inner, wrap)
+    target, logits = decide_target(model, x, "predicted", output=output, batch_size=2)
+    assert len(model.rows) == 3
+    with torch.no_grad():
+        selected = inner(x)
+    assert target.tolist() == selected.argmax(-1).tolist()
+    assert target.tolist() != (-selected).argmax(-1).tolist()
+    # exact sums (DyadicLinear): chunked or not, the same numbers
+    assert torch.equal(logits, selected)
+    with pytest.raises(ModelOutputError, match="output"):
+        decide_target(model, x, "predicted")  # two tensors: which one is ambiguous
+
+
+def test_decide_target_returns_other_targets_as_given():
+    model = GapCNN().eval()
+    x = torch.randn(3, 3, 12, 12)
+    assert decide_target(model, x, 2)[0] == 2
+    assert decide_target(model, x, [0, 4, 1])[0] == [0, 4, 1]
+
+    def score(out):
+        return out[:, 1] - out[:, 0]
+
+    assert decide_target(model, x, score)[0] is score
+    resolved = resolve_target([3, 3, 0], model(x), 3)
+    assert decide_target(model, x, resolved)[0].tolist() == [3, 3, 0]
+    with pytest.raises(AttribError, match="class indices"):
+        decide_target(model, x, 9)  # checked against the model's 5 classes

@@ -7,6 +7,7 @@ features (replacing them by 0) in the order of ``a`` lowers ``f`` by exactly the
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -16,6 +17,7 @@ from attrib.core.errors import InputError, SettingError
 from attrib.metrics import deletion, insertion, linear_imputation, pixel_flipping, road
 from tests.conftest import assert_state_restored, model_state
 from tests.metrics.helpers import Counting, linear
+from tests.models import absolute_forward
 
 
 def _example():
@@ -174,15 +176,65 @@ def test_road_accuracy_curve_counts_pixels_and_noise_is_seeded():
     assert curve.fractions.tolist() == [0.0, 0.2, 0.5]
     assert curve.scores[:, 0].tolist() == [1.0, 1.0, 1.0]  # the clean input is predicted
     assert set(curve.scores.flatten().tolist()) <= {0.0, 1.0}
-    logits = road(model, x, maps, "predicted", fractions=[0.5], seed=5, score="logit").scores
-    assert torch.equal(
-        logits,
-        road(
-            model, x, maps, "predicted", fractions=[0.5], seed=5, score="logit", batch_size=2
-        ).scores,
-    )
-    other = road(model, x, maps, "predicted", fractions=[0.5], seed=6, score="logit").scores
-    assert not torch.equal(logits, other)
+
+    def logits(model, x, seed=5, batch_size=None):
+        kwargs = {"fractions": [0.5], "seed": seed, "score": "logit", "batch_size": batch_size}
+        return road(model, x, maps, "predicted", **kwargs).scores
+
+    # The same call twice is the same arithmetic: equal to the bit.
+    first = logits(model, x)
+    assert torch.equal(first, logits(model, x))
+    assert not torch.equal(first, logits(model, x, seed=6))
+    # Other chunkings score the same rows (ROAD's noise is drawn per sample and fraction, the
+    # imputation solves each image on its own), but a forward over other batches may add its
+    # terms in another order. Each layer's output sums its terms and rounds once more (bias
+    # or division): 27 + 1, 72 + 1 and 108 + 1 for the 3 x 3 convolutions over 3, 8 and 12
+    # channels, 25 + 1 for the average pool of the 5 x 5 map, 16 + 1 for the head (253), and
+    # the eval batch norm rounds about 5 times. To first order one forward is then off by at
+    # most 258 u M (u = eps / 2; M = the forward with every term by its absolute value,
+    # absolute_forward), two forwards differ by at most 258 eps M, and one more eps M covers
+    # the float32 cast of imputed pixels that could round apart. M is taken at a constant
+    # image that bounds every row: imputed pixels are weighted means of kept ones (|.| <=
+    # max |x|) and the noise is 0.01 times N(0, 1) draws below 10 (torch's Box-Muller
+    # normals stay under 8.6), so |row| <= max |x| + 0.1 < max |x| + 1.
+    bound = torch.full_like(x[:1], float(x.abs().max()) + 1)
+    m = float(absolute_forward(model, bound).max())
+    tolerance = {
+        dtype: 259 * torch.finfo(dtype).eps * m for dtype in (torch.float32, torch.float64)
+    }
+    for dtype in (torch.float32, torch.float64):  # float32: ~1e-2, loose; float64: ~2e-11
+        typed_model, typed_x = copy.deepcopy(model).to(dtype), x.to(dtype)
+        whole = logits(typed_model, typed_x)
+        for batch_size in (1, 2, 4):
+            got = logits(typed_model, typed_x, batch_size=batch_size)
+            torch.testing.assert_close(got, whole, rtol=0, atol=tolerance[dtype])
+    # in float64 the bound is far below what another draw of the noise changes (~1e-5), so
+    # rows scored with another sample's or fraction's noise would fail the check above
+    other = logits(typed_model, typed_x, seed=6)
+    assert float((whole - other).abs().max()) > 1e3 * tolerance[torch.float64]
+    # float64 with one fixed chunking: the same arithmetic again, to the bit
+    assert torch.equal(got, logits(typed_model, typed_x, batch_size=4))
+
+
+def test_linear_imputation_of_an_image_does_not_depend_on_the_images_beside_it():
+    # One stopping rule for the whole batch let an image's conjugate gradients run on while
+    # another's had not converged: its imputation moved with the batch by ~1e-8 (the solver's
+    # tolerance), and ROAD's scores with batch_size. Each system now stops on its own, so an
+    # image's steps are the same arithmetic alone or in a batch: element-wise operations and
+    # sums over its own 100 pixels. Were those sums ordered otherwise, each step would move
+    # by at most about 100 eps relative, and k steps (k <= the hole's size) by k * 100 eps:
+    # at most 1e-12 relative here, far below what the shared stopping rule let through.
+    torch.manual_seed(4)
+    x = torch.randn(4, 3, 10, 10, dtype=torch.float64)
+    fractions = torch.tensor([0.1, 0.3, 0.5, 0.0]).view(-1, 1, 1)
+    mask = torch.rand(4, 10, 10) < fractions
+    together = linear_imputation(x, mask)
+    assert not torch.equal(together, x)
+    for i in range(4):
+        alone = linear_imputation(x[i : i + 1], mask[i : i + 1])
+        steps = max(1, int(mask[i].sum()))
+        tolerance = steps * 100 * torch.finfo(torch.float64).eps * float(x[i].abs().max())
+        torch.testing.assert_close(together[i : i + 1], alone, rtol=0, atol=tolerance)
 
 
 def test_road_needs_one_value_per_pixel():

@@ -17,6 +17,7 @@ from attrib.cli import recipes
 from attrib.cli.images import LoadedImage, Preset, load_image, preset
 from attrib.cli.models import LoadedModel, load_model
 from attrib.core.errors import InputError, SettingError, TargetError
+from attrib.core.grad import decide_target as fixed_target  # noqa: F401  cli.demo imports it
 from attrib.core.layers import resolve_layer
 from attrib.methods.recipes import check_settings
 
@@ -115,17 +116,3 @@ def one_batch(images: Sequence[LoadedImage]) -> torch.Tensor:
             "Use --preprocess imagenet (or crop224) to bring them to one size.",
         )
     return torch.stack([i.tensor for i in images])
-
-
-def fixed_target(model: torch.nn.Module, x: torch.Tensor, target: Any) -> tuple[Any, torch.Tensor]:
-    """The logits at ``x`` and the target with ``"predicted"`` decided once, so that every
-    method and metric explains the same class."""
-    with torch.no_grad():
-        logits = model(x)
-    if not isinstance(logits, torch.Tensor):
-        from attrib.core.target import select_output
-
-        logits = select_output(logits)
-    if isinstance(target, str) and target == "predicted":
-        return logits.argmax(-1), logits
-    return target, logits

@@ -12,9 +12,10 @@ import argparse
 import csv
 from pathlib import Path
 
-from attrib.cli.common import fixed_target, one_batch, setup, unique_names
+from attrib.cli.common import one_batch, setup, unique_names
 from attrib.cli.progress import Progress
 from attrib.core.errors import SettingError
+from attrib.core.grad import decide_target
 from attrib.methods.recipes import ImageContext, build_for_image
 
 __all__ = ["run"]
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = [m.strip() for m in args.metric.split(",") if m.strip()]
     s = setup(args)
     x = one_batch(s.images).to(s.device)
-    target, _ = fixed_target(s.loaded.model, x, s.target)
+    target, _ = decide_target(s.loaded.model, x, s.target, batch_size=args.batch_size)
     methods = _methods(s, x, args)
     with Progress(len(methods) * (1 + len(metrics)), "evaluating") as progress:
         explained = explain_all(methods, x, target, on_step=lambda n, t: progress.advance(n))

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attrib.cli.common import batches, fixed_target, setup, unique_names
+from attrib.cli.common import batches, setup, unique_names
 from attrib.cli.progress import Progress
+from attrib.core.grad import decide_target
 from attrib.methods.recipes import ImageContext, build_for_image
 
 __all__ = ["run"]
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     with Progress(len(groups) * len(s.names), "explaining") as progress:
         for group in groups:
             x = torch.stack([s.images[i].tensor for i in group]).to(s.device)
-            target, logits = fixed_target(s.loaded.model, x, s.target)
+            target, logits = decide_target(s.loaded.model, x, s.target, batch_size=args.batch_size)
             context = ImageContext(
                 s.loaded.model,
                 (int(x.shape[-2]), int(x.shape[-1])),

@@ -14,8 +14,9 @@ from datetime import datetime
 from pathlib import Path
 
 from attrib.cli import recipes
-from attrib.cli.common import fixed_target, one_batch, setup, unique_names
+from attrib.cli.common import one_batch, setup, unique_names
 from attrib.cli.progress import Progress
+from attrib.core.grad import decide_target
 from attrib.methods.recipes import ImageContext, build_for_image
 
 __all__ = ["run"]
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     sanity_names = recipes.resolve_names(args.sanity) if args.sanity.strip() else []
     metrics = [m.strip() for m in args.metric.split(",") if m.strip()]
     x = one_batch(s.images).to(s.device)
-    target, logits = fixed_target(s.loaded.model, x, s.target)
+    target, logits = decide_target(s.loaded.model, x, s.target, batch_size=args.batch_size)
     context = ImageContext(
         s.loaded.model,
         tuple(x.shape[-2:]),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 from torch import nn
@@ -37,6 +37,7 @@ __all__ = [
     "LayerCapture",
     "batched_forward_scores",
     "batched_input_gradients",
+    "decide_target",
     "forward_scores",
     "input_gradients",
     "layer_gradients",
@@ -304,3 +305,63 @@ def _concat_outputs(outputs: list[Any]) -> Any:
     if type(first) is dict and all(isinstance(v, torch.Tensor) for v in first.values()):
         return {k: torch.cat([o[k] for o in outputs]) for k in first}
     return outputs
+
+
+@overload
+def decide_target(
+    model: nn.Module | Callable[..., Any],
+    inputs: Inputs,
+    target: Literal["predicted"],
+    *,
+    output: OutputSelector = None,
+    batch_size: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@overload
+def decide_target(
+    model: nn.Module | Callable[..., Any],
+    inputs: Inputs,
+    target: Target | ResolvedTarget,
+    *,
+    output: OutputSelector = None,
+    batch_size: int | None = None,
+) -> tuple[Target, torch.Tensor]: ...
+
+
+def decide_target(
+    model: nn.Module | Callable[..., Any],
+    inputs: Inputs,
+    target: Target | ResolvedTarget,
+    *,
+    output: OutputSelector = None,
+    batch_size: int | None = None,
+) -> tuple[Target, torch.Tensor]:
+    """``target`` decided once, at ``inputs``, and the model's scores there.
+
+    Returns ``(target, scores)``: ``"predicted"`` becomes the arg-max class of each sample (a
+    long tensor ``(N,)``), so that every method and metric run afterwards, at perturbed or
+    interpolated copies or on a randomized model, explains the same class; any other target
+    comes back as given (a ``ResolvedTarget`` as its ``public`` form), checked against the
+    output as ``resolve_target`` checks it. ``scores`` is the tensor of the model's output
+    that ``output=`` selects (the logits), ``(N, ...)``. The model runs without gradients on
+    at most ``batch_size`` samples at a time: ``ceil(N / batch_size)`` forwards.
+    """
+
+    from attrib.core.target import select_output
+
+    def capture(
+        m: Any, x: Inputs, t: Target | ResolvedTarget, sel: OutputSelector
+    ) -> tuple[torch.Tensor, ResolvedTarget]:
+        _, raw, resolved = forward_scores(m, x, t, sel)
+        return select_output(raw, sel), resolved
+
+    parts = _per_chunk(capture, model, inputs, target, output, batch_size)
+    scores = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+    if isinstance(target, str) and target == "predicted":
+        classes = _concat_targets([p[1] for p in parts]).indices
+        assert classes is not None  # resolve_target gives "predicted" indices or raises
+        return classes, scores
+    if isinstance(target, ResolvedTarget):
+        return target.public, scores
+    return target, scores

@@ -19,7 +19,7 @@ from torch import nn
 
 from attrib.core.batching import Chunk, default_batch_size, run_chunks
 from attrib.core.errors import SettingError, TargetError
-from attrib.core.grad import batched_forward_scores, forward_scores
+from attrib.core.grad import decide_target, forward_scores
 from attrib.core.inputs import Inputs
 from attrib.core.result import Attribution
 from attrib.core.target import (
@@ -116,8 +116,11 @@ class RowScores:
             self.classes[sample] = classes.cpu()
             return classes
         clean = (chunk.item == 0).cpu()
-        if bool(clean.any()):
-            self.classes[sample[clean]] = logits[clean.to(logits.device)].argmax(dim=1).cpu()
+        if bool(clean.any()):  # "predicted" decided by the core, at each sample's clean row
+            at_clean = logits[clean.to(logits.device)]
+            decided = resolve_target("predicted", at_clean, at_clean.shape[0]).indices
+            assert decided is not None  # "predicted" resolves to indices or raises
+            self.classes[sample[clean]] = decided.cpu()
         classes = self.classes[sample]
         if bool((classes < 0).any()):  # pragma: no cover - guarded by the row convention
             raise RuntimeError("a sample's rows were scored before its clean row")
@@ -131,8 +134,9 @@ def fixed_target(
     output: OutputSelector = None,
     batch_size: int | None = None,
 ) -> Target:
-    """``target`` with ``"predicted"`` replaced by the classes predicted at ``x`` (one extra
-    forward per chunk); every other target as it is.
+    """``target`` with ``"predicted"`` replaced by the classes predicted at ``x`` (the core's
+    ``decide_target``: one forward per chunk of ``batch_size`` samples); every other target
+    as it is, at no forward.
 
     Metrics that call a method at perturbed inputs (or at a randomized model) need the target
     decided once, at the clean input of the original model.
@@ -141,8 +145,8 @@ def fixed_target(
         return target.public
     if not (isinstance(target, str) and target == "predicted"):
         return target
-    _, _, resolved = batched_forward_scores(model, x, target, output, batch_size)
-    return resolved.public
+    decided, _ = decide_target(model, x, target, output=output, batch_size=batch_size)
+    return decided
 
 
 def explain(

@@ -60,9 +60,9 @@ def linear_imputation(
     Args:
         x: images ``(N, C, H, W)``.
         mask: ``(N, H, W)`` bool, True where a pixel is removed (all its channels).
-        tolerance: stop when every system's residual norm is below ``tolerance`` times its
-            right-hand side's norm.
-        max_iterations: the most conjugate-gradient steps (default: the largest number of
+        tolerance: each system (an image's channel) stops when its residual norm is below
+            ``tolerance`` times its right-hand side's norm.
+        max_iterations: the most conjugate-gradient steps (default: the image's number of
             removed pixels, where exact arithmetic would have converged).
 
     A row with every pixel removed has nothing to impute from; its pixels become 0.
@@ -90,22 +90,28 @@ def linear_imputation(
     p = z.clone()
     rz = (r * z).sum(dim=(-2, -1), keepdim=True)
     target = tolerance * rhs.pow(2).sum(dim=(-2, -1), keepdim=True).sqrt()
-    limit = max_iterations or max(1, int(mask.flatten(1).sum(dim=1).max()))
     if not bool(removed.any()):
         return x.clone()
-    for _ in range(limit):
-        if bool((r.pow(2).sum(dim=(-2, -1), keepdim=True).sqrt() <= target).all()):
+    # Each (image, channel) system stops at its own convergence or its own step limit, never
+    # at its neighbours' in the batch: an image's imputation is the same alone or in any
+    # chunk (with one stopping rule for the batch, ROAD's scores moved with batch_size).
+    own_limit = mask.flatten(1).sum(dim=1).clamp(min=1).view(-1, 1, 1, 1)
+    if max_iterations:
+        own_limit = torch.full_like(own_limit, max_iterations)
+    for step in range(int(own_limit.max())):
+        active = (r.pow(2).sum(dim=(-2, -1), keepdim=True).sqrt() > target) & (step < own_limit)
+        if not bool(active.any()):
             break
         ap = apply(p)
         pap = (p * ap).sum(dim=(-2, -1), keepdim=True)
-        alpha = torch.where(pap > 0, rz / pap.clamp(min=1e-300), torch.zeros_like(pap))
-        v = v + alpha * p
+        alpha = torch.where(active & (pap > 0), rz / pap.clamp(min=1e-300), torch.zeros_like(pap))
+        v = v + alpha * p  # alpha = 0 leaves a stopped system as it is
         r = r - alpha * ap
         z = inverse_diagonal * r
         rz_next = (r * z).sum(dim=(-2, -1), keepdim=True)
         beta = torch.where(rz > 0, rz_next / rz.clamp(min=1e-300), torch.zeros_like(rz))
-        p = z + beta * p
-        rz = rz_next
+        p = torch.where(active, z + beta * p, p)
+        rz = torch.where(active, rz_next, rz)
     return torch.where(removed.bool(), v, data).to(x.dtype)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from attrib.core.grad import decide_target
 from attrib.core.result import Attribution
 from attrib.report.content import InputRow, MapCell, Picture, Report
 from attrib.report.evaluation import curve_table, metrics_available, sanity_pictures
@@ -40,11 +41,13 @@ OnStep = Callable[[str, float], None]
 
 @dataclass
 class Explained:
-    """Each method's ``Attribution`` of the batch, its time, and the methods that failed."""
+    """Each method's ``Attribution`` of the batch, its time, the methods that failed, and the
+    target every method was given (``"predicted"`` decided: the class per sample)."""
 
     attributions: dict[str, Attribution] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    target: Any = None
 
 
 def explain_all(
@@ -52,15 +55,25 @@ def explain_all(
     x: torch.Tensor,
     target: Any = "predicted",
     *,
+    model: nn.Module | None = None,
     logits: torch.Tensor | None = None,
+    batch_size: int | None = None,
     on_step: OnStep | None = None,
 ) -> Explained:
     """Run every method on ``x``; an exception becomes a one-line failure note.
 
-    ``logits``: the model's output at ``x``, given to results that hold none (SmoothGrad
-    given classes runs no forward at ``x``), so their titles show the class's probability.
+    ``"predicted"`` is decided once, before any method runs (``attrib.core.grad.decide_target``
+    on ``model``, else on the methods' model, ``batch_size`` samples per forward), so that
+    every map explains the same class. ``logits``: the model's output at ``x`` (default: that
+    decision's), given to results that hold none (SmoothGrad given classes runs no forward at
+    ``x``), so their titles show the class's probability.
     """
-    out = Explained()
+    if isinstance(target, str) and target == "predicted":
+        owner = model if model is not None else _model_of_methods(methods)
+        if owner is not None:  # plain callables without a model decide for themselves
+            target, scores = decide_target(owner, x, "predicted", batch_size=batch_size)
+            logits = scores if logits is None else logits
+    out = Explained(target=target)
     for name, method in methods.items():
         start = time.perf_counter()
         try:
@@ -72,6 +85,10 @@ def explain_all(
         if on_step is not None:
             on_step(name, out.seconds[name])
     return out
+
+
+def _model_of_methods(methods: Mapping[str, Any]) -> nn.Module | None:
+    return next((m.model for m in methods.values() if getattr(m, "model", None) is not None), None)
 
 
 def with_output(result: Attribution, logits: torch.Tensor | None) -> Attribution:
