@@ -12,9 +12,9 @@ sibling (``text`` and ``metrics`` do not import each other, nor do ``report`` an
 ``runs`` and ``serve`` may not exist yet; they keep their place. Where the rest sits was
 decided by what it imports:
 
-- ``data/`` (embedded demo models and datasets) imports ``core`` (and, in
-  ``data/demo_settings.py``, ``methods``): a sibling of ``text`` and ``metrics``, above
-  ``methods``, imported only from above (``cli``; ``viz`` or ``report`` could).
+- ``data/`` (embedded demo models and datasets) imports ``core`` and ``methods``: a sibling
+  of ``text`` and ``metrics``, above ``methods``, imported only from above (``cli``; ``viz``
+  or ``report`` could).
 - ``attrib/api.py`` (``explain(model, x, method=...)``) imports ``core`` and ``methods``
   only: another sibling of ``text`` and ``metrics``; only the facade imports it.
 - ``attrib/__init__.py``, the public facade, re-exports names from ``core``, ``methods``,
@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-
-import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "attrib"
@@ -50,19 +48,6 @@ RANKS = {
     "cli": 7,
 }
 DRAWING = ("matplotlib", "PIL")
-
-# Violations on main today, fixed on branch wt-a (report.text_sections and data.demo_settings
-# move into cli.demo; the text modules' loops are cut; the metrics and erasure plots move into
-# viz): remove each entry when that branch is merged. The test of each entry is a strict
-# xfail, so a fixed one fails until it is removed from here.
-FIXED_ELSEWHERE = "fixed on branch wt-a; remove from KNOWN when merged"
-KNOWN = {
-    ("layer", "attrib.report.text_sections", "attrib.cli.text"),
-    ("loop", "attrib.text.erasure", "attrib.text.plots"),
-    ("loop", "attrib.text.html", "attrib.text.result"),
-    ("picture", "attrib.metrics.plots", "matplotlib"),
-    ("picture", "attrib.text.plots", "matplotlib"),
-}
 
 
 def _modules() -> dict[str, Path]:
@@ -201,17 +186,5 @@ def test_the_reader_and_the_rules_are_not_vacuous():
 
 
 def test_layers_import_downwards_without_loops_and_only_viz_draws():
-    unexpected = sorted(violations() - KNOWN)
-    assert not unexpected, "\n".join(" ".join(v) for v in unexpected)
-
-
-@pytest.mark.parametrize(
-    "known",
-    [
-        pytest.param(v, marks=pytest.mark.xfail(strict=True, reason=FIXED_ELSEWHERE))
-        for v in sorted(KNOWN)
-    ],
-    ids=lambda v: "-".join(v),
-)
-def test_known_violation_is_gone(known):
-    assert known not in violations()
+    found = sorted(violations())
+    assert not found, "\n".join(" ".join(v) for v in found)

@@ -17,7 +17,6 @@ from attrib.cli import recipes
 from attrib.cli.images import LoadedImage, Preset, load_image, preset
 from attrib.cli.models import LoadedModel, load_model
 from attrib.core.errors import InputError, SettingError, TargetError
-from attrib.core.grad import decide_target as fixed_target  # noqa: F401  cli.demo imports it
 from attrib.core.layers import resolve_layer
 from attrib.methods.recipes import check_settings
 

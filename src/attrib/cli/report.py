@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     target, logits = decide_target(s.loaded.model, x, s.target, batch_size=args.batch_size)
     context = ImageContext(
         s.loaded.model,
-        tuple(x.shape[-2:]),
+        (int(x.shape[-2]), int(x.shape[-1])),
         s.layer,
         references=_with_black(x),
         batch_size=args.batch_size,

@@ -50,7 +50,7 @@ class Attribution:
     channel_dim: int | None = 1
 
     def saliency(
-        self, reduce: SaliencyReduction = "max_abs", key: str | None = None
+        self, reduce: SaliencyReduction | str = "max_abs", key: str | None = None
     ) -> torch.Tensor:
         """One map per sample, reducing the channel dimension.
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, overload
 
 import torch
 
@@ -293,6 +293,14 @@ def check_target_length(target: Target, n_samples: int) -> None:
                 target,
                 "Give one class index for each sample of the batch.",
             )
+
+
+@overload
+def target_for_rows(target: ResolvedTarget, sample_index: torch.Tensor) -> ResolvedTarget: ...
+
+
+@overload
+def target_for_rows(target: Target, sample_index: torch.Tensor) -> Target: ...
 
 
 def target_for_rows(

@@ -46,7 +46,9 @@ def check_x(x: Any, name: str = "x") -> torch.Tensor:
             x,
             "Bind the other inputs with functools.partial on a wrapper module.",
         )
-    return check_inputs(x, name)
+    checked = check_inputs(x, name)
+    assert isinstance(checked, torch.Tensor)  # not a mapping: checked above
+    return checked
 
 
 def attribution_tensor(attributions: Any, name: str = "attributions") -> torch.Tensor:
@@ -92,7 +94,8 @@ class Features:
         for d in range(len(spatial)):
             mask = mask.repeat_interleave(self.patch, dim=d + 1)
         index = tuple(slice(0, s) for s in spatial)
-        return mask[(slice(None), *index)]
+        every_row = (slice(None), *index)
+        return mask[every_row]
 
     def expand(self, selected: torch.Tensor) -> torch.Tensor:
         """``(rows, F)`` selection to a ``(rows, *x.shape[1:])`` element mask."""

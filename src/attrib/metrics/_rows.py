@@ -20,7 +20,7 @@ from torch import nn
 from attrib.core.batching import Chunk, default_batch_size, run_chunks
 from attrib.core.errors import SettingError, TargetError
 from attrib.core.grad import decide_target, forward_scores
-from attrib.core.inputs import Inputs
+from attrib.core.inputs import Inputs, Model
 from attrib.core.result import Attribution
 from attrib.core.target import (
     OutputSelector,
@@ -110,18 +110,21 @@ class RowScores:
                 f"The output has shape {tuple(logits.shape)}.",
             )
         sample = chunk.sample.cpu()
+        known = self.classes
+        assert known is not None  # by class: made in __init__
         if self.target != "predicted":
             rows = target_for_rows(self.target, chunk.sample)
             classes = resolve_target(rows, logits, len(chunk)).indices
-            self.classes[sample] = classes.cpu()
+            assert classes is not None  # a class target resolves to class indices
+            known[sample] = classes.cpu()
             return classes
         clean = (chunk.item == 0).cpu()
         if bool(clean.any()):  # "predicted" decided by the core, at each sample's clean row
             at_clean = logits[clean.to(logits.device)]
             decided = resolve_target("predicted", at_clean, at_clean.shape[0]).indices
             assert decided is not None  # "predicted" resolves to indices or raises
-            self.classes[sample[clean]] = decided.cpu()
-        classes = self.classes[sample]
+            known[sample[clean]] = decided.cpu()
+        classes = known[sample]
         if bool((classes < 0).any()):  # pragma: no cover - guarded by the row convention
             raise RuntimeError("a sample's rows were scored before its clean row")
         return classes
@@ -185,7 +188,7 @@ def _call(method: Explainer, x: torch.Tensor, target: Target) -> Attribution:
     return result
 
 
-def model_of(method: Explainer, model: nn.Module | None) -> nn.Module:
+def model_of(method: Explainer, model: Model | None) -> Model:
     """The model a method explains: ``model`` if given (it must be the method's), else
     ``method.model``."""
     own = getattr(method, "model", None)

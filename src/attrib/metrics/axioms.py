@@ -34,6 +34,7 @@ from torch import nn
 from attrib.core.batching import Chunk, check_batch_size, run_chunks
 from attrib.core.errors import InputError, SettingError
 from attrib.core.grad import batched_forward_scores
+from attrib.core.inputs import Model
 from attrib.core.target import OutputSelector, Target
 from attrib.metrics._inputs import check_positive_int, check_x
 from attrib.metrics._random import check_seed, generator
@@ -114,7 +115,7 @@ def completeness(
     target: Target = None,
     *,
     baseline: Any = None,
-    model: nn.Module | None = None,
+    model: Model | None = None,
     output: OutputSelector = None,
     batch_size: int | None = None,
 ) -> CompletenessResult:
@@ -170,7 +171,7 @@ def sensitivity(
     target: Target = None,
     *,
     atol: float = 1e-6,
-    model: nn.Module | None = None,
+    model: Model | None = None,
     output: OutputSelector = None,
     batch_size: int | None = None,
 ) -> SensitivityResult:
@@ -258,7 +259,7 @@ def symmetry_preservation(
     *,
     baseline: Any = 0.0,
     probes: int = 16,
-    model: nn.Module | None = None,
+    model: Model | None = None,
     output: OutputSelector = None,
     batch_size: int | None = None,
     seed: int = 0,
@@ -349,7 +350,7 @@ class ImplementationInvarianceResult:
 
 
 def implementation_invariance(
-    make_method: Callable[[nn.Module], Explainer],
+    make_method: Callable[[Model], Explainer],
     model_a: nn.Module | Callable[..., Any],
     model_b: nn.Module | Callable[..., Any],
     x: torch.Tensor,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -39,7 +39,7 @@ class Evaluation:
     model: nn.Module | Callable[..., Any]
     x: torch.Tensor
     target: Any
-    method: Explainer
+    method: Explainer | None
     attribution: Attribution
     masks: torch.Tensor | None = None
     maps: str = "max_abs"
@@ -50,6 +50,12 @@ class Evaluation:
     def location_maps(self) -> torch.Tensor:
         """One map per location: ``attribution.saliency(maps)``."""
         return self.attribution.saliency(self.maps).detach()
+
+    def need_method(self, metric: str) -> Explainer:
+        """The method itself, for metrics that explain again (randomized models, noise)."""
+        if self.method is None:
+            raise SettingError(metric, "the method (it explains again: pass methods=)", None, "")
+        return self.method
 
     def need_masks(self, metric: str) -> torch.Tensor:
         if self.masks is None:
@@ -71,7 +77,7 @@ def _insertion(ev: Evaluation) -> torch.Tensor:
     return faithfulness.insertion(ev.model, ev.x, maps, ev.target, **_curve_kwargs(ev)).area()
 
 
-def _flipping(order: str) -> Callable[[Evaluation], torch.Tensor]:
+def _flipping(order: Literal["morf", "lerf"]) -> Callable[[Evaluation], torch.Tensor]:
     def metric(ev: Evaluation) -> torch.Tensor:
         maps = ev.location_maps()
         curve = faithfulness.pixel_flipping(
@@ -82,7 +88,7 @@ def _flipping(order: str) -> Callable[[Evaluation], torch.Tensor]:
     return metric
 
 
-def _road(order: str) -> Callable[[Evaluation], torch.Tensor]:
+def _road(order: Literal["morf", "lerf"]) -> Callable[[Evaluation], torch.Tensor]:
     def metric(ev: Evaluation) -> torch.Tensor:
         maps = ev.location_maps()
         curve = faithfulness.road(ev.model, ev.x, maps, ev.target, order=order, **_curve_kwargs(ev))
@@ -97,13 +103,18 @@ def _infidelity(ev: Evaluation) -> torch.Tensor:
 
 def _max_sensitivity(ev: Evaluation) -> torch.Tensor:
     return infidelity.max_sensitivity(
-        ev.method, ev.x, ev.target, model=ev.model, **_curve_kwargs(ev)
+        ev.need_method("max_sensitivity"), ev.x, ev.target, model=ev.model, **_curve_kwargs(ev)
     )
 
 
 def _completeness(ev: Evaluation) -> torch.Tensor:
     result = axioms.completeness(
-        ev.method, ev.x, ev.target, model=ev.model, output=ev.output, batch_size=ev.batch_size
+        ev.need_method("completeness"),
+        ev.x,
+        ev.target,
+        model=ev.model,
+        output=ev.output,
+        batch_size=ev.batch_size,
     )
     return result.relative_gap
 
@@ -117,7 +128,7 @@ def _localization(function: Callable[..., torch.Tensor]) -> Callable[[Evaluation
 
 def _random_logit(ev: Evaluation) -> torch.Tensor:
     return sanity.random_logit(
-        ev.method,
+        ev.need_method("random_logit"),
         ev.x,
         ev.target,
         model=ev.model,
@@ -129,7 +140,7 @@ def _random_logit(ev: Evaluation) -> torch.Tensor:
 
 def _randomization(ev: Evaluation) -> torch.Tensor:
     result = sanity.model_randomization(
-        ev.method,
+        ev.need_method("model_randomization"),
         ev.x,
         ev.target,
         model=ev.model,

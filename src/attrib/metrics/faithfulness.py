@@ -156,8 +156,9 @@ def _substrate(
         return x.mean(dim=dims, keepdim=True).expand_as(x).clone()
     if isinstance(spec, (list, tuple)):
         raise SettingError("substrate", "one substrate (not a list)", spec, "")
-    made = make_baselines(spec, x, value_range=value_range, blur_sigma=blur_sigma, seed=seed)
-    return made[0].detach()
+    made = make_baselines(spec, x, value_range=value_range, blur_sigma=blur_sigma, seed=seed)[0]
+    assert isinstance(made, torch.Tensor)  # x is one tensor
+    return made.detach()
 
 
 def _replace_with(substrate: torch.Tensor) -> Fill:

@@ -34,6 +34,7 @@ from torch import nn
 from attrib.core.batching import Chunk, check_batch_size, run_chunks
 from attrib.core.errors import InputError, SettingError
 from attrib.core.hooks import prepared
+from attrib.core.inputs import Model
 from attrib.core.target import OutputSelector, Target, target_for_rows
 from attrib.metrics._inputs import AttributionLike, check_positive_int, check_x, features
 from attrib.metrics._random import check_seed, generator
@@ -189,7 +190,7 @@ def max_sensitivity(
     samples: int = 50,
     relative: bool = False,
     perturbation: torch.Tensor | PerturbationFunction | None = None,
-    model: nn.Module | None = None,
+    model: Model | None = None,
     output: OutputSelector = None,
     batch_size: int | None = None,
     seed: int = 0,

@@ -39,6 +39,7 @@ from attrib.core.batching import check_batch_size
 from attrib.core.errors import SettingError, TargetError
 from attrib.core.grad import batched_forward_scores
 from attrib.core.hooks import params_overridden
+from attrib.core.inputs import Model
 from attrib.core.layers import resolve_layer
 from attrib.core.target import OutputSelector, Target, select_output
 from attrib.metrics._inputs import check_x
@@ -107,7 +108,7 @@ def draw_parameters(
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(layer_seed)
                 fresh = copy.deepcopy(module)
-                fresh.reset_parameters()
+                fresh.reset_parameters()  # type: ignore[operator]  # checked by hasattr
             drawn = {p: v.detach() for p, v in fresh.named_parameters(recurse=False)}
         elif init in ("default", "normal") or callable(init):
             g = torch.Generator().manual_seed(layer_seed)
@@ -219,7 +220,7 @@ def randomization_similarity(
     target: Target,
     steps: Sequence[tuple[str, Mapping[str, torch.Tensor]]],
     *,
-    model: nn.Module | None = None,
+    model: Model | None = None,
     mode: str = "custom",
     measures: Sequence[str] | None = None,
     keep_maps: int = 2,
@@ -267,7 +268,7 @@ def model_randomization(
     layers: Sequence[str] | None = None,
     seed: int = 0,
     init: Init = "default",
-    model: nn.Module | None = None,
+    model: Model | None = None,
     measures: Sequence[str] | None = None,
     keep_maps: int = 2,
     output: OutputSelector = None,
@@ -282,6 +283,13 @@ def model_randomization(
     if mode not in ("cascading", "independent"):
         raise SettingError("mode", "'cascading' or 'independent'", mode, "")
     model = model_of(method, model)
+    if not isinstance(model, nn.Module):
+        raise SettingError(
+            "model",
+            "an nn.Module (model randomization draws new values for its parameters)",
+            model,
+            "Pass the module itself, not a function of it.",
+        )
     names = list(layers) if layers is not None else randomizable_layers(model)
     drawn = draw_parameters(model, names, seed=seed, init=init)
     steps = []
@@ -313,7 +321,7 @@ def random_logit(
     *,
     other: torch.Tensor | Sequence[int] | None = None,
     similarity: str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = "ssim",
-    model: nn.Module | None = None,
+    model: Model | None = None,
     output: OutputSelector = None,
     batch_size: int | None = None,
     seed: int = 0,

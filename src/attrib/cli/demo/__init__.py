@@ -61,9 +61,9 @@ def run_demo(
     machine; on an idle one, one thread costs at most ~1.6x.
     """
     from attrib.cli import recipes
-    from attrib.cli.common import fixed_target
     from attrib.cli.demo import settings as demo_settings
     from attrib.cli.images import PRESETS, prepare
+    from attrib.core.grad import decide_target
     from attrib.data.imagenet_demo import CAM_LAYER, imagenet_class_names, load_efficientnet_lite0
     from attrib.data.photos import PHOTOS, load_photos
     from attrib.methods.recipes import ImageContext, build_for_image
@@ -80,7 +80,7 @@ def run_demo(
         for name, array in load_photos(None if images is None else list(images)).items()
     ]
     x = torch.stack([image.tensor for image in loaded])
-    target, logits = fixed_target(model, x, "predicted")
+    target, logits = decide_target(model, x, "predicted")
     for image, probabilities in zip(loaded, logits.softmax(-1), strict=True):
         p, k = probabilities.max(-1)
         _log(f"{image.name:<10} {class_names[int(k)]} ({float(p):.2f})")

@@ -6,6 +6,8 @@ Components"): the layer's activations projected on their first principal directi
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from attrib.core.inputs import Inputs
@@ -44,8 +46,8 @@ class EigenCAM(CAMMethod):
     center = Setting(False, FLAG)
     relu = Setting(False, FLAG)
 
-    def __call__(self, x: Inputs, target: Target = "predicted") -> Attribution:
-        return super().__call__(x, target)
+    def __call__(self, x: Inputs, target: Target = "predicted", **settings: Any) -> Attribution:
+        return super().__call__(x, target, **settings)
 
     def compute(self, inputs: Inputs, target: Target, layer: nn.Module, name: str) -> Computed:
         got = self.capture(inputs, target, layer)
