@@ -81,7 +81,7 @@ def test_every_method_has_a_readme_row():
 
 @pytest.mark.parametrize("info", IMAGE_ENTRIES, ids=_ids(IMAGE_ENTRIES))
 def test_every_image_method_builds_from_its_recipe_runs_and_draws(info):
-    model = GapCNN()
+    model = GapCNN().eval()
     x = torch.rand(2, 3, 16, 16)
     context = ImageContext(model, (16, 16), layer="features", references=x.flip(0))
     context.settings = dict(CHEAP) if info.name in SAMPLED else {}
@@ -147,44 +147,44 @@ def test_the_signature_lists_the_declared_settings(info):
 
 def test_an_unknown_setting_lists_the_settings_and_the_closest_name():
     with pytest.raises(SettingError, match=r"stepz.*steps, rule.*Did you mean 'steps'") as err:
-        attrib.IntegratedGradients(GapCNN(), stepz=4)
+        attrib.IntegratedGradients(GapCNN().eval(), stepz=4)
     assert "IntegratedGradients" in str(err.value)
     with pytest.raises(SettingError, match=r"window: expected .* Occlusion needs it"):
-        attrib.Occlusion(GapCNN())
+        attrib.Occlusion(GapCNN().eval())
     with pytest.raises(SettingError, match="positional"):
-        attrib.GradCAM(GapCNN(), "features", "extra")
+        attrib.GradCAM(GapCNN().eval(), "features", "extra")
     with pytest.raises(SettingError, match="twice"):
-        attrib.GradCAM(GapCNN(), "features", layer="features")
+        attrib.GradCAM(GapCNN().eval(), "features", layer="features")
 
 
 def test_settings_are_fixed_after_construction_and_replace_makes_a_copy():
-    ig = attrib.IntegratedGradients(GapCNN(), steps=8, baseline="black")
+    ig = attrib.IntegratedGradients(GapCNN().eval(), steps=8, baseline="black")
     with pytest.raises(SettingError, match=r"replace\(steps=...\)"):
         ig.steps = 16
     other = ig.replace(steps=16)
     assert (ig.steps, other.steps, other.baseline) == (8, 16, "black")
     assert len(other.alphas) == 16 and len(ig.alphas) == 8  # derived state follows
     # a default resolved in configure is resolved again: 8 nodes start adaptive refinement
-    assert attrib.IntegratedGradients(GapCNN()).replace(tolerance=1e-3).steps == 8
+    assert attrib.IntegratedGradients(GapCNN().eval()).replace(tolerance=1e-3).steps == 8
     wrapped = attrib.SmoothGrad(ig, samples=4).replace(samples=6)
     assert wrapped.method is ig and wrapped.samples == 6
 
 
 def test_subclasses_change_defaults_and_fix_settings():
     assert attrib.CAM.setting_specs()[1].name == "relu"  # redeclared: own settings first
-    assert attrib.CAM(GapCNN()).relu is False and attrib.GradCAM(GapCNN()).relu is True
+    assert attrib.CAM(GapCNN().eval()).relu is False and attrib.GradCAM(GapCNN().eval()).relu is True
     # KernelSHAP fixes the sampler, kernel and efficiency of its linear surrogate
     assert not {"sampler", "kernel", "efficiency"} & set(attrib.KernelSHAP.setting_names())
     with pytest.raises(SettingError, match="a setting of KernelSHAP"):
-        attrib.KernelSHAP(GapCNN(), efficiency=False)
-    lime = attrib.LIME(GapCNN(), kernel_width=0.5)
+        attrib.KernelSHAP(GapCNN().eval(), efficiency=False)
+    lime = attrib.LIME(GapCNN().eval(), kernel_width=0.5)
     assert lime.kernel.width == 0.5  # derived from its setting in configure
-    blur = attrib.BlurIG(GapCNN(), max_sigma=10)
+    blur = attrib.BlurIG(GapCNN().eval(), max_sigma=10)
     assert blur.path.max_sigma == 10.0 and "baseline" not in blur.settings()
 
 
 def test_methods_pickle_with_their_settings():
-    cam = attrib.GradCAM(GapCNN(), "features", relu=False)
+    cam = attrib.GradCAM(GapCNN().eval(), "features", relu=False)
     again = pickle.loads(pickle.dumps(cam))
     assert again.settings() == cam.settings() and again.relu is False
 
@@ -197,7 +197,7 @@ def test_checks_refuse_bad_values_with_what_is_allowed():
         (attrib.Saliency, {"abs": 1}, "True or False"),
         (attrib.IntegratedGradients, {"value_range": (1, 0)}, "(low, high) with low < high"),
     ]:
-        first = attrib.Saliency(GapCNN()) if cls is attrib.SmoothGrad else GapCNN()
+        first = attrib.Saliency(GapCNN().eval()) if cls is attrib.SmoothGrad else GapCNN().eval()
         with pytest.raises(SettingError) as err:
             cls(first, **settings)
         assert allowed in str(err.value), (cls, str(err.value))
@@ -242,7 +242,7 @@ def test_attrib_methods_name_prints_the_formula_and_every_setting():
 
 
 def test_settings_given_at_call_time_hold_for_that_call_only():
-    model = GapCNN()
+    model = GapCNN().eval()
     x = torch.rand(2, 3, 16, 16)
     blurred = x * 0.5  # per-batch data: one baseline per image
     ig = attrib.IntegratedGradients(model, steps=8)
