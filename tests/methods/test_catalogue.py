@@ -172,7 +172,9 @@ def test_settings_are_fixed_after_construction_and_replace_makes_a_copy():
 
 def test_subclasses_change_defaults_and_fix_settings():
     assert attrib.CAM.setting_specs()[1].name == "relu"  # redeclared: own settings first
-    assert attrib.CAM(GapCNN().eval()).relu is False and attrib.GradCAM(GapCNN().eval()).relu is True
+    assert (
+        attrib.CAM(GapCNN().eval()).relu is False and attrib.GradCAM(GapCNN().eval()).relu is True
+    )
     # KernelSHAP fixes the sampler, kernel and efficiency of its linear surrogate
     assert not {"sampler", "kernel", "efficiency"} & set(attrib.KernelSHAP.setting_names())
     with pytest.raises(SettingError, match="a setting of KernelSHAP"):
