@@ -14,6 +14,7 @@ from attrib import methods as _methods
 from attrib.api import explain
 from attrib.core.errors import AttribError, AttribWarning
 from attrib.core.result import Attribution
+from attrib.core.rows import bind
 from attrib.methods import *  # noqa: F403 - every method is a public name of attrib
 from attrib.text.anchors import AnchorsText  # registers the text methods too (attrib.text)
 
@@ -24,6 +25,7 @@ __all__ = [
     "AttribError",
     "AttribWarning",
     "Attribution",
+    "bind",
     "explain",
     *_methods.__all__,
 ]

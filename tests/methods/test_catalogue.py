@@ -259,6 +259,12 @@ def test_settings_given_at_call_time_hold_for_that_call_only():
     assert wrapped.params["samples"] == 3 and wrapped.params["inner"]["baseline"] == "tensor"
     expected = attrib.SmoothGrad(ig.replace(baseline=gray), samples=3, seed=0)(x, target=1)
     torch.testing.assert_close(wrapped.values, expected.values, rtol=0, atol=0)
+    # a tensor with one row per sample reaches each noisy copy as its own sample's row: with
+    # sigma=0 every copy is x itself, so the mean is IG from each image's own baseline
+    still = attrib.SmoothGrad(ig, samples=2, sigma=0.0)
+    per_image = still(x, target=1, baseline=blurred)
+    torch.testing.assert_close(per_image.values, built.values, rtol=1e-5, atol=1e-6)
+    assert per_image.params["inner"]["baseline"] == "tensor"
     assert smooth.samples == 2 and smooth.method is ig
     with pytest.raises(SettingError, match=r"stepz: expected a setting of IntegratedGradients"):
         smooth(x, target=1, stepz=4)

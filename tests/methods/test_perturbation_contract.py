@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from attrib.core.errors import AttribError, SettingError, TargetError
+import attrib
+from attrib.core.errors import AttribError, InputError, SettingError, TargetError
 from attrib.methods.base import Method
 from attrib.methods.perturbation import (
     LIME,
@@ -334,3 +335,56 @@ def test_spread_defaults_to_divide(name):
         torch.testing.assert_close(
             copied.values[:, where], players[:, j].view(-1, 1).expand(2, count)
         )
+
+
+class _AdditiveCodes(torch.nn.Module):
+    """A tabular model over categorical codes: ``f_c(x) = sum_j T_j[x_j, c]``. Additive, so
+    every removal method's value of column ``j`` against baseline codes ``b`` is exactly
+    ``T_j[x_j, c] - T_j[b_j, c]`` (a leave-one-out drop, and each Shapley marginal)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.tables = torch.nn.ParameterList(
+            [torch.nn.Parameter(torch.randn(k, 3, dtype=torch.float64)) for k in (4, 5, 3)]
+        )
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        return sum(t[codes[:, j]] for j, t in enumerate(self.tables))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: attrib.FeatureAblation(m),
+        lambda m: attrib.Occlusion(m, window=1),
+        lambda m: attrib.ExactShapley(m),
+        lambda m: attrib.ShapleySampling(m, samples=4, seed=0),
+        lambda m: attrib.KernelSHAP(m, samples=16, seed=0),
+    ],
+    ids=["ablation", "occlusion", "exact", "sampling", "kernel"],
+)
+def test_removal_methods_take_integer_codes(make):
+    model = _AdditiveCodes().eval()
+    codes = torch.tensor([[3, 0, 2], [1, 4, 0]])
+    baseline = torch.tensor([0, 2, 1])  # one sample's codes, shared
+    result = make(model)(codes, target=2, baseline=baseline)
+    tables = [t.detach()[:, 2] for t in model.tables]
+    expected = torch.stack(
+        [tables[j][codes[:, j]] - tables[j][baseline[j]] for j in range(3)], dim=1
+    )
+    assert result.values.is_floating_point()  # scores, not codes
+    torch.testing.assert_close(result.values.double(), expected, rtol=0, atol=1e-6)
+
+
+def test_integer_inputs_refuse_what_they_cannot_hold():
+    model = _AdditiveCodes().eval()
+    codes = torch.tensor([[3, 0, 2]])
+    with pytest.raises(SettingError, match="whole number"):
+        attrib.FeatureAblation(model, baseline=0.5)(codes, target=0)
+    with pytest.raises(SettingError, match="whole number"):
+        attrib.FeatureAblation(model, baseline="black")(codes, target=0)
+    with pytest.raises(InputError, match="removal method"):  # gradients need real inputs
+        attrib.Saliency(model)(codes, target=0)
+    with pytest.raises(InputError, match="dict"):  # Captum's habit: a tuple of inputs
+        attrib.FeatureAblation(model)((codes, codes), target=0)

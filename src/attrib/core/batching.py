@@ -22,6 +22,7 @@ import torch
 
 from attrib.core.errors import SettingError
 from attrib.core.inputs import Inputs, leaves
+from attrib.core.rows import rows_from
 
 __all__ = [
     "Chunk",
@@ -103,6 +104,7 @@ def run_chunks(
     reduce: Reduction,
     weights: torch.Tensor | None = None,
     device: torch.device | str = "cpu",
+    origin: torch.Tensor | None = None,
 ) -> T:
     """Evaluate every row in chunks and reduce per sample.
 
@@ -111,6 +113,10 @@ def run_chunks(
     ``(n_samples, rows_per_sample)``), ``"mean"``, ``"mean_square"``, ``"var"`` (population
     variance, merged chunk by chunk with Chan's formula so it is exact and chunk-size
     invariant) or ``"keep"`` (all rows, shape ``(n_samples, rows_per_sample, ...)``).
+
+    The rows of a chunk come from its samples (``chunk.sample``) of the current batch; where
+    the ``n_samples`` are not the batch's samples (one entry per path, per (sample, channel)
+    pair, ...), ``origin`` gives the batch row of each (``attrib.core.rows``).
     """
     if reduce not in REDUCTIONS:
         raise SettingError("reduce", f"one of {REDUCTIONS}", reduce, "")
@@ -119,7 +125,9 @@ def run_chunks(
         raise SettingError("weights", "weights only with reduce='sum'", reduce, "")
     reducer = _Reducer(reduce, n_samples, rows_per_sample, weights)
     for chunk in chunks(n_samples, rows_per_sample, batch_size, device):
-        reducer.add(chunk, evaluate(chunk))
+        rows = chunk.sample if origin is None else origin[chunk.sample.to(origin.device)]
+        with rows_from(rows):
+            reducer.add(chunk, evaluate(chunk))
     result: T = reducer.result()  # type: ignore[assignment]  # the structure evaluate gives
     return result
 

@@ -30,6 +30,7 @@ from attrib.core.inputs import (
     rebuild,
 )
 from attrib.core.layers import layer_name
+from attrib.core.rows import rows_from
 from attrib.core.target import OutputSelector, ResolvedTarget, Target, resolve_target
 
 __all__ = [
@@ -239,7 +240,7 @@ def batched_forward_scores(
 
 
 def batched_layer_gradients(
-    model: nn.Module,
+    model: Model,
     inputs: Inputs,
     layer: nn.Module,
     target: Target | ResolvedTarget,
@@ -278,15 +279,18 @@ def _per_chunk(
     size = batch_size or default_batch_size(inputs, n)
     if size >= n:
         return [capture(model, inputs, target, output_selector)]
-    return [
-        capture(
-            model,
-            map_inputs(lambda t, s=chunk.start, e=chunk.stop: t[s:e], inputs),
-            target_for_rows(target, chunk.sample),
-            output_selector,
-        )
-        for chunk in chunks(n, 1, size, leaves(inputs)[0].device)
-    ]
+    parts = []
+    for chunk in chunks(n, 1, size, leaves(inputs)[0].device):
+        with rows_from(chunk.sample):
+            parts.append(
+                capture(
+                    model,
+                    map_inputs(lambda t, s=chunk.start, e=chunk.stop: t[s:e], inputs),
+                    target_for_rows(target, chunk.sample),
+                    output_selector,
+                )
+            )
+    return parts
 
 
 def _concat_targets(targets: list[ResolvedTarget]) -> ResolvedTarget:

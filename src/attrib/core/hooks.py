@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from attrib.core.errors import LayerError, SettingError, warn
-from attrib.core.inputs import Model
+from attrib.core.inputs import Model, module_of
 
 __all__ = [
     "evaluation_mode",
@@ -165,12 +165,14 @@ def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
 def prepared(model: Model) -> Iterator[Model]:
     """The state every explanation runs in: eval mode and frozen parameters, both undone after.
 
-    A plain callable (no ``nn.Module``) has neither, and passes through unchanged.
+    A wrapper (``bind``, ``functools.partial``) prepares the module it runs; a plain callable
+    (no ``nn.Module``) has neither, and passes through unchanged.
     """
-    if not isinstance(model, nn.Module):
+    module = module_of(model)
+    if module is None:
         yield model
         return
     with ExitStack() as stack:
-        stack.enter_context(evaluation_mode(model))
-        stack.enter_context(frozen_parameters(model))
+        stack.enter_context(evaluation_mode(module))
+        stack.enter_context(frozen_parameters(module))
         yield model

@@ -6,6 +6,7 @@ the model with ``functools.partial`` by the caller; every tensor given here is a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, Union
 
@@ -17,11 +18,13 @@ from attrib.core.errors import InputError
 __all__ = [
     "Inputs",
     "Model",
+    "attribution_dtype",
     "batch_size_of",
     "call_model",
     "check_inputs",
     "first_tensor",
     "map_inputs",
+    "module_of",
 ]
 
 Inputs = Union[torch.Tensor, dict[str, torch.Tensor]]
@@ -30,24 +33,34 @@ Model = Union[nn.Module, Callable[..., Any]]
 ``functools.partial`` binding extra forward arguments, say)."""
 
 
-def check_inputs(inputs: Any, name: str = "x") -> Inputs:
+def check_inputs(inputs: Any, name: str = "x", *, integers: bool = False) -> Inputs:
     """Validate the inputs to explain; return them unchanged (or as autograd-usable tensors).
 
-    Raises ``InputError`` for integer tensors (attribute at the embedding layer instead),
-    NaN or Inf values, a missing batch dimension, or batches of different sizes.
+    Raises ``InputError`` for integer tensors (attribute at the embedding layer instead)
+    unless ``integers`` (methods that never differentiate: removal and Shapley methods on
+    token ids or categorical codes), NaN or Inf values, a missing batch dimension, batches
+    of different sizes, or a tuple of inputs (several inputs go in a dict).
     """
+    if isinstance(inputs, (tuple, list)):
+        raise InputError(
+            name,
+            "one tensor, or a dict of named tensors for several inputs",
+            inputs,
+            "Several inputs go in a dict, {'image': x1, 'mask': x2} (the model is called as "
+            "model(**x)); inputs that are not explained go in attrib.bind(model, name=tensor).",
+        )
     if isinstance(inputs, Mapping):
         if not inputs:
             raise InputError(name, "a non-empty dict of tensors", inputs, "")
-        checked = {str(k): _check_tensor(v, f"{name}[{k!r}]") for k, v in inputs.items()}
+        checked = {str(k): _check_tensor(v, f"{name}[{k!r}]", integers) for k, v in inputs.items()}
         sizes = {k: v.shape[0] for k, v in checked.items()}
         if len(set(sizes.values())) != 1:
             raise InputError(name, "tensors with the same batch size (first dimension)", sizes, "")
         return checked
-    return _check_tensor(inputs, name)
+    return _check_tensor(inputs, name, integers)
 
 
-def _check_tensor(value: Any, name: str) -> torch.Tensor:
+def _check_tensor(value: Any, name: str, integers: bool = False) -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise InputError(
             name,
@@ -55,14 +68,16 @@ def _check_tensor(value: Any, name: str) -> torch.Tensor:
             value,
             "Convert it with torch.as_tensor(...) and add a batch dimension.",
         )
-    if not (value.dtype.is_floating_point or value.is_complex()):
+    discrete = not (value.dtype.is_floating_point or value.is_complex())
+    if discrete and not integers:
         raise InputError(
             name,
             "a floating-point tensor (gradients need real-valued inputs)",
             value,
             "Integer inputs such as token ids have no gradient: attribute at the embedding "
             "layer instead (pass the embeddings, e.g. inputs_embeds=, or use attrib.text), "
-            "or cast pixel values with x.float().",
+            "use a removal method (Occlusion, FeatureAblation, KernelSHAP, ...), which takes "
+            "integer inputs, or cast pixel values with x.float().",
         )
     if value.is_complex():
         raise InputError(name, "a real floating-point tensor", value, "")
@@ -75,7 +90,7 @@ def _check_tensor(value: Any, name: str) -> torch.Tensor:
         )
     if value.shape[0] == 0:
         raise InputError(name, "at least one sample", value, "")
-    if not bool(torch.isfinite(value).all()):
+    if not discrete and not bool(torch.isfinite(value).all()):
         n_bad = int((~torch.isfinite(value)).sum())
         raise InputError(
             name,
@@ -86,6 +101,28 @@ def _check_tensor(value: Any, name: str) -> torch.Tensor:
     if value.is_inference():
         value = value.clone()  # inference tensors cannot enter autograd
     return value
+
+
+def attribution_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype of attributions of ``x``: its own when floating, else torch's default
+    (scores of integer inputs such as token ids are real numbers)."""
+    return x.dtype if x.is_floating_point() else torch.get_default_dtype()
+
+
+def module_of(model: Any) -> nn.Module | None:
+    """The ``nn.Module`` a model runs: the model itself, the module inside attrib's wrappers
+    (``bind(...)``, a model at a layer: their ``module``) or a ``functools.partial``; ``None``
+    for a plain function."""
+    for _ in range(16):  # wrappers of wrappers, never a cycle
+        if isinstance(model, nn.Module):
+            return model
+        inner = getattr(model, "module", None)
+        if inner is None and isinstance(model, functools.partial):
+            inner = model.func
+        if inner is None:
+            return None
+        model = inner
+    return None
 
 
 def call_model(model: Model, inputs: Inputs) -> Any:

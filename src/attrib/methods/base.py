@@ -8,7 +8,7 @@ returns or raises. ``result(...)`` is the one place an ``Attribution`` is made.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from attrib.core.errors import SettingError
 from attrib.core.hooks import prepared
@@ -32,6 +32,10 @@ class Method(Configurable):
         Other settings: see each method (``type(method).setting_specs()`` lists them).
     """
 
+    integer_inputs: ClassVar[bool] = False
+    """Whether the method takes integer or boolean inputs (token ids, categorical codes): the
+    removal methods do, since they never differentiate the model."""
+
     batch_size = Setting(None, Optional(Count(1, "most rows in one forward")))
     output = Setting(None, Anything("None, an output index, a key or a callable"))
 
@@ -53,7 +57,7 @@ class Method(Configurable):
         changes per batch (``baseline=blurred_x``, ``feature_mask=segments``)."""
         if settings:
             return self.for_call(settings)(x, target)
-        inputs = check_inputs(x)
+        inputs = check_inputs(x, integers=self.integer_inputs)
         check_target_length(target, batch_size_of(inputs))
         with prepared(self.model):
             return self.attribute(inputs, target)

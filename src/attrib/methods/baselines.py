@@ -51,6 +51,8 @@ def _one_baseline(
     blur_sigma: float | None,
     generator: torch.Generator | None,
 ) -> torch.Tensor:
+    if not x.is_floating_point():
+        return _discrete_baseline(spec, x, name)
     if isinstance(spec, torch.Tensor):
         spec = spec.to(device=x.device, dtype=x.dtype)
         if tuple(spec.shape) == tuple(x.shape):
@@ -86,6 +88,24 @@ def _one_baseline(
         spec,
         "",
     )
+
+
+def _discrete_baseline(spec: Any, x: torch.Tensor, name: str) -> torch.Tensor:
+    """The baseline of integer or boolean inputs (token ids, categorical codes): a number or
+    a tensor of values the input's dtype holds exactly; names of image baselines do not
+    apply."""
+    todo = "Give a value of the input's kind: an int (a padding id, a category) or a tensor."
+    if isinstance(spec, torch.Tensor):
+        spec = spec.to(device=x.device)
+        if spec.is_floating_point() and not bool((spec == spec.round()).all()):
+            raise SettingError(name, f"whole numbers for {x.dtype} inputs", spec, todo)
+        one = _one_baseline(
+            spec.double(), x.double(), name=name, value_range=None, blur_sigma=None, generator=None
+        )
+        return one.to(x.dtype)
+    if isinstance(spec, (bool, int)) or (isinstance(spec, float) and spec.is_integer()):
+        return torch.full_like(x, int(spec))
+    raise SettingError(name, f"a whole number or a tensor for {x.dtype} inputs", spec, todo)
 
 
 def make_baselines(

@@ -35,6 +35,7 @@ from attrib.core.errors import SettingError
 from attrib.core.grad import batched_forward_scores, input_gradients
 from attrib.core.inputs import Inputs, Model, batch_size_of, leaves, map_inputs
 from attrib.core.result import Attribution
+from attrib.core.rows import needs_row_origin, rows_from
 from attrib.core.settings import (
     FLAG,
     REQUIRED,
@@ -260,13 +261,14 @@ class _Paths:
         return one(self.inputs, starts)
 
     def scores_at(self, points: Inputs, path: torch.Tensor, target: ResolvedTarget) -> torch.Tensor:
-        scores, _, _ = batched_forward_scores(
-            self.model,
-            points,
-            target.rows(self.sample_of(path)),
-            self.selector,
-            self.method.batch_size,
-        )
+        with rows_from(self.sample_of(path)):
+            scores, _, _ = batched_forward_scores(
+                self.model,
+                points,
+                target.rows(self.sample_of(path)),
+                self.selector,
+                self.method.batch_size,
+            )
         return scores.to(torch.float64)
 
     def integrate(
@@ -303,6 +305,7 @@ class _Paths:
             "sum",
             weights=row_weights.to(dtype),
             device=leaves(self.inputs)[0].device,
+            origin=self.sample_of(path),
         )
 
 
@@ -324,7 +327,16 @@ def _shared_row_scores(
     ``distinct[inverse[e]]`` scored for sample ``samples[e]`` (``inverse`` and ``samples`` of
     one shape). One forward over the distinct points; per-sample classes are read off the
     same logits, so a point shared by many samples costs one row. A target without classes
-    (a single output, or a callable) scores each point once, as the sample that owns it."""
+    (a single output, or a callable) scores each point once, as the sample that owns it.
+    A model whose output depends on the sample a row comes from (``bind``) gets one row per
+    entry instead."""
+    if needs_row_origin(model):
+        rows = map_inputs(lambda t: t[inverse.flatten().to(t.device)], distinct)
+        with rows_from(samples.flatten()):
+            scores, _, _ = batched_forward_scores(
+                model, rows, target.rows(samples.flatten()), selector, batch_size
+            )
+        return scores.to(torch.float64).view(inverse.shape)
     owners = torch.zeros(batch_size_of(distinct), dtype=torch.long)
     owners[inverse.flatten()] = samples.flatten()
     scores, output, _ = batched_forward_scores(

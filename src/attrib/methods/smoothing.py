@@ -29,8 +29,18 @@ from attrib.core.errors import SettingError
 from attrib.core.grad import batched_forward_scores
 from attrib.core.inputs import Inputs, batch_size_of, leaves, map_inputs, rebuild
 from attrib.core.result import Attribution
-from attrib.core.seeding import mix_seed
-from attrib.core.settings import FLAG, SEED, Count, Fixed, Function, Number, Optional, Setting
+from attrib.core.seeding import draw_seed, mix_seed
+from attrib.core.settings import (
+    FLAG,
+    SEED,
+    Count,
+    Fixed,
+    Function,
+    Number,
+    Optional,
+    Setting,
+    shown_value,
+)
 from attrib.core.target import Target, given_indices, target_for_rows
 from attrib.methods.base import Method
 from attrib.methods.catalogue import register
@@ -86,19 +96,29 @@ class _NoiseSmoothing(Method):
         return self.method
 
     def for_call(self, settings: dict[str, Any]) -> Method:
-        """The wrapper's own settings change here; the others go to the wrapped method, so
-        ``SmoothGrad(IntegratedGradients(m))(x, t, baseline=b)`` integrates from ``b``."""
+        """The wrapper's own settings change here; the others go to the wrapped method at
+        each of its calls, so ``SmoothGrad(IntegratedGradients(m))(x, t, baseline=b)``
+        integrates every noisy copy from ``b`` — from its sample's row of ``b`` where ``b``
+        has one row per sample (``_rows_of``)."""
         own = {k: v for k, v in settings.items() if k in self.setting_names()}
         rest = {k: v for k, v in settings.items() if k not in own}
-        method = self.method.for_call(rest) if rest else self.method
-        return type(self)(method, **{**self.given_settings(), **own})
+        copy = type(self)(self.method, **{**self.given_settings(), **own})
+        if rest:
+            self.method.for_call(rest)  # unknown names and bad values are refused now
+            copy.inner_call = rest
+        return copy
+
+    inner_call: dict[str, Any] = {}  # noqa: RUF012 - replaced, never mutated
+    """Settings for the wrapped method's calls (given at this wrapper's call)."""
 
     @property
     def name(self) -> str:
         return f"{type(self).__name__}({self.method.name})"
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "inner": self.method.settings()}
+        inner = self.method.settings()
+        inner.update({k: shown_value(v) for k, v in self.inner_call.items()})
+        return {**super().settings(), "inner": inner}
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -129,7 +149,7 @@ class _NoiseSmoothing(Method):
         if noise is None:
             # with seed=None the noise still comes from a dedicated generator; only its seed is
             # drawn from torch's global RNG, so torch.manual_seed makes such calls repeatable
-            seed = self.seed if self.seed is not None else _draw_seed()
+            seed = draw_seed(self.seed)
             noise = _GaussianNoise(self.sigma, self.absolute_sigma, seed)
         keep_delta = self.reduction == "mean"  # a mean of gaps is a gap; a variance is not
         first: list[Attribution] = []
@@ -138,7 +158,8 @@ class _NoiseSmoothing(Method):
             rows = map_inputs(lambda t: t[chunk.sample], inputs)
             noisy = _add_noise(rows, noise(rows, chunk.sample, chunk.item))
             rows_target: Any = target_for_rows(target, chunk.sample)  # resolved or as given
-            inner = self.method(noisy, target=rows_target)
+            extra = {k: _rows_of(v, chunk.sample, n, inputs) for k, v in self.inner_call.items()}
+            inner = self.method(noisy, target=rows_target, **extra)
             if not first:
                 first.append(inner)
             return _pack(inner.values, inner.delta if keep_delta else None)
@@ -266,8 +287,18 @@ class _GaussianNoise:
         return (self.sigma * spread).view(-1, *([1] * (rows.dim() - 1)))
 
 
-def _draw_seed() -> int:
-    return int(torch.randint(0, 2**62, (), dtype=torch.int64))
+def _rows_of(value: Any, sample: torch.Tensor, n: int, inputs: Inputs) -> Any:
+    """``value`` for rows of samples ``sample``: a tensor with one row per sample (the
+    input's number of dimensions, ``n`` rows), or a dict of such per input, is indexed;
+    anything else is the same for every row."""
+    if isinstance(value, dict) and isinstance(inputs, dict):
+        return {k: _rows_of(v, sample, n, inputs.get(k, inputs)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):  # several baselines
+        return type(value)(_rows_of(v, sample, n, inputs) for v in value)
+    dims = leaves(inputs)[0].dim()
+    if isinstance(value, torch.Tensor) and value.dim() == dims and value.shape[0] == n:
+        return value[sample.to(value.device)]
+    return value
 
 
 def _add_noise(rows: Inputs, noise: Inputs) -> Inputs:

@@ -83,7 +83,9 @@ class LeaveOneOut(Method):
                 occluded, _, _ = forward_scores(self.model, rows, resolved.rows(text), self.output)
                 return occluded.to(torch.float64)
 
-            occluded = run_chunks(evaluate, len(pairs), 1, size, "keep", device=x.device)
+            occluded = run_chunks(
+                evaluate, len(pairs), 1, size, "keep", device=x.device, origin=pairs[:, 0]
+            )
             text, position = pairs[:, 0], pairs[:, 1]
             diff[text, position] = scores.to(torch.float64)[text] - occluded[:, 0]
         values = (diff / d).to(x.dtype).unsqueeze(-1).expand(n, length, d).contiguous()

@@ -90,11 +90,11 @@ class AblationCAM(CAMMethod):
         """The traced tail when it reproduces the model's scores, else the full forward."""
         cached = self._splits.get(id(layer))
         fresh = cached is None or cached[0] is not layer
-        split = split_after(self.model, layer) if cached is None or fresh else cached[1]
+        split = split_after(self.module, layer) if cached is None or fresh else cached[1]
         tail = traced_tail(split, inputs) if split is not None else None
         works = tail is not None and reproduces(tail, raw, score, expected)
         if not works and not fresh:
-            split = split_after(self.model, layer)  # the model changed since it was cut
+            split = split_after(self.module, layer)  # the model changed since it was cut
             tail = traced_tail(split, inputs) if split is not None else None
             works = tail is not None and reproduces(tail, raw, score, expected)
         self._splits[id(layer)] = (layer, split)

@@ -19,7 +19,7 @@ from torch import nn
 
 from attrib.core.errors import SettingError
 from attrib.core.grad import LayerCapture, batched_layer_gradients
-from attrib.core.inputs import Inputs, batch_size_of
+from attrib.core.inputs import Inputs, Model, batch_size_of, module_of
 from attrib.core.layers import last_conv_layer, layer_name, resolve_layer
 from attrib.core.result import Attribution
 from attrib.core.settings import FLAG, Choice, Function, Instance, Optional, Setting
@@ -59,7 +59,7 @@ class CAMMethod(Method):
         batch_size: the most rows in one forward.
     """
 
-    model: nn.Module  # CAM methods look up the model's layers
+    module: nn.Module  # the network whose layers CAM methods look up (inside bind(...) too)
 
     layer = Setting(
         None,
@@ -72,16 +72,18 @@ class CAMMethod(Method):
     normalize = Setting(None, Choice(NORMALIZATIONS))
     relu = Setting(True, FLAG)
 
-    def __init__(self, model: nn.Module, *args: Any, **settings: Any) -> None:
-        if not isinstance(model, nn.Module):
+    def __init__(self, model: Model, *args: Any, **settings: Any) -> None:
+        module = module_of(model)
+        if module is None:
             raise SettingError("model", "an nn.Module (CAM methods look up its layers)", model, "")
+        self.module = module
         super().__init__(model, *args, **settings)
 
     def resolve_layer(self) -> tuple[nn.Module, str]:
         """The layer module and its dotted name (the last convolution when none was given)."""
-        spec = self.layer if self.layer is not None else last_conv_layer(self.model)
-        module = resolve_layer(self.model, spec)
-        return module, layer_name(self.model, module)
+        spec = self.layer if self.layer is not None else last_conv_layer(self.module)
+        module = resolve_layer(self.module, spec)
+        return module, layer_name(self.module, module)
 
     def capture(self, inputs: Inputs, target: Target, layer: nn.Module) -> LayerCapture:
         """Activations, gradients, scores, output and resolved target: one forward and one

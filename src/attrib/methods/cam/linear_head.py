@@ -110,18 +110,18 @@ class CAM(CAMMethod):
                 )
             return weight, None, "tensor"
         if self.head is not None:
-            module = resolve_layer(self.model, self.head)
+            module = resolve_layer(self.module, self.head)
         else:
-            module = _last_linear(self.model, channels)
+            module = _last_linear(self.module, channels)
         if not isinstance(module, nn.Linear) or module.in_features != channels:
             raise LayerError(
                 "head",
                 f"an nn.Linear with in_features={channels} (the layer's channels)",
-                f"{type(module).__name__} {layer_name(self.model, module)!r}",
+                f"{type(module).__name__} {layer_name(self.module, module)!r}",
                 "Pass head= the linear layer that follows the global average pooling.",
             )
         bias = module.bias.detach() if module.bias is not None else None
-        return module.weight.detach(), bias, layer_name(self.model, module)
+        return module.weight.detach(), bias, layer_name(self.module, module)
 
 
 def _last_linear(model: nn.Module, channels: int) -> nn.Module:

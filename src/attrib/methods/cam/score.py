@@ -89,7 +89,7 @@ class ScoreCAM(CAMMethod):
         row_sample, row_channel, live = rows.sample, rows.channel, rows.live
 
         def evaluate(chunk: Chunk) -> torch.Tensor:
-            sample, channel = row_sample[chunk.item], row_channel[chunk.item]
+            sample, channel = row_sample[chunk.sample], row_channel[chunk.sample]
             up = upsample(maps[sample, channel], size, self.align_corners)
             # a constant map's mask is zero (min_max would scale its rounding noise)
             mask = torch.where(live[sample, channel].view(-1, 1, 1), min_max(up), 0)
@@ -106,7 +106,9 @@ class ScoreCAM(CAMMethod):
         total = len(row_sample)
         if total:
             batch = self.batch_size or default_batch_size(inputs, total)
-            found = run_chunks(evaluate, 1, total, batch, "keep", device=inputs.device)
+            found = run_chunks(
+                evaluate, total, 1, batch, "keep", device=inputs.device, origin=row_sample
+            )
             found = found.reshape(total)
         else:  # every map constant, and constant maps weigh 0: nothing to evaluate
             found = inputs.new_zeros(0)

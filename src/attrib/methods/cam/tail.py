@@ -21,7 +21,7 @@ import torch.fx as fx
 from torch import nn
 
 from attrib.core.hooks import hooked
-from attrib.core.inputs import Inputs, call_model, first_tensor, map_inputs
+from attrib.core.inputs import Inputs, Model, call_model, first_tensor, map_inputs
 
 __all__ = ["Tail", "forward_tail", "traced_tail"]
 
@@ -121,7 +121,7 @@ def traced_tail(split: _Split, inputs: Inputs) -> Tail | None:
     return run
 
 
-def forward_tail(model: nn.Module, layer: nn.Module, inputs: Inputs) -> Tail:
+def forward_tail(model: Model, layer: nn.Module, inputs: Inputs) -> Tail:
     """The exact fallback: the whole network on each row's input, the layer's output
     replaced by the row (a forward hook from ``attrib.core.hooks``)."""
 

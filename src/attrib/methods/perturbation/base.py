@@ -31,7 +31,12 @@ __all__ = ["Estimate", "PerturbationMethod", "PlayerMethod", "players_grid"]
 
 class PerturbationMethod(Method):
     """Base of removal methods: ``baseline=`` / ``background=`` say what removed features
-    become (see ``attrib.methods.perturbation.references``)."""
+    become (see ``attrib.methods.perturbation.references``). They evaluate the model at
+    copies of the input with features replaced, never its gradient, so integer and boolean
+    inputs (token ids, categorical codes) are fine: a removed feature takes the baseline's
+    value (a number, or a tensor of the input's dtype)."""
+
+    integer_inputs = True
 
     baseline = Setting(0.0, Anything("a number, a name, a tensor, or a list of those"))
     background = Setting(

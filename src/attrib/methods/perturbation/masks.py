@@ -31,7 +31,7 @@ from typing import Any, Literal, Union
 import torch
 
 from attrib.core.errors import SettingError
-from attrib.core.inputs import Inputs, batch_size_of, leaves, rebuild
+from attrib.core.inputs import Inputs, attribution_dtype, batch_size_of, leaves, rebuild
 
 __all__ = [
     "FeatureMask",
@@ -205,7 +205,7 @@ class Players:
             values = values / self.sizes.clamp(min=1)
 
         def one(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-            v = values.to(device=x.device, dtype=x.dtype)
+            v = values.to(device=x.device, dtype=attribution_dtype(x))
             if mask.shape[0] == 1:
                 on_mask = v[:, mask.reshape(-1)]
             else:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from attrib.core.errors import InputError, SettingError
-from attrib.core.inputs import Inputs
+from attrib.core.inputs import Inputs, attribution_dtype
 from attrib.core.result import Attribution
 from attrib.core.settings import REQUIRED, Anything, Setting
 from attrib.core.target import Target
@@ -115,7 +115,7 @@ class Occlusion(PerturbationMethod):
         covers = _spread_windows(torch.ones_like(drops[:1]), dims, window, strides)
         values = (total / covers).view(x.shape[0], *lead, *dims).expand_as(x)
         return self.result(
-            values.to(x.dtype).contiguous(),
+            values.to(attribution_dtype(x)).contiguous(),
             resolved.public,
             output,
             baseline=references.shown,

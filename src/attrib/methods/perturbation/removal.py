@@ -58,8 +58,10 @@ def masked_scores(
     rows_per_sample = per_sample * k
     # lerp needs x - reference finite: |x| + |reference| below the float maximum guarantees it
     # (values near the maximum would give inf and 0 * inf = NaN; then torch.where builds rows)
+    # (integer inputs: rows by torch.where, which copies values exactly)
     exact_lerp = all(
-        float(x.abs().max()) + float(b.abs().max()) <= torch.finfo(x.dtype).max
+        x.is_floating_point()
+        and float(x.abs().max()) + float(b.abs().max()) <= torch.finfo(x.dtype).max
         for x, b in zip(leaves(inputs), leaves(references.stacked), strict=True)
     )
 

@@ -46,6 +46,7 @@ from attrib.core.errors import ModelOutputError
 from attrib.core.grad import input_gradients
 from attrib.core.inputs import Inputs, batch_size_of, leaves, map_inputs
 from attrib.core.result import Attribution
+from attrib.core.rows import rows_from
 from attrib.core.settings import Number, Setting
 from attrib.core.target import ResolvedTarget, Target, target_for_rows
 from attrib.methods.base import Method
@@ -474,12 +475,18 @@ class _Pairing:
         self.references = references
         self.n = batch_size_of(references)
         self.reference_output: Any = None
-        self.wrapped = Propagated(
+        self.propagated = Propagated(
             model,
             lambda: _DeepLiftRules(model, self.n, eps),
             prepare=self._join,
             finish=self._split,
         )
+
+    def wrapped(self, *args: Any, **kwargs: Any) -> Any:
+        """The paired forward, each reference row coming from its input row's sample."""
+        rows = torch.arange(self.n)
+        with rows_from(torch.cat([rows, rows])):
+            return self.propagated(*args, **kwargs)
 
     def _join(self, inputs: Inputs) -> Inputs:
         return map_inputs(lambda x, r: torch.cat([x, r.detach()]), inputs, self.references)

@@ -21,11 +21,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from attrib.core.errors import LayerError
-from attrib.core.inputs import Inputs
+from attrib.core.inputs import Inputs, module_of
 from attrib.methods.propagation.ops import Op, inplace_flag, op_of, without_inplace
 
 __all__ = [
@@ -129,7 +128,8 @@ def _function_name(func: Any) -> str:
 
 
 def _module_names(model: Any) -> dict[int, str]:
-    if not isinstance(model, nn.Module):
+    model = module_of(model)
+    if model is None:
         return {}
     return {id(m): (name or type(m).__name__) for name, m in model.named_modules()}
 
@@ -150,7 +150,8 @@ def calling_module(names: Mapping[int, str]) -> str:
 
 def check_visible(model: Any, method: str) -> None:
     """Refuse models whose calls a Python mode cannot see (TorchScript)."""
-    if not isinstance(model, nn.Module):
+    model = module_of(model)
+    if model is None:
         return
     for name, module in model.named_modules():
         if isinstance(module, torch.jit.ScriptModule):

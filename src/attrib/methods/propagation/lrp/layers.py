@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attrib.core.inputs import module_of
 from attrib.methods.propagation.lrp.rules import Clamp, Rule, Term, safe_divide, stabilize
 from attrib.methods.propagation.ops import argument, batch_norm_arguments
 
@@ -397,7 +398,8 @@ class LayerRelevance(torch.autograd.Function):
 
 def module_of_parameter(model: Any) -> dict[int, tuple[str, nn.Module]]:
     """``id(weight) -> (name, module)`` for every module with a weight (or running mean)."""
-    if not isinstance(model, nn.Module):
+    model = module_of(model)
+    if model is None:
         return {}
     found: dict[int, tuple[str, nn.Module]] = {}
     for name, module in model.named_modules():
