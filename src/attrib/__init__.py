@@ -13,6 +13,7 @@ says what each one is.
 from attrib import methods as _methods
 from attrib.api import explain
 from attrib.core.errors import AttribError, AttribWarning
+from attrib.core.neuron import neuron
 from attrib.core.result import Attribution
 from attrib.core.rows import bind
 from attrib.methods import *  # noqa: F403 - every method is a public name of attrib
@@ -27,5 +28,6 @@ __all__ = [
     "Attribution",
     "bind",
     "explain",
+    "neuron",
     *_methods.__all__,
 ]

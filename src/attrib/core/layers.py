@@ -7,18 +7,29 @@ given as the module itself. A miss lists the closest names, so a typo costs one 
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
 from torch import nn
 
 from attrib.core.errors import LayerError
+from attrib.core.inputs import module_of
 
 __all__ = ["last_conv_layer", "layer_name", "resolve_layer"]
 
 LayerSpec = str | nn.Module
 
 
-def resolve_layer(model: nn.Module, layer: LayerSpec) -> nn.Module:
+def _network(model: Any) -> nn.Module:
+    """The module whose layers are named: ``model``, or the one inside attrib's wrappers."""
+    module = module_of(model)
+    if module is None:
+        raise LayerError("model", "an nn.Module (layers are its submodules)", model, "")
+    return module
+
+
+def resolve_layer(model: Any, layer: LayerSpec) -> nn.Module:
     """Return the submodule of ``model`` that ``layer`` names (a dotted name or a module)."""
+    model = _network(model)
     if isinstance(layer, nn.Module):
         for _, module in model.named_modules():
             if module is layer:
@@ -49,9 +60,9 @@ def resolve_layer(model: nn.Module, layer: LayerSpec) -> nn.Module:
     )
 
 
-def layer_name(model: nn.Module, module: nn.Module) -> str:
+def layer_name(model: Any, module: nn.Module) -> str:
     """The dotted name of ``module`` inside ``model`` (for messages and results)."""
-    for name, candidate in model.named_modules():
+    for name, candidate in _network(model).named_modules():
         if candidate is module:
             return name
     return type(module).__name__
@@ -60,12 +71,13 @@ def layer_name(model: nn.Module, module: nn.Module) -> str:
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
-def last_conv_layer(model: nn.Module) -> str:
+def last_conv_layer(model: Any) -> str:
     """The dotted name of the last convolution in ``model.named_modules()`` order.
 
     Registration order follows the forward order in every torchvision classifier; for models
     where it does not, pass ``layer=`` explicitly.
     """
+    model = _network(model)
     found = [name for name, module in model.named_modules() if isinstance(module, _CONV)]
     if not found:
         raise LayerError(

@@ -10,7 +10,9 @@ mapping composes: the rows of an inner method's chunk map to its batch's rows, w
 the user's samples, so wrappers of wrappers need nothing more.
 
 ``row_origin()`` is ``None`` at the top (the rows are the user's samples) and else the index
-of the user's sample of each row of the current batch.
+of the user's sample of each row of the current batch. The levels are kept apart, so an object
+made at some depth (a model explained at a layer holds the batch of that moment) can map the
+rows back to that batch: ``origin_since(depth)``.
 """
 
 from __future__ import annotations
@@ -25,31 +27,57 @@ import torch
 from attrib.core.errors import InputError
 from attrib.core.inputs import Inputs, Model, batch_size_of, call_model, map_inputs
 
-__all__ = ["Bound", "bind", "needs_row_origin", "row_origin", "rows_from", "sample_rows"]
+__all__ = [
+    "Bound",
+    "bind",
+    "depth",
+    "needs_row_origin",
+    "origin_since",
+    "row_origin",
+    "rows_from",
+    "sample_rows",
+]
 
-_ORIGIN: ContextVar[torch.Tensor | None] = ContextVar("attrib_row_origin", default=None)
+# one index tensor per level: rows of level k+1 come from rows index_k of level k
+_LEVELS: ContextVar[tuple[torch.Tensor, ...]] = ContextVar("attrib_row_levels", default=())
+
+
+def depth() -> int:
+    """How many row sets are nested now (0: the user's batch)."""
+    return len(_LEVELS.get())
+
+
+def origin_since(level: int) -> torch.Tensor | None:
+    """For each row now evaluated, its row in the batch that was current at depth
+    ``level`` (``None`` when no rows were built since)."""
+    levels = _LEVELS.get()[level:]
+    if not levels:
+        return None
+    index = levels[-1]
+    for outer in reversed(levels[:-1]):
+        index = outer[index]
+    return index
 
 
 def row_origin() -> torch.Tensor | None:
     """The user's sample of each row of the current batch (``None``: they are the samples)."""
-    return _ORIGIN.get()
+    return origin_since(0)
 
 
 @contextmanager
 def rows_from(index: torch.Tensor) -> Iterator[None]:
     """Rows evaluated inside come from rows ``index`` of the current batch."""
-    outer = _ORIGIN.get()
-    index = index.detach().long().cpu()
-    token = _ORIGIN.set(index if outer is None else outer[index])
+    token = _LEVELS.set((*_LEVELS.get(), index.detach().long().cpu()))
     try:
         yield
     finally:
-        _ORIGIN.reset(token)
+        _LEVELS.reset(token)
 
 
-def sample_rows(n_rows: int) -> torch.Tensor:
-    """The user's sample of each of the ``n_rows`` rows now being evaluated."""
-    origin = _ORIGIN.get()
+def sample_rows(n_rows: int, level: int = 0) -> torch.Tensor:
+    """The row of the batch current at depth ``level`` (default: the user's sample) of each
+    of the ``n_rows`` rows now being evaluated."""
+    origin = origin_since(level)
     if origin is None:
         return torch.arange(n_rows)
     if len(origin) != n_rows:

@@ -436,8 +436,23 @@ class Configurable:
         return copy
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{k}={v!r}" for k, v in self.settings().items() if v is not None)
-        return f"{type(self).__name__}({shown})"
+        return f"{type(self).__name__}({self.shown_settings()})"
+
+    def shown_settings(self) -> str:
+        """``name=value`` for each setting not at its default (how ``repr`` shows it)."""
+        settings = self.settings()
+        return ", ".join(
+            f"{s.name}={settings[s.name]!r}"
+            for s in type(self)._settings
+            if s.required or not _same(self.__dict__[s.name], s.default)
+        )
+
+
+def _same(value: Any, default: Any) -> bool:
+    try:
+        return bool(value is default or (type(value) is type(default) and value == default))
+    except (RuntimeError, TypeError, ValueError):  # tensors and other uncomparable values
+        return False
 
 
 def unknown_setting(cls: type[Configurable], key: str) -> SettingError:

@@ -8,16 +8,18 @@ returns or raises. ``result(...)`` is the one place an ``Attribution`` is made.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from attrib.core.errors import SettingError
 from attrib.core.hooks import prepared
 from attrib.core.inputs import Inputs, Model, batch_size_of, check_inputs
+from attrib.core.neuron import Neuron, NeuronModel
 from attrib.core.result import Attribution
 from attrib.core.settings import Anything, Configurable, Count, Optional, Setting
 from attrib.core.target import Target, check_target_length
 
-__all__ = ["Method"]
+__all__ = ["Method", "explain_neuron"]
 
 
 class Method(Configurable):
@@ -57,10 +59,16 @@ class Method(Configurable):
         changes per batch (``baseline=blurred_x``, ``feature_mask=segments``)."""
         if settings:
             return self.for_call(settings)(x, target)
+        if isinstance(target, Neuron):
+            return explain_neuron(self, x, target)
         inputs = check_inputs(x, integers=self.integer_inputs)
         check_target_length(target, batch_size_of(inputs))
         with prepared(self.model):
             return self.attribute(inputs, target)
+
+    def with_model(self, model: Model) -> Method:
+        """This method, with the same settings, explaining ``model``."""
+        return type(self)(model, **self.given_settings())
 
     def for_call(self, settings: dict[str, Any]) -> Method:
         """This method with ``settings`` changed (a copy; unknown names are refused with
@@ -93,3 +101,12 @@ class Method(Configurable):
             output=output,
             channel_dim=channel_dim,
         )
+
+
+def explain_neuron(method: Method, x: Inputs, target: Neuron) -> Attribution:
+    """``method`` explaining the unit ``target`` of a hidden layer: the same method on the
+    model whose output is that unit (``attrib.core.neuron``)."""
+    result = method.with_model(NeuronModel(method.model, target))(x, None)
+    return replace(
+        result, target=target, params={**result.params, "neuron": target.describe(method.model)}
+    )

@@ -15,6 +15,7 @@ from attrib.core.inputs import Inputs, map_inputs
 from attrib.core.result import Attribution
 from attrib.core.settings import FLAG, Setting
 from attrib.core.target import Target
+from attrib.methods.at_layer import LayerSettings
 from attrib.methods.base import Method
 from attrib.methods.catalogue import register
 
@@ -28,7 +29,7 @@ __all__ = ["GradientXInput", "Saliency"]
     summary="How much the class score changes when one input value changes: the input gradient.",
     formula="A = ∂S_c/∂x;  map M_ij = max_c |A_cij|",
 )
-class Saliency(Method):
+class Saliency(LayerSettings, Method):
     """The input gradient of the target score, ``R = dF_c/dx`` (Simonyan et al. 2014).
 
     Args:
@@ -54,7 +55,7 @@ class Saliency(Method):
     signed=True,
     aliases=("input_x_gradient",),  # Captum's name
 )
-class GradientXInput(Method):
+class GradientXInput(LayerSettings, Method):
     """Gradient times input, ``R = x * dF_c/dx`` (Shrikumar et al. 2016)."""
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:

@@ -50,6 +50,7 @@ from attrib.core.settings import (
     Setting,
 )
 from attrib.core.target import OutputSelector, ResolvedTarget, Target, select_output
+from attrib.methods.at_layer import LayerSettings
 from attrib.methods.base import Method
 from attrib.methods.baselines import BaselineSettings
 from attrib.methods.blur import gaussian_blur, gaussian_blur_and_slope
@@ -81,7 +82,7 @@ _ADAPTIVE_NODES = 4
     completeness=True,
     aliases=("ig",),
 )
-class IntegratedGradients(BaselineSettings, Method):
+class IntegratedGradients(LayerSettings, BaselineSettings, Method):
     """Integrated gradients (Sundararajan et al. 2017) along a straight (or any) path, with its
     completeness gap:
 
@@ -452,7 +453,7 @@ def _points_at(paths: _Paths, path: torch.Tensor, alpha: torch.Tensor) -> Inputs
     aliases=("gradient_shap",),  # Captum's and shap's name, without their input noise
     image_recipe=lambda context: {"samples": 16, "seed": 0, "references": context.references},
 )
-class ExpectedGradients(Method):
+class ExpectedGradients(LayerSettings, Method):
     """Expected gradients (Erion et al. 2021): IG's integrand averaged over baselines drawn
     from a reference set and a uniformly random position on the path,
 
@@ -577,6 +578,8 @@ class BlurIG(IntegratedGradients):
     value_range = Fixed()
     blur_sigma = Fixed()
     seed = Fixed()
+    layer = Fixed()  # a blur of the input: no layer
+    layer_input = Fixed(False)
 
     def configure(self) -> None:
         self.assign("path", _BlurPath(self.max_sigma))

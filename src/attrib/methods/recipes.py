@@ -132,7 +132,9 @@ def build_for_image(name: str, context: ImageContext) -> Method:
         for k, v in (info.image_recipe(context) if info.image_recipe else {}).items()
         if k not in given and v is not None
     }
-    if context.layer is not None and info.takes("layer") and "layer" not in given:
+    # the context's layer is where CAM methods take their maps; for the other methods a
+    # layer means attribution to that layer, asked for by name (--set layer=...) only
+    if context.layer is not None and info.family == "cam" and "layer" not in given:
         chosen["layer"] = context.layer
     if context.batch_size is not None and info.takes("batch_size"):
         chosen["batch_size"] = context.batch_size

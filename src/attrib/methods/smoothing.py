@@ -95,6 +95,11 @@ class _NoiseSmoothing(Method):
     def first(self) -> Any:
         return self.method
 
+    def with_model(self, model: Any) -> Method:
+        copy = type(self)(self.method.with_model(model), **self.given_settings())
+        copy.inner_call = self.inner_call
+        return copy
+
     def for_call(self, settings: dict[str, Any]) -> Method:
         """The wrapper's own settings change here; the others go to the wrapped method at
         each of its calls, so ``SmoothGrad(IntegratedGradients(m))(x, t, baseline=b)``
@@ -121,10 +126,8 @@ class _NoiseSmoothing(Method):
         return {**super().settings(), "inner": inner}
 
     def __repr__(self) -> str:
-        shown = ", ".join(
-            f"{k}={v!r}" for k, v in self.settings().items() if v is not None and k != "inner"
-        )
-        return f"{type(self).__name__}({self.method!r}, {shown})"
+        shown = self.shown_settings()
+        return f"{type(self).__name__}({self.method!r}{', ' if shown else ''}{shown})"
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
         n = batch_size_of(inputs)

@@ -49,6 +49,7 @@ from attrib.core.result import Attribution
 from attrib.core.rows import rows_from
 from attrib.core.settings import Number, Setting
 from attrib.core.target import ResolvedTarget, Target, target_for_rows
+from attrib.methods.at_layer import LayerSettings
 from attrib.methods.base import Method
 from attrib.methods.baselines import BaselineSettings
 from attrib.methods.catalogue import register
@@ -517,7 +518,7 @@ class _Pairing:
     signed=True,
     completeness=True,
 )
-class DeepLIFT(BaselineSettings, Method):
+class DeepLIFT(LayerSettings, BaselineSettings, Method):
     """DeepLIFT (Shrikumar et al. 2017) with the Rescale rule against one baseline, or
     DeepLIFT-SHAP against several.
 

@@ -42,6 +42,7 @@ from attrib.core.inputs import Inputs
 from attrib.core.result import Attribution
 from attrib.core.settings import Choice, Setting
 from attrib.core.target import Target
+from attrib.methods.at_layer import LayerSettings
 from attrib.methods.base import Method
 from attrib.methods.catalogue import register
 from attrib.methods.propagation.mode import Propagated, Propagator, check_visible, elementwise_call
@@ -156,7 +157,7 @@ class _ReLURules(Propagator):
         )
 
 
-class _ModifiedReLUMethod(Method):
+class _ModifiedReLUMethod(LayerSettings, Method):
     """Shared by guided backprop and deconvolution: one forward and one backward per chunk."""
 
     rule: Any = None

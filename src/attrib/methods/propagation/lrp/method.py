@@ -21,6 +21,7 @@ from attrib.core.inputs import Inputs, leaves
 from attrib.core.result import Attribution
 from attrib.core.settings import Check, Instance, Optional, Setting
 from attrib.core.target import Target
+from attrib.methods.at_layer import LayerSettings
 from attrib.methods.base import Method
 from attrib.methods.catalogue import register
 from attrib.methods.propagation.lrp.canonizers import Canonizer, MergeBatchNorm
@@ -55,7 +56,7 @@ class _Canonizers(Check):
     signed=True,
     completeness=True,
 )
-class LRP(Method):
+class LRP(LayerSettings, Method):
     """Layer-wise relevance propagation (Bach et al. 2015; Montavon et al. 2019): relevance
     ``R_j`` of a layer's output is split over its inputs by each layer's rule, e.g. LRP-0
     ``R_i = sum_j x_i w_ij / (sum_i' x_i' w_i'j) R_j``, from ``R = f_c(x)`` at the output.
