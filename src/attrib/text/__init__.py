@@ -25,7 +25,12 @@ from attrib.text.attention import (
 from attrib.text.baselines import baseline_embeddings, replacement_embedding
 from attrib.text.encoding import Encoding
 from attrib.text.erasure import ErasureReport, erased, erasure_tests, js_divergence
-from attrib.text.errors import AttentionUnavailableError, EmptyTextError, TextTooLongError
+from attrib.text.errors import (
+    AttentionUnavailableError,
+    EmbeddingsUnavailableError,
+    EmptyTextError,
+    TextTooLongError,
+)
 from attrib.text.explain import explain_tokens, method_names
 from attrib.text.html import highlight
 from attrib.text.loading import load_text_model
@@ -39,6 +44,7 @@ __all__ = [
     "AnchorsText",
     "AttentionUnavailableError",
     "EmbeddingModel",
+    "EmbeddingsUnavailableError",
     "EmptyTextError",
     "Encoding",
     "ErasureReport",
