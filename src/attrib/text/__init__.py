@@ -3,8 +3,8 @@
     from attrib.text import TextClassifier, explain_tokens
     clf = TextClassifier(model, tokenizer)            # or load_minilm_sentiment()
     result = explain_tokens(clf, ["a gripping, funny film"], "integrated_gradients", steps=64)
-    result.scores("sum").words()                      # [[("a", ...), ("gripping", ...), ...]]
-    result.html()                                     # highlighted tokens with a legend
+    result.scores().words()                           # [[("a", ...), ("gripping", ...), ...]]
+    result.html()                                     # highlighted words with a legend
 
 Every gradient and path method of the library works at the input embeddings through
 ``clf.embedding_model`` (``E -> logits``). ``load_text_model`` loads the demo classifier or a
