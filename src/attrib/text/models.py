@@ -117,12 +117,31 @@ def call_with_embeddings(model: nn.Module, **inputs: Any) -> Any:
     that hands them to one without, after)."""
     require_inputs_embeds(model)
     try:
-        return model(**inputs)
+        return call_model(model, **inputs)
     except TypeError as error:
         if "inputs_embeds" not in str(error):
             raise
         raise EmbeddingsUnavailableError(
             "model", _NEEDS, f"{type(model).__name__} ({error})", _TODO
+        ) from None
+
+
+def call_model(model: nn.Module, **inputs: Any) -> Any:
+    """``model(**inputs)``; a Hugging Face classifier that pools the last token and has no
+    ``config.pad_token_id`` (GPT-2's) refuses batches of several rows, which every method
+    but plain gradients makes: that refusal becomes a ``SettingError`` that says the fix."""
+    try:
+        return model(**inputs)
+    except ValueError as error:
+        if "no padding token" not in str(error):
+            raise
+        raise SettingError(
+            "model",
+            "a model that takes batches of several rows (a config with pad_token_id)",
+            f"{type(model).__name__} ({error})",
+            "Set model.config.pad_token_id, e.g. to tokenizer.eos_token_id: explanations "
+            "run texts of one length together, so no padding reaches the model, and "
+            "TextClassifier pads its prediction batches with that id.",
         ) from None
 
 
@@ -321,6 +340,19 @@ class TextClassifier:
                 return weight[input_ids.to(weight.device)].detach()
             return layer(input_ids).detach()
 
+    @property
+    def pad_id(self) -> int:
+        """The id that pads prediction batches: the tokenizer's pad token, else the model's
+        ``config.pad_token_id`` (a GPT-2 classifier finds each text's last token by it),
+        else 0 (the attention mask hides it)."""
+        for found in (
+            getattr(self.tokenizer, "pad_token_id", None),
+            getattr(getattr(self.model, "config", None), "pad_token_id", None),
+        ):
+            if isinstance(found, int) and not isinstance(found, bool):
+                return found
+        return 0
+
     def token_embedding(self, token_id: int) -> torch.Tensor:
         """The input embedding of one token id, ``(d,)``."""
         return self.embed(torch.tensor([[int(token_id)]]))[0, 0]
@@ -331,7 +363,7 @@ class TextClassifier:
         """Logits ``(N, classes)`` of the texts, in batches of ``batch_size`` texts.
 
         Texts are sorted by length and padded within each batch with the attention mask (a
-        forward only: no method expands these rows).
+        forward only: no method expands these rows) and ``pad_id``.
         """
         enc = (
             texts
@@ -345,9 +377,10 @@ class TextClassifier:
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
                 width = int(enc.lengths[chunk].max())
-                ids = enc.input_ids[chunk, :width].to(device)
-                mask = enc.mask[chunk, :width].to(device=device, dtype=torch.long)
-                logits = select_output(self.model(input_ids=ids, attention_mask=mask))
+                real = enc.mask[chunk, :width]
+                ids = torch.where(real, enc.input_ids[chunk, :width], self.pad_id).to(device)
+                mask = real.to(device=device, dtype=torch.long)
+                logits = select_output(call_model(self.model, input_ids=ids, attention_mask=mask))
                 for k, i in enumerate(chunk.tolist()):
                     out[i] = logits[k].detach()
         return torch.stack(out)

@@ -120,7 +120,8 @@ class TokenAttribution:
         delta: the completeness gap per text, ``sum(values) - (f(x) - f(x'))``, for path
             methods; else ``None``.
         target, output, method, params, labels: as in ``TokenScores``.
-        baseline: the kind of baseline (``"pad"``, ``"mask"``, ``"zero"``, ...), if any.
+        baseline: the kind of baseline used (``"pad"``, ``"mask"``, ``"unk"``, ``"zero"``,
+            or ``"tensor"``); ``"auto"`` is recorded as the kind it chose.
     """
 
     encoding: Encoding
