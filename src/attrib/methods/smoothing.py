@@ -185,6 +185,7 @@ def _whole_image(context: Any) -> dict[str, Any]:
     summary="The mean of an attribution over noisy copies of the input; removes gradient noise.",
     formula="A = 1/n Σ_j A(x + ε_j),  ε_j ~ N(0, σ²)",
     image_recipe=_whole_image,
+    token_reduction=None,  # the wrapped method's
 )
 class SmoothGrad(_NoiseSmoothing):
     """The mean of a method over noisy copies, ``SG(x) = 1/n sum_j A(x + eps_j)`` (Smilkov et al.
@@ -227,6 +228,7 @@ class SmoothGrad(_NoiseSmoothing):
     formula="A = 1/n Σ_j A(x + ε_j)²",
     aliases=("smoothgrad_sq",),  # Captum's NoiseTunnel name
     image_recipe=_whole_image,
+    token_reduction=None,  # the wrapped method's
 )
 class SmoothGradSquared(_NoiseSmoothing):
     """The mean square of a method over noisy copies, ``SG2(x) = 1/n sum_j A(x + eps_j)^2``.
@@ -245,6 +247,7 @@ class SmoothGradSquared(_NoiseSmoothing):
     summary="The variance of the attribution over noisy copies.",
     formula="A = 1/n Σ_j (A(x + ε_j) − SmoothGrad(x))²",
     image_recipe=_whole_image,
+    token_reduction=None,  # the wrapped method's
 )
 class VarGrad(_NoiseSmoothing):
     """The variance of a method over noisy copies, ``VG(x) = 1/n sum_j (A(x + eps_j) - SG(x))^2``.

@@ -3,8 +3,8 @@
     from attrib.text import TextClassifier, explain_tokens
     clf = TextClassifier(model, tokenizer)            # or load_minilm_sentiment()
     result = explain_tokens(clf, ["a gripping, funny film"], "integrated_gradients", steps=64)
-    result.scores("sum").words()                      # [[("a", ...), ("gripping", ...), ...]]
-    result.html()                                     # highlighted tokens with a legend
+    result.scores().words()                           # [[("a", ...), ("gripping", ...), ...]]
+    result.html()                                     # highlighted words with a legend
 
 Every gradient and path method of the library works at the input embeddings through
 ``clf.embedding_model`` (``E -> logits``). ``load_text_model`` loads the demo classifier or a
@@ -25,7 +25,12 @@ from attrib.text.attention import (
 from attrib.text.baselines import baseline_embeddings, replacement_embedding
 from attrib.text.encoding import Encoding
 from attrib.text.erasure import ErasureReport, erased, erasure_tests, js_divergence
-from attrib.text.errors import AttentionUnavailableError, EmptyTextError, TextTooLongError
+from attrib.text.errors import (
+    AttentionUnavailableError,
+    EmbeddingsUnavailableError,
+    EmptyTextError,
+    TextTooLongError,
+)
 from attrib.text.explain import explain_tokens, method_names
 from attrib.text.html import highlight
 from attrib.text.loading import load_text_model
@@ -39,6 +44,7 @@ __all__ = [
     "AnchorsText",
     "AttentionUnavailableError",
     "EmbeddingModel",
+    "EmbeddingsUnavailableError",
     "EmptyTextError",
     "Encoding",
     "ErasureReport",

@@ -198,11 +198,11 @@ class AnchorsText(Configurable):
         delta: confidence level of the bounds (default 0.1).
         tau: KL-LUCB stops ranking when the best ``beam_size`` candidates are separated
             from the rest to within ``tau`` (default 0.15).
-        tolerance: an anchor is accepted when its estimate is ``>= 1 - epsilon`` and its
-            lower bound ``>= 1 - epsilon - tolerance``, rejected when its estimate is below
-            ``1 - epsilon`` and its upper bound below ``1 - epsilon + tolerance`` (default
-            0.05, the anchor package's ``epsilon_stop``); candidates in between are sampled
-            further.
+        tolerance: a candidate is accepted when its estimate is ``>= 1 - epsilon`` and its
+            lower bound ``>= 1 - epsilon - tolerance`` (default 0.05, the anchor package's
+            ``epsilon_stop``); it is rejected only when its upper bound is below
+            ``1 - epsilon`` (KL-LUCB's rule, Kaufmann and Kalyanakrishnan 2013); candidates
+            in between are sampled further (until ``max_samples``).
         beam_size: candidates kept per anchor size (default 4).
         pull: perturbations drawn per candidate each time the bandit samples it (default 10).
         batch_size: the most texts per classifier call (default 64).
@@ -435,7 +435,10 @@ class _Search:
         while True:
             means, lower, upper = self.bounds(arms, beta)
             accepted = (means >= goal) & (lower >= goal - slack)
-            rejected = (means < goal) & (upper < goal + slack)
+            # KL-LUCB rejects only what its upper bound rules out: an arm whose precision
+            # may still reach the goal is sampled further (rejecting on the estimate alone
+            # let one unlucky draw of a true anchor send the search to longer anchors)
+            rejected = upper < goal
             undecided = (~(accepted | rejected)).nonzero().flatten().tolist()
             if not undecided or self.budget_left() <= 0:
                 return accepted

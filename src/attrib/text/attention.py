@@ -35,7 +35,7 @@ from attrib.core.hooks import prepared
 from attrib.core.target import Target, resolve_target, select_output, target_for_rows
 from attrib.text.encoding import Encoding
 from attrib.text.errors import AttentionUnavailableError
-from attrib.text.models import TextClassifier
+from attrib.text.models import TextClassifier, call_with_embeddings
 from attrib.text.result import TokenScores
 
 __all__ = [
@@ -75,8 +75,10 @@ def attentions_of(output: Any, model: Any) -> tuple[torch.Tensor, ...]:
 
 def run_with_attentions(model: Any, **inputs: Any) -> Any:
     """``model(**inputs, output_attentions=True)``; a model that does not take the argument
-    has no attention to give."""
+    has no attention to give (nor embeddings, where ``inputs_embeds`` is among ``inputs``)."""
     try:
+        if "inputs_embeds" in inputs:
+            return call_with_embeddings(model, **inputs, output_attentions=True)
         return model(**inputs, output_attentions=True)
     except TypeError as err:
         if "output_attentions" not in str(err):

@@ -6,9 +6,14 @@ catches ``AttribError`` catches these too.
 
 from __future__ import annotations
 
-from attrib.core.errors import InputError, ModelOutputError
+from attrib.core.errors import InputError, LayerError, ModelOutputError
 
-__all__ = ["AttentionUnavailableError", "EmptyTextError", "TextTooLongError"]
+__all__ = [
+    "AttentionUnavailableError",
+    "EmbeddingsUnavailableError",
+    "EmptyTextError",
+    "TextTooLongError",
+]
 
 
 class EmptyTextError(InputError):
@@ -21,3 +26,8 @@ class TextTooLongError(InputError):
 
 class AttentionUnavailableError(ModelOutputError):
     """Attention weights were asked for, but the model does not return them."""
+
+
+class EmbeddingsUnavailableError(LayerError):
+    """The model offers no input embeddings to explain: ``get_input_embeddings()`` returns
+    ``None`` or raises, or its forward does not accept ``inputs_embeds=``."""

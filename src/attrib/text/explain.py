@@ -5,7 +5,8 @@ length, same special tokens; ``Encoding.groups``) it
 
 1. looks up the input embeddings ``E = W_emb[ids]``, ``(n, L, d)``;
 2. builds the baseline ``E'`` (``[PAD]``/``[MASK]``/``[UNK]``/zero at ordinary positions,
-   the real special tokens; ``attrib.text.baselines``), one ``(L, d)`` tensor for the group;
+   the real special tokens; by default ``[PAD]``, or ``[UNK]`` or zero for a tokenizer
+   without a pad token; ``attrib.text.baselines``), one ``(L, d)`` tensor for the group;
 3. runs the method on ``classifier.embedding_model`` (``E -> logits``) at ``E``.
 
 The method is used unchanged: ``Saliency``, ``GradientXInput``, ``IntegratedGradients``,
@@ -40,7 +41,12 @@ from attrib.methods import catalogue
 from attrib.methods.base import Method
 from attrib.methods.catalogue import MethodInfo, find, key
 from attrib.methods.recipes import INNER, build
-from attrib.text.baselines import TokenBaseline, baseline_embeddings, replacement_embedding
+from attrib.text.baselines import (
+    TokenBaseline,
+    baseline_embeddings,
+    replacement_embedding,
+    resolve_baseline,
+)
 from attrib.text.encoding import Encoding
 from attrib.text.models import TextClassifier
 from attrib.text.result import TokenAttribution
@@ -128,7 +134,7 @@ def explain_tokens(
     method: MethodSpec = "integrated_gradients",
     *,
     target: Target = "predicted",
-    baseline: TokenBaseline = "pad",
+    baseline: TokenBaseline = "auto",
     truncate: bool = False,
     **settings: Any,
 ) -> TokenAttribution:
@@ -139,8 +145,10 @@ def explain_tokens(
         texts: one text, a list of texts, or an ``Encoding`` from ``classifier.encode``.
         method: a name, a builder or a method instance (see the module docstring).
         target: the class to explain: ``"predicted"``, an int, one per text, or a callable.
-        baseline: ``"pad"``, ``"mask"``, ``"unk"``, ``"zero"`` or an embedding ``(d,)``;
-            used by path and occlusion methods (special tokens always keep their embedding).
+        baseline: ``"auto"`` (``[PAD]`` where the tokenizer has a pad token, else
+            ``[UNK]``, else the zero embedding; the one used is ``result.baseline``),
+            ``"pad"``, ``"mask"``, ``"unk"``, ``"zero"`` or an embedding ``(d,)``; used by
+            path and occlusion methods (special tokens always keep their embedding).
         truncate: cut texts longer than the model's maximum (with a warning) instead of
             raising ``TextTooLongError``.
         settings: the method's settings when it is given by name (``steps=64``, ...).
@@ -160,6 +168,7 @@ def explain_tokens(
     enc = texts if isinstance(texts, Encoding) else classifier.encode(texts, truncate=truncate)
     n = len(enc)
     check_target_length(target, n)
+    baseline = resolve_baseline(classifier.tokenizer, baseline)
     replacement = replacement_embedding(classifier, baseline)
     model = classifier.embedding_model
     values: torch.Tensor | None = None

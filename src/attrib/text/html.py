@@ -5,7 +5,8 @@ Positive scores are red, negative blue; the opacity is ``|s| / max |s|``, where 
 is taken over each text (``scale="text"``) or over all texts (``scale="batch"``, so that
 texts can be compared). Each highlighted span carries its exact score in a tooltip. Texts
 are drawn from their own characters (the tokenizer's offsets), so spacing and case are the
-original ones; words merge their sub-word pieces (``words=True``).
+original ones; words merge their sub-word pieces (``words=True``, the default: the words of
+``TokenScores.words``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Literal, Protocol
 import torch
 
 from attrib.core.errors import SettingError
-from attrib.text.aggregate import WordMerge, merge_words
+from attrib.text.aggregate import WordMerge, merge_words, word_spans, word_texts
 from attrib.text.encoding import Encoding
 
 __all__ = ["ScoredTexts", "highlight"]
@@ -91,14 +92,9 @@ def _pieces(scores: ScoredTexts, i: int, words: bool, merge: WordMerge, special:
     out: list[tuple[int, int, str | None, float]] = []
     if words:
         merged = merge_words(values, enc.word_ids[i], merge).tolist()
-        first: dict[int, int] = {}
-        last: dict[int, int] = {}
-        for t, w in enumerate(enc.word_ids[i]):
-            if w is not None:
-                first.setdefault(w, t)
-                last[w] = t
-        for w, v in enumerate(merged):
-            out.append((first[w], last[w], None, v))
+        spelled = word_texts(enc, i) if enc.offsets is None else [None] * len(merged)
+        for (first, last), word, v in zip(word_spans(enc, i), spelled, merged, strict=True):
+            out.append((first, last, word, v))
     else:
         for t in range(len(values)):
             if not bool(enc.special[i, t]):
@@ -114,13 +110,18 @@ def _pieces(scores: ScoredTexts, i: int, words: bool, merge: WordMerge, special:
 def highlight(
     scores: ScoredTexts,
     *,
-    words: bool = False,
+    words: bool = True,
     merge: WordMerge = "sum",
     special: bool = False,
     scale: Literal["text", "batch"] = "text",
     title: str | None = None,
 ) -> str:
-    """One HTML fragment that highlights every text of ``scores``."""
+    """One HTML fragment that highlights every text of ``scores``.
+
+    ``words`` (default): one span per word, its pieces' scores merged by ``merge`` (the words
+    of ``TokenScores.words``); ``words=False``: one span per token. ``special``: show the
+    special tokens too. ``scale``: colours relative to each text's or the whole batch's
+    largest ``|score|``."""
     if scale not in ("text", "batch"):
         raise SettingError("scale", "'text' or 'batch'", scale, "")
     enc = scores.encoding
@@ -141,7 +142,7 @@ def highlight(
         text = enc.texts[i]
         for start_t, end_t, label, value in pieces:
             if label is not None or enc.offsets is None:
-                shown = label if label is not None else _joined(enc.tokens[i][start_t : end_t + 1])
+                shown = label if label is not None else enc.tokens[i][start_t]
                 line.append(" " + _span(shown, value, s, shown) + " ")
                 continue
             a = enc.offsets[i][start_t][0]
@@ -154,10 +155,6 @@ def highlight(
         parts.append(f'<div style="margin:2px 0 6px">{_caption(scores, i)}{"".join(line)}</div>')
     parts.append("</div>")
     return "".join(parts)
-
-
-def _joined(pieces: list[str]) -> str:
-    return pieces[0] + "".join(p.removeprefix("##") for p in pieces[1:])
 
 
 def _caption(scores: ScoredTexts, i: int) -> str:

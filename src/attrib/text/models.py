@@ -12,11 +12,14 @@ models add position and token-type embeddings to ``inputs_embeds`` themselves
 
 ``transformers`` is never imported here at module level: any model with
 ``get_input_embeddings()`` that accepts ``inputs_embeds=`` and ``attention_mask=`` and returns
-logits (a tensor, or an output with ``.logits``) works.
+logits (a tensor, or an output with ``.logits``) works. A model without them raises
+``EmbeddingsUnavailableError`` where an explanation needs them (predictions, and so
+``AnchorsText(classifier.predict)``, need neither).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,6 +32,7 @@ from attrib.core.errors import SettingError
 from attrib.core.hooks import prepared
 from attrib.core.target import select_output
 from attrib.text.encoding import Encoding, encode
+from attrib.text.errors import EmbeddingsUnavailableError
 
 __all__ = [
     "ClassifierOutput",
@@ -36,9 +40,109 @@ __all__ = [
     "Pooling",
     "SentenceClassifier",
     "TextClassifier",
+    "accepts_inputs_embeds",
+    "call_with_embeddings",
+    "input_embeddings",
+    "require_inputs_embeds",
 ]
 
 Pooling = Literal["mean", "cls"]
+
+
+# what every explanation at the embeddings needs of a model, said once for every message
+_NEEDS = (
+    "a model whose get_input_embeddings() returns its token embedding layer (ids -> (N, L, d)) "
+    "and whose forward accepts inputs_embeds= and attention_mask= (as Hugging Face models do)"
+)
+_TODO = (
+    "Wrap the model in a module that offers both, or explain it with a method that only "
+    "needs its predictions (AnchorsText(classifier.predict))."
+)
+
+
+def input_embeddings(model: nn.Module) -> nn.Module:
+    """``model.get_input_embeddings()``, or ``EmbeddingsUnavailableError`` where the model
+    has none (``None``, or the ``NotImplementedError`` of a Hugging Face model without a
+    base model)."""
+    getter = getattr(model, "get_input_embeddings", None)
+    if not callable(getter):
+        raise EmbeddingsUnavailableError("model", _NEEDS, type(model).__name__, _TODO)
+    try:
+        layer = getter()
+    except (NotImplementedError, AttributeError) as error:
+        raise EmbeddingsUnavailableError(
+            "model",
+            _NEEDS,
+            f"{type(model).__name__} whose get_input_embeddings() raised "
+            f"{type(error).__name__}: {error}",
+            _TODO,
+        ) from None
+    if not isinstance(layer, nn.Module):
+        raise EmbeddingsUnavailableError(
+            "model",
+            _NEEDS,
+            f"{type(model).__name__} whose get_input_embeddings() returned {type(layer).__name__}",
+            _TODO,
+        )
+    return layer
+
+
+def accepts_inputs_embeds(model: nn.Module) -> bool:
+    """Whether ``model``'s forward takes ``inputs_embeds=`` (by name, or through
+    ``**kwargs``, which is taken on trust)."""
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: the call will tell
+        return True
+    return any(
+        p.name == "inputs_embeds" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters
+    )
+
+
+def require_inputs_embeds(model: nn.Module) -> None:
+    """``EmbeddingsUnavailableError`` unless ``model``'s forward takes ``inputs_embeds=``."""
+    if not accepts_inputs_embeds(model):
+        raise EmbeddingsUnavailableError(
+            "model",
+            _NEEDS,
+            f"{type(model).__name__} whose forward{inspect.signature(model.forward)} has no "
+            "inputs_embeds",
+            _TODO,
+        )
+
+
+def call_with_embeddings(model: nn.Module, **inputs: Any) -> Any:
+    """``model(**inputs)`` with ``inputs_embeds`` among them, or ``EmbeddingsUnavailableError``
+    where the model cannot take them (checked before the call, and for a ``forward(**kwargs)``
+    that hands them to one without, after)."""
+    require_inputs_embeds(model)
+    try:
+        return call_model(model, **inputs)
+    except TypeError as error:
+        if "inputs_embeds" not in str(error):
+            raise
+        raise EmbeddingsUnavailableError(
+            "model", _NEEDS, f"{type(model).__name__} ({error})", _TODO
+        ) from None
+
+
+def call_model(model: nn.Module, **inputs: Any) -> Any:
+    """``model(**inputs)``; a Hugging Face classifier that pools the last token and has no
+    ``config.pad_token_id`` (GPT-2's) refuses batches of several rows, which every method
+    but plain gradients makes: that refusal becomes a ``SettingError`` that says the fix."""
+    try:
+        return model(**inputs)
+    except ValueError as error:
+        if "no padding token" not in str(error):
+            raise
+        raise SettingError(
+            "model",
+            "a model that takes batches of several rows (a config with pad_token_id)",
+            f"{type(model).__name__} ({error})",
+            "Set model.config.pad_token_id, e.g. to tokenizer.eos_token_id: explanations "
+            "run texts of one length together, so no padding reaches the model, and "
+            "TextClassifier pads its prediction batches with that id.",
+        ) from None
 
 
 @dataclass
@@ -68,9 +172,7 @@ class SentenceClassifier(nn.Module):
         return self.encoder.config
 
     def get_input_embeddings(self) -> nn.Module:
-        encoder: Any = self.encoder  # a Hugging Face model (no type hints here)
-        embeddings: nn.Module = encoder.get_input_embeddings()
-        return embeddings
+        return input_embeddings(self.encoder)
 
     def forward(
         self,
@@ -123,7 +225,9 @@ class EmbeddingModel(nn.Module):
 
     def forward(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
         mask = self._mask_for(inputs_embeds)
-        return select_output(self.model(inputs_embeds=inputs_embeds, attention_mask=mask))
+        return select_output(
+            call_with_embeddings(self.model, inputs_embeds=inputs_embeds, attention_mask=mask)
+        )
 
     def _mask_for(self, embeds: torch.Tensor) -> torch.Tensor | None:
         mask = self.attention_mask
@@ -215,9 +319,9 @@ class TextClassifier:
 
     @property
     def embedding_layer(self) -> nn.Module:
-        model: Any = self.model  # a Hugging Face model (no type hints here)
-        layer: nn.Module = model.get_input_embeddings()
-        return layer
+        """The model's input embedding layer (``EmbeddingsUnavailableError`` where it has
+        none)."""
+        return input_embeddings(self.model)
 
     def encode(
         self, texts: str | Sequence[str], *, truncate: bool = False, allow_empty: bool = False
@@ -236,6 +340,19 @@ class TextClassifier:
                 return weight[input_ids.to(weight.device)].detach()
             return layer(input_ids).detach()
 
+    @property
+    def pad_id(self) -> int:
+        """The id that pads prediction batches: the tokenizer's pad token, else the model's
+        ``config.pad_token_id`` (a GPT-2 classifier finds each text's last token by it),
+        else 0 (the attention mask hides it)."""
+        for found in (
+            getattr(self.tokenizer, "pad_token_id", None),
+            getattr(getattr(self.model, "config", None), "pad_token_id", None),
+        ):
+            if isinstance(found, int) and not isinstance(found, bool):
+                return found
+        return 0
+
     def token_embedding(self, token_id: int) -> torch.Tensor:
         """The input embedding of one token id, ``(d,)``."""
         return self.embed(torch.tensor([[int(token_id)]]))[0, 0]
@@ -246,7 +363,7 @@ class TextClassifier:
         """Logits ``(N, classes)`` of the texts, in batches of ``batch_size`` texts.
 
         Texts are sorted by length and padded within each batch with the attention mask (a
-        forward only: no method expands these rows).
+        forward only: no method expands these rows) and ``pad_id``.
         """
         enc = (
             texts
@@ -260,9 +377,10 @@ class TextClassifier:
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
                 width = int(enc.lengths[chunk].max())
-                ids = enc.input_ids[chunk, :width].to(device)
-                mask = enc.mask[chunk, :width].to(device=device, dtype=torch.long)
-                logits = select_output(self.model(input_ids=ids, attention_mask=mask))
+                real = enc.mask[chunk, :width]
+                ids = torch.where(real, enc.input_ids[chunk, :width], self.pad_id).to(device)
+                mask = real.to(device=device, dtype=torch.long)
+                logits = select_output(call_model(self.model, input_ids=ids, attention_mask=mask))
                 for k, i in enumerate(chunk.tolist()):
                     out[i] = logits[k].detach()
         return torch.stack(out)

@@ -13,7 +13,14 @@ from typing import Any
 import torch
 
 from attrib.core.errors import SettingError
-from attrib.text.aggregate import TokenReduction, WordMerge, merge_words, token_scores
+from attrib.text.aggregate import (
+    TokenReduction,
+    WordMerge,
+    default_token_reduction,
+    merge_words,
+    token_scores,
+    word_texts,
+)
 from attrib.text.encoding import Encoding
 from attrib.text.html import highlight
 
@@ -79,14 +86,17 @@ class TokenScores:
         positions = [t for t in range(len(values)) if special or not bool(flags[t])]
         return sorted(positions, key=lambda t: -float(values[t]))
 
+    def words_of(self, i: int, merge: WordMerge = "sum") -> list[tuple[str, float]]:
+        """``(word, score)`` per word of text ``i``: sub-word pieces merged by ``merge``,
+        each word spelled as in the text (``attrib.text.aggregate.word_texts``); the words
+        that the HTML, ``attrib.viz.token_figure`` and the command line show."""
+        i = self._check_index(i)
+        merged = merge_words(self.of(i), self.encoding.word_ids[i], merge)
+        return list(zip(word_texts(self.encoding, i), merged.tolist(), strict=True))
+
     def words(self, merge: WordMerge = "sum") -> list[list[tuple[str, float]]]:
-        """``(word, score)`` per word of each text; sub-word pieces merged by ``merge``."""
-        out = []
-        for i in range(len(self)):
-            ids = self.encoding.word_ids[i]
-            merged = merge_words(self.of(i), ids, merge)
-            out.append(list(zip(word_texts(self.encoding, i), merged.tolist(), strict=True)))
-        return out
+        """``(word, score)`` per word of each text (``words_of`` of every text)."""
+        return [self.words_of(i, merge) for i in range(len(self))]
 
     def html(self, **options: Any) -> str:
         """Self-contained HTML highlighting (see ``attrib.text.html.highlight``)."""
@@ -110,7 +120,8 @@ class TokenAttribution:
         delta: the completeness gap per text, ``sum(values) - (f(x) - f(x'))``, for path
             methods; else ``None``.
         target, output, method, params, labels: as in ``TokenScores``.
-        baseline: the kind of baseline (``"pad"``, ``"mask"``, ``"zero"``, ...), if any.
+        baseline: the kind of baseline used (``"pad"``, ``"mask"``, ``"unk"``, ``"zero"``,
+            or ``"tensor"``); ``"auto"`` is recorded as the kind it chose.
     """
 
     encoding: Encoding
@@ -126,9 +137,18 @@ class TokenAttribution:
     def __len__(self) -> int:
         return len(self.encoding)
 
-    def scores(self, reduce: TokenReduction = "sum") -> TokenScores:
+    @property
+    def reduction(self) -> TokenReduction:
+        """The method's own token reduction (the catalogue's ``token_reduction``): what
+        ``scores()`` uses when no reduction is given."""
+        return default_token_reduction(self.method)
+
+    def scores(self, reduce: TokenReduction | None = None) -> TokenScores:
         """One score per token: the embedding dimensions reduced by ``reduce``
-        (``attrib.text.aggregate``)."""
+        (``attrib.text.aggregate``); by default the method's own reduction (``reduction``:
+        the L2 norm for saliency, the sum for gradient x input, path and removal methods)."""
+        if reduce is None:
+            reduce = self.reduction
         scores = token_scores(self.values, reduce) * self.encoding.mask.to(self.values.device)
         return TokenScores(
             encoding=self.encoding,
@@ -141,11 +161,11 @@ class TokenAttribution:
         )
 
     def words(
-        self, reduce: TokenReduction = "sum", merge: WordMerge = "sum"
+        self, reduce: TokenReduction | None = None, merge: WordMerge = "sum"
     ) -> list[list[tuple[str, float]]]:
         return self.scores(reduce).words(merge)
 
-    def html(self, reduce: TokenReduction = "sum", **options: Any) -> str:
+    def html(self, reduce: TokenReduction | None = None, **options: Any) -> str:
         return self.scores(reduce).html(**options)
 
     def _repr_html_(self) -> str:
@@ -157,24 +177,3 @@ class TokenAttribution:
             f"TokenAttribution(method={self.method!r}, texts={len(self)}, "
             f"values={tuple(self.values.shape)}{extra})"
         )
-
-
-def word_texts(encoding: Encoding, i: int) -> list[str]:
-    """The words of text ``i`` as they appear in it (from character offsets where known,
-    else the pieces joined without their ``##`` marks)."""
-    ids = encoding.word_ids[i]
-    n_words = 1 + max((w for w in ids if w is not None), default=-1)
-    pieces: list[list[int]] = [[] for _ in range(n_words)]
-    for t, w in enumerate(ids):
-        if w is not None:
-            pieces[w].append(t)
-    text = encoding.texts[i]
-    out = []
-    for positions in pieces:
-        if encoding.offsets is not None:
-            start = encoding.offsets[i][positions[0]][0]
-            end = encoding.offsets[i][positions[-1]][1]
-            out.append(text[start:end])
-        else:
-            out.append("".join(encoding.tokens[i][t].removeprefix("##") for t in positions))
-    return out

@@ -2,6 +2,9 @@
 
 ``token_html`` is ``attrib.text.highlight`` (self-contained HTML, the form for reports and
 notebooks); ``token_figure`` draws the same highlighting as a matplotlib figure, for a PNG.
+Both show the words of ``TokenScores.words`` by default (sub-word pieces merged, spelled as
+in the text), the words the command line prints; ``words=False`` shows the tokens.
+A ``TokenAttribution`` is reduced by its method's own reduction (``TokenAttribution.scores``).
 ``attention_figure`` draws one attention matrix (queries x keys) with the tokens on both axes.
 """
 
@@ -21,18 +24,20 @@ __all__ = ["attention_figure", "token_figure", "token_html"]
 
 
 def token_html(scores: Any, **options: Any) -> str:
-    """HTML highlighting of ``TokenScores`` (or a ``TokenAttribution``, reduced by ``sum``):
-    ``attrib.text.highlight(scores, **options)``."""
+    """HTML highlighting of ``TokenScores`` (or a ``TokenAttribution``, reduced by its
+    method's reduction): ``attrib.text.highlight(scores, **options)``."""
     try:
         from attrib.text import highlight
     except ImportError as error:  # pragma: no cover - attrib.text ships with attrib
         raise SettingError("scores", "attrib.text (token highlighting)", str(error), "") from None
     if hasattr(scores, "scores") and callable(scores.scores):  # a TokenAttribution
-        scores = scores.scores("sum")
+        scores = scores.scores()
     return highlight(scores, **options)
 
 
-def _tokens_and_values(scores: Any, tokens: Sequence[str] | None, index: int):
+def _tokens_and_values(
+    scores: Any, tokens: Sequence[str] | None, index: int, words: bool, merge: str
+) -> tuple[list[str], np.ndarray]:
     if tokens is not None:
         values = np.asarray(
             scores.detach().cpu() if isinstance(scores, torch.Tensor) else scores, dtype=float
@@ -41,9 +46,12 @@ def _tokens_and_values(scores: Any, tokens: Sequence[str] | None, index: int):
             raise SettingError("scores", f"one score per token ({len(tokens)})", scores, "")
         return list(tokens), values
     if hasattr(scores, "scores") and callable(scores.scores):  # a TokenAttribution
-        scores = scores.scores("sum")
+        scores = scores.scores()
     if hasattr(scores, "tokens_and_scores"):  # TokenScores
-        pairs = scores.tokens_and_scores(index, special=False)
+        if words:
+            pairs = scores.words_of(index, merge)
+        else:
+            pairs = scores.tokens_and_scores(index, special=False)
         return [t for t, _ in pairs], np.array([s for _, s in pairs], dtype=float)
     raise SettingError(
         "scores", "TokenScores, a TokenAttribution, or scores with tokens=", scores, ""
@@ -58,23 +66,28 @@ def token_figure(
     title: str | None = None,
     width: float = 8.0,
     per_line: int = 12,
+    words: bool = True,
+    merge: str = "sum",
 ) -> Any:
-    """Tokens as boxes coloured by their score (red for the class, blue against), one text.
+    """Words (or tokens) as boxes coloured by their score (red for the class, blue
+    against), one text.
 
     ``scores``: ``TokenScores`` / ``TokenAttribution`` (text ``index``), or one score per
-    token with ``tokens``. Colours are scaled by the text's largest ``|score|``.
+    token with ``tokens``. ``words`` (default): the words of ``TokenScores.words(merge)``,
+    as the command line prints them and ``highlight`` shows them; ``words=False``: the
+    tokenizer's tokens. Colours are scaled by the text's largest ``|score|``.
     """
-    words, values = _tokens_and_values(scores, tokens, index)
+    words_shown, values = _tokens_and_values(scores, tokens, index, words, merge)
     scale = float(np.abs(values).max()) if values.size else 0.0
     scaled = values / scale if scale > 0 else np.zeros_like(values)
     colours = colorize(scaled, DIVERGING, signed=True)
-    lines = max(1, -(-len(words) // per_line))
+    lines = max(1, -(-len(words_shown) // per_line))
     fig = figure(width, 0.45 * lines + (0.5 if title else 0.2))
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_axis_off()
     ax.set_xlim(0, per_line)
     ax.set_ylim(lines + (0.8 if title else 0.1), 0)
-    for k, (word, colour, value) in enumerate(zip(words, colours, values, strict=True)):
+    for k, (word, colour, value) in enumerate(zip(words_shown, colours, values, strict=True)):
         row, col = divmod(k, per_line)
         y = row + (0.9 if title else 0.5)
         ax.text(

@@ -20,6 +20,7 @@ def text_sections(
     import time
 
     from attrib.text import attention_weights, explain_tokens, highlight, load_text_model
+    from attrib.text.aggregate import TOKEN_REDUCTION_TITLES
     from attrib.viz import attention_figure, png_bytes, token_figure
 
     start = time.perf_counter()
@@ -30,7 +31,7 @@ def text_sections(
     for name, settings in methods:
         start = time.perf_counter()
         result = explain_tokens(classifier, list(texts), name, **settings)
-        scores = result.scores("sum")
+        scores = result.scores()  # the method's own reduction (the catalogue's)
         pictures = [
             Picture(
                 f"{scores.method}: text {i + 1}",
@@ -38,7 +39,8 @@ def text_sections(
             )
             for i in range(len(texts))
         ]
-        page = highlight(scores, words=True, title=f"{scores.method} (sum over dimensions)")
+        reduction = TOKEN_REDUCTION_TITLES[scores.params["reduce"]]
+        page = highlight(scores, title=f"{result.method} ({reduction})")
         settings_text = ", ".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
         sections.append(Section(f"{name} ({settings_text})", page, pictures[:1]))
         if on_step is not None:
