@@ -90,7 +90,8 @@ def test_every_image_method_builds_from_its_recipe_runs_and_draws(info):
     result = method(x, target=1)
     assert result.method.split("(")[0] == info.name
     recorded = set(result.params)
-    assert set(info.setting_names) <= recorded, set(info.setting_names) - recorded
+    wanted = {spec.name for spec in info.settings if spec.record}
+    assert wanted <= recorded, wanted - recorded
     assert (result.delta is not None) == info.completeness or info.wrapper
     maps = viz.saliency_maps(result)
     assert maps.shape == (2, 16, 16) and np.isfinite(maps).all()

@@ -34,7 +34,13 @@ def run(args: argparse.Namespace) -> int:
     target, _ = decide_target(s.loaded.model, x, s.target, batch_size=args.batch_size)
     methods = _methods(s, x, args)
     with Progress(len(methods) * (1 + len(metrics)), "evaluating") as progress:
-        explained = explain_all(methods, x, target, on_step=lambda n, t: progress.advance(n))
+        explained = explain_all(
+            methods,
+            x,
+            target,
+            on_step=lambda n, t: progress.advance(n),
+            on_progress=progress.within,
+        )
         for name, failure in explained.failures.items():
             raise SettingError("--method", "methods that run on this model", name, failure)
         results = curve_table(

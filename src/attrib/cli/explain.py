@@ -8,6 +8,7 @@ model input, the logits, the explained class and every method's attribution.
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import torch
 from attrib.cli.common import batches, setup, unique_names
 from attrib.cli.progress import Progress
 from attrib.core.grad import decide_target
+from attrib.core.progress import reporting
 from attrib.methods.recipes import ImageContext, build_for_image
 
 __all__ = ["run"]
@@ -49,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
                 arrays[stems[i]]["logits"] = logits[k].cpu().numpy()
             for name in s.names:
                 progress.advance(name, 0)
-                result = with_output(build_for_image(name, context)(x, target=target), logits)
+                method = build_for_image(name, context)
+                with reporting(partial(progress.within, name)):
+                    result = with_output(method(x, target=target), logits)
                 for k, i in enumerate(group):
                     fig = viz.show(
                         result, s.images[i].pixels, index=k, class_names=s.loaded.class_names

@@ -34,6 +34,7 @@ class Progress:
         self.enabled = bool(isatty and isatty()) if enabled is None else enabled
         self.width = width
         self.done = 0
+        self.part = 0.0  # of the unit under way
         self.label = ""
         self.start = time.monotonic()
         self.drawn = False
@@ -41,6 +42,13 @@ class Progress:
     def advance(self, label: str = "", steps: int = 1) -> None:
         """Count ``steps`` more units done; ``label`` says what comes next."""
         self.done = min(self.total, self.done + steps)
+        self.part = 0.0
+        self.label = label
+        self._draw()
+
+    def within(self, label: str, done: int, total: int) -> None:
+        """The unit under way is ``done / total`` done (a method reports its chunks)."""
+        self.part = min(1.0, done / max(total, 1))
         self.label = label
         self._draw()
 
@@ -48,9 +56,12 @@ class Progress:
         elapsed = time.monotonic() - self.start
         if not self.enabled or elapsed < self.delay:
             return
-        filled = round(self.width * self.done / self.total)
+        filled = round(self.width * (self.done + self.part) / self.total)
         bar = "#" * filled + "." * (self.width - filled)
-        line = f"\r{self.what} [{bar}] {self.done}/{self.total} {elapsed:4.0f}s {self.label}"
+        within = f" {100 * self.part:.0f}%" if self.part else ""
+        line = (
+            f"\r{self.what} [{bar}] {self.done}/{self.total} {elapsed:4.0f}s {self.label}{within}"
+        )
         self.stream.write(line[:120].ljust(120))
         self.stream.flush()
         self.drawn = True

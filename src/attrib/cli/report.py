@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     units = len(methods) * (1 + len(metrics)) + len(sanity_names)
     with Progress(units, "report") as progress:
         step = lambda name, seconds: progress.advance(name)  # noqa: E731
-        explained = explain_all(methods, x, target, logits=logits, on_step=step)
+        explained = explain_all(
+            methods, x, target, logits=logits, on_step=step, on_progress=progress.within
+        )
         names = unique_names(s.images)
         report = image_report(
             args.title or f"attrib report: {s.loaded.label}",

@@ -22,6 +22,7 @@ import torch
 
 from attrib.core.errors import SettingError
 from attrib.core.inputs import Inputs, leaves
+from attrib.core.progress import run_reporter
 from attrib.core.rows import rows_from
 
 __all__ = [
@@ -124,10 +125,14 @@ def run_chunks(
     if weights is not None and reduce != "sum":
         raise SettingError("weights", "weights only with reduce='sum'", reduce, "")
     reducer = _Reducer(reduce, n_samples, rows_per_sample, weights)
+    report = run_reporter()  # the outermost run of a method reports its chunks
+    total = n_samples * rows_per_sample
     for chunk in chunks(n_samples, rows_per_sample, batch_size, device):
         rows = chunk.sample if origin is None else origin[chunk.sample.to(origin.device)]
         with rows_from(rows):
             reducer.add(chunk, evaluate(chunk))
+        if report is not None:
+            report(chunk.stop, total)
     result: T = reducer.result()  # type: ignore[assignment]  # the structure evaluate gives
     return result
 

@@ -259,6 +259,8 @@ class Setting:
         check: a ``Check`` (or any ``check(name, value) -> value`` raising ``SettingError``).
         positional: may also be given by position, after the first argument (the model).
         shown: how the value is recorded by ``settings()`` (default: ``shown_value``).
+        record: ``False`` for settings that change how a call runs, not what it computes
+            (a progress bar): ``settings()`` leaves them out.
     """
 
     def __init__(
@@ -268,11 +270,13 @@ class Setting:
         *,
         positional: bool = False,
         shown: Callable[[Any], Any] | None = None,
+        record: bool = True,
     ) -> None:
         self.default = default
         self.check = check
         self.positional = positional
         self.shown = shown or shown_value
+        self.record = record
         self.name = ""
         self.owner: type | None = None
 
@@ -419,7 +423,7 @@ class Configurable:
 
     def settings(self) -> dict[str, Any]:
         """The settings as recorded in ``Attribution.params`` (tensors as ``"tensor"``)."""
-        return {s.name: s.shown(self.__dict__[s.name]) for s in type(self)._settings}
+        return {s.name: s.shown(self.__dict__[s.name]) for s in type(self)._settings if s.record}
 
     def given_settings(self) -> dict[str, Any]:
         """The settings as they were passed to the constructor (for ``replace``)."""
@@ -444,7 +448,7 @@ class Configurable:
         return ", ".join(
             f"{s.name}={settings[s.name]!r}"
             for s in type(self)._settings
-            if s.required or not _same(self.__dict__[s.name], s.default)
+            if s.record and (s.required or not _same(self.__dict__[s.name], s.default))
         )
 
 

@@ -8,6 +8,7 @@ returns or raises. ``result(...)`` is the one place an ``Attribution`` is made.
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -15,6 +16,7 @@ from attrib.core.errors import SettingError
 from attrib.core.hooks import prepared
 from attrib.core.inputs import Inputs, Model, batch_size_of, check_inputs
 from attrib.core.neuron import Neuron, NeuronModel
+from attrib.core.progress import make_reporter, reporting
 from attrib.core.result import Attribution
 from attrib.core.settings import Anything, Configurable, Count, Optional, Setting
 from attrib.core.target import Target, check_target_length
@@ -40,6 +42,9 @@ class Method(Configurable):
 
     batch_size = Setting(None, Optional(Count(1, "most rows in one forward")))
     output = Setting(None, Anything("None, an output index, a key or a callable"))
+    progress = Setting(
+        None, Anything("None, True (a bar) or a callable(done_rows, total_rows)"), record=False
+    )
 
     def __init__(self, model: Model, *args: Any, **settings: Any) -> None:
         if not callable(model):
@@ -63,7 +68,10 @@ class Method(Configurable):
             return explain_neuron(self, x, target)
         inputs = check_inputs(x, integers=self.integer_inputs)
         check_target_length(target, batch_size_of(inputs))
-        with prepared(self.model):
+        with ExitStack() as stack:
+            if self.progress:
+                stack.enter_context(reporting(make_reporter(self.progress, self.name)))
+            stack.enter_context(prepared(self.model))
             return self.attribute(inputs, target)
 
     def with_model(self, model: Model) -> Method:

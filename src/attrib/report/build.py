@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 
 from attrib.core.grad import decide_target
+from attrib.core.progress import reporting
 from attrib.core.result import Attribution
 from attrib.report.content import InputRow, MapCell, Picture, Report
 from attrib.report.evaluation import curve_table, metrics_available, sanity_pictures
@@ -59,8 +62,12 @@ def explain_all(
     logits: torch.Tensor | None = None,
     batch_size: int | None = None,
     on_step: OnStep | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> Explained:
     """Run every method on ``x``; an exception becomes a one-line failure note.
+
+    ``on_step(name, seconds)`` after each method; ``on_progress(name, done, total)`` within
+    it, after each chunk of its rows (``attrib.core.progress``).
 
     ``"predicted"`` is decided once, before any method runs (``attrib.core.grad.decide_target``
     on ``model``, else on the methods' model, ``batch_size`` samples per forward), so that
@@ -77,7 +84,10 @@ def explain_all(
     for name, method in methods.items():
         start = time.perf_counter()
         try:
-            out.attributions[name] = with_output(method(x, target=target), logits)
+            with ExitStack() as stack:
+                if on_progress is not None:
+                    stack.enter_context(reporting(partial(on_progress, name)))
+                out.attributions[name] = with_output(method(x, target=target), logits)
         except Exception as error:
             lines = str(error).strip().splitlines()
             out.failures[name] = f"{type(error).__name__}: {lines[0] if lines else ''}"
