@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from attrib.core.errors import AttribError, InputError, SettingError
+from attrib.core.errors import AttribError, SettingError
 from attrib.methods.perturbation import FeatureAblation, Occlusion, grid
 from tests.models import GapCNN, LinearModel, TwoInputNet
 from tests.peers import assert_matches_peer
@@ -134,11 +134,32 @@ def test_bad_windows_say_what_is_allowed(settings, argument, allowed):
     assert isinstance(caught.value, AttribError)
 
 
-def test_occlusion_refuses_dict_inputs():
-    with pytest.raises(InputError, match="FeatureAblation"):
-        Occlusion(TwoInputNet().eval(), window=1)(
-            {"image": torch.randn(1, 6), "extra": torch.randn(1, 3)}, target=0
-        )
+def test_occlusion_of_dict_inputs_slides_a_window_per_input():
+    """Each input's windows are occluded with the others left as they are: every window of
+    one input is a literal forward with that window zeroed (Captum's way for several
+    inputs), with a window and strides per input."""
+    model = TwoInputNet().eval()
+    torch.manual_seed(3)
+    x = {"image": torch.randn(2, 6), "extra": torch.randn(2, 3)}
+    windows = {"image": 2, "extra": 1}
+    got = Occlusion(model, window=windows, strides={"image": 2, "extra": 1})(x, target=1)
+    full = model(**x)[:, 1]
+    for key, size in windows.items():
+        expected = torch.zeros_like(x[key])
+        for start in range(0, x[key].shape[1], size):
+            occluded = {**x, key: x[key].clone()}
+            occluded[key][:, start : start + size] = 0
+            drop = full - model(**occluded)[:, 1]
+            expected[:, start : start + size] = drop.view(-1, 1)
+        torch.testing.assert_close(got.values[key], expected, rtol=1e-5, atol=1e-6)
+    assert got.params["perturbations"] == 3 + 3
+    from captum.attr import Occlusion as CaptumOcclusion
+
+    peer = CaptumOcclusion(lambda image, extra: model(image=image, extra=extra)).attribute(
+        (x["image"], x["extra"]), sliding_window_shapes=((2,), (1,)), strides=((2,), (1,)), target=1
+    )
+    assert_matches_peer(got.values["image"], peer[0])
+    assert_matches_peer(got.values["extra"], peer[1])
 
 
 # ---- feature ablation ----------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from attrib.core.errors import InputError, SettingError
+from attrib.core.errors import SettingError
 from attrib.core.inputs import Inputs, attribution_dtype
 from attrib.core.result import Attribution
 from attrib.core.settings import REQUIRED, Anything, Setting
@@ -73,70 +73,76 @@ class Occlusion(PerturbationMethod):
     strides = Setting(None, Anything("None (half the window), an int or a tuple like window"))
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
-        if isinstance(inputs, dict):
-            raise InputError(
-                "x",
-                "one tensor for Occlusion",
-                inputs,
-                "For several inputs use FeatureAblation with a feature mask per input.",
-            )
-        x = inputs
-        window, strides = self._geometry(x)
-        k = len(window)
-        dims = tuple(x.shape[x.dim() - k :])
-        positions = tuple(
-            math.ceil((d - w) / s) + 1 for d, w, s in zip(dims, window, strides, strict=True)
-        )
-        references = resolve_references(self.baseline, self.background, x)
-        full, output, resolved = self.clean_forward(x, target)
-        lead = (1,) * (x.dim() - 1 - k)
-        axes = [torch.arange(d, device=x.device) for d in dims]
-
-        def keep(sample: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
-            # 1 outside the window, 0 inside: the product of one 0/1 indicator per dimension
-            inside = torch.ones((len(item),) + (1,) * k, dtype=x.dtype, device=x.device)
-            rest = item
-            for i in reversed(range(k)):
-                j = rest % positions[i]
-                rest = torch.div(rest, positions[i], rounding_mode="floor")
-                start = (j * strides[i]).view(-1, 1)
-                covered = (axes[i] >= start) & (axes[i] < start + window[i])  # (rows, D_i)
-                shape = [len(item)] + [1] * k
-                shape[1 + i] = dims[i]
-                inside = inside * covered.to(x.dtype).view(shape)
-            return (1 - inside).view(len(item), *lead, *dims)
-
-        count = math.prod(positions)
-        scores = masked_scores(
-            self.model, x, references, keep, count, resolved, self.output, self.batch_size
-        )
-        drops = (full.view(-1, 1) - scores).view(-1, *positions)
-        total = _spread_windows(drops, dims, window, strides)
-        covers = _spread_windows(torch.ones_like(drops[:1]), dims, window, strides)
-        values = (total / covers).view(x.shape[0], *lead, *dims).expand_as(x)
+        references = resolve_references(self.baseline, self.background, inputs)
+        full, output, resolved = self.clean_forward(inputs, target)
+        if not isinstance(inputs, dict):
+            values, one = self._occlude(inputs, None, references, resolved, full)
+            return self.result(values, resolved.public, output, baseline=references.shown, **one)
+        # one input's windows at a time, the other inputs left as they are (Captum's way)
+        found = {key: self._occlude(inputs, key, references, resolved, full) for key in inputs}
+        record: dict[str, Any] = {
+            name: {key: r[name] for key, (_, r) in found.items()}
+            for name in ("window", "strides", "positions")
+        }
+        record["perturbations"] = sum(r["perturbations"] for _, r in found.values())
+        values_by_key = {key: v for key, (v, _) in found.items()}
         return self.result(
-            values.to(attribution_dtype(x)).contiguous(),
-            resolved.public,
-            output,
-            baseline=references.shown,
-            window=window,
-            strides=strides,
-            positions=positions,
-            perturbations=count,
+            values_by_key, resolved.public, output, baseline=references.shown, **record
         )
 
-    def _geometry(self, x: torch.Tensor) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        window = window_sizes(self.window, x, "window")
+    def _occlude(
+        self,
+        inputs: Inputs,
+        key: str | None,
+        references: Any,
+        resolved: Any,
+        full: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The map of input ``key`` (``None``: the one tensor) and its windows' record."""
+        x = inputs[key] if isinstance(inputs, dict) and key is not None else inputs
+        assert isinstance(x, torch.Tensor)
+        windows = _Windows(*self._geometry(x, key), x)
+
+        def keep(sample: torch.Tensor, item: torch.Tensor) -> Inputs:
+            mask = windows.keep(item)
+            if not isinstance(inputs, dict) or key is None:
+                return mask
+            others = {
+                k: torch.ones((len(item),) + (1,) * (t.dim() - 1), dtype=t.dtype, device=t.device)
+                for k, t in inputs.items()
+            }
+            return {**others, key: mask}
+
+        scores = masked_scores(
+            self.model,
+            inputs,
+            references,
+            keep,
+            windows.count,
+            resolved,
+            self.output,
+            self.batch_size,
+        )
+        values = windows.spread(full.view(-1, 1) - scores).to(attribution_dtype(x))
+        return values, windows.record()
+
+    def _geometry(
+        self, x: torch.Tensor, key: str | None = None
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The window and strides of ``x`` (the input ``key`` of dict inputs: a setting may be
+        a dict with one value per input, or one value for all)."""
+        given_window = self.window[key] if isinstance(self.window, dict) else self.window
+        given = self.strides[key] if isinstance(self.strides, dict) else self.strides
+        window = window_sizes(given_window, x, "window")
         k = len(window)
         dims = tuple(x.shape[x.dim() - k :])
         if any(w > d for w, d in zip(window, dims, strict=True)):
             raise SettingError(
                 "window",
                 f"sizes at most the input's last dimensions {dims}",
-                self.window,
+                given_window,
                 "Use a smaller window.",
             )
-        given = self.strides
         if given is None:
             strides = tuple(max(1, math.ceil(w / 2)) for w in window)
         elif isinstance(given, int) and not isinstance(given, bool) and given >= 1:
@@ -145,14 +151,14 @@ class Occlusion(PerturbationMethod):
             strides = window_sizes(given, x, "strides")
         if len(strides) != k:
             raise SettingError(
-                "strides", f"an int or a tuple of {k} ints, like window {window}", self.strides
+                "strides", f"an int or a tuple of {k} ints, like window {window}", given
             )
         if any(s > w and w < d for s, w, d in zip(strides, window, dims, strict=True)):
             raise SettingError(
                 "strides",
                 f"steps at most the window {window} (larger steps leave features that no "
                 "window covers)",
-                self.strides,
+                given,
             )
         return window, strides
 
@@ -172,3 +178,52 @@ def _spread_windows(
         cover = ((axis >= starts) & (axis < starts + w)).to(torch.float64)
         out = torch.movedim(torch.tensordot(out, cover, dims=([1 + i], [0])), -1, 1 + i)
     return out
+
+
+class _Windows:
+    """The sliding windows of one input ``x``: which features each one covers, and how the
+    windows' drops become a map (each feature: the mean drop of the windows covering it)."""
+
+    def __init__(self, window: tuple[int, ...], strides: tuple[int, ...], x: torch.Tensor):
+        self.window, self.strides, self.x = window, strides, x
+        k = len(window)
+        self.dims = tuple(x.shape[x.dim() - k :])
+        self.positions = tuple(
+            math.ceil((d - w) / s) + 1 for d, w, s in zip(self.dims, window, strides, strict=True)
+        )
+        self.count = math.prod(self.positions)
+        self.lead = (1,) * (x.dim() - 1 - k)
+
+    def keep(self, item: torch.Tensor) -> torch.Tensor:
+        """1 outside window ``item``, 0 inside: the product of a 0/1 indicator per dimension."""
+        x, k = self.x, len(self.window)
+        inside = torch.ones((len(item),) + (1,) * k, dtype=x.dtype, device=x.device)
+        rest = item
+        for i in reversed(range(k)):
+            j = rest % self.positions[i]
+            rest = torch.div(rest, self.positions[i], rounding_mode="floor")
+            start = (j * self.strides[i]).view(-1, 1)
+            axis = torch.arange(self.dims[i], device=x.device)
+            covered = (axis >= start) & (axis < start + self.window[i])  # (rows, D_i)
+            shape = [len(item)] + [1] * k
+            shape[1 + i] = self.dims[i]
+            inside = inside * covered.to(x.dtype).view(shape)
+        return (1 - inside).view(len(item), *self.lead, *self.dims)
+
+    def spread(self, drops: torch.Tensor) -> torch.Tensor:
+        """Each feature's mean drop over the windows covering it, shaped like ``x``."""
+        per_window = drops.view(-1, *self.positions)
+        total = _spread_windows(per_window, self.dims, self.window, self.strides)
+        covers = _spread_windows(
+            torch.ones_like(per_window[:1]), self.dims, self.window, self.strides
+        )
+        n = self.x.shape[0]
+        return (total / covers).view(n, *self.lead, *self.dims).expand_as(self.x).contiguous()
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "window": self.window,
+            "strides": self.strides,
+            "positions": self.positions,
+            "perturbations": self.count,
+        }
