@@ -21,7 +21,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def python(code: str, *flags: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
     return subprocess.run(
         [sys.executable, *flags, "-c", textwrap.dedent(code)],
         env=env,
