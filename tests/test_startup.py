@@ -141,8 +141,9 @@ def test_every_catalogued_image_method_is_a_public_name():
 
 
 def test_each_consumer_of_the_catalogue_sees_the_text_methods_in_a_fresh_interpreter():
-    """viz (signed maps), explain() and ``attrib methods`` import what registers the text
-    methods themselves, since ``import attrib`` no longer imports every layer."""
+    """viz (signed maps), the report (through viz), explain() and ``attrib methods`` import
+    what registers the text methods themselves, since ``import attrib`` no longer imports
+    every layer."""
     done = python(
         """
         import contextlib, io
@@ -160,6 +161,15 @@ def test_each_consumer_of_the_catalogue_sees_the_text_methods_in_a_fresh_interpr
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "TokenKernelSHAP"]
+    done = python(
+        """
+        from attrib.report import note_for
+        from attrib.report.notes import families
+        print(note_for("TokenKernelSHAP").paper.split()[0], families(["LeaveOneOut"])[0][0])
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["Lundberg", "Text", "methods"]
     done = python(
         """
         import contextlib, io

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 # the public names of ``attrib.methods`` (importing the package to read its ``__all__`` would
-# import torch; a test checks that every name of it is here)
+# import torch; a test checks that every name of it is here), and FullGrad, which
+# ``attrib.methods.cam`` exports and ``attrib.methods`` does not list yet
 _METHOD_NAMES = (
     "CAM",
     "LIME",
@@ -75,6 +76,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the names themselves
     from attrib.core.errors import AttribError, AttribWarning
     from attrib.core.result import Attribution
     from attrib.methods import *  # noqa: F403
+    from attrib.methods.cam import FullGrad as FullGrad
     from attrib.text.anchors import AnchorsText
 
 
