@@ -259,3 +259,17 @@ def test_a_foreign_or_damaged_file_is_a_file_format_error(tmp_path, case):
 def test_a_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nothing\.npz"):
         Attribution.load(tmp_path / "nothing.npz")
+
+
+def test_a_failed_save_leaves_the_previous_file_and_no_partial_file(tmp_path, monkeypatch):
+    path = Attribution(torch.ones(1, 2)).save(tmp_path / "a.npz")
+    before = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(json, "dumps", broken)  # fails after the arrays are written
+    with pytest.raises(RuntimeError, match="disk full"):
+        Attribution(torch.zeros(3, 4)).save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -63,8 +63,8 @@ def write_fields(path: str | os.PathLike[str], fields: Mapping[str, Any]) -> Pat
     not_saved: list[str] = []
     encoded = {name: _encode(value, arrays, name, not_saved) for name, value in fields.items()}
     metadata = {"format": FORMAT, "version": VERSION, "fields": encoded, "not_saved": not_saved}
-    handle, temporary = tempfile.mkstemp(dir=path.parent or ".", suffix=".partial")
-    os.close(handle)
+    # a name of our own beside the target (not mkstemp, whose files are private to the user)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     try:
         with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for key, array in arrays.items():
