@@ -15,8 +15,10 @@ decided by what it imports:
 - ``data/`` (embedded demo models and datasets) imports ``core`` and ``methods``: a sibling
   of ``text`` and ``metrics``, above ``methods``, imported only from above (``cli``; ``viz``
   or ``report`` could).
-- ``attrib/api.py`` (``explain(model, x, method=...)``) imports ``core`` and ``methods``
-  only: another sibling of ``text`` and ``metrics``; only the facade imports it.
+- ``attrib/api.py`` (``explain(model, x, method=...)``) imports ``core``, ``methods`` and
+  ``text`` (whose token methods it finds by name, and which register themselves in the
+  catalogue when ``attrib.text`` is imported): a sibling of ``viz``; only the facade imports
+  it.
 - ``attrib/__init__.py``, the public facade, re-exports names from ``core``, ``methods``,
   ``api`` and ``text``: it may import anything below ``cli`` and only ``cli`` may import it
   (a lower layer reaching for ``attrib.X`` would import every layer).
@@ -39,7 +41,7 @@ RANKS = {
     "text": 2,
     "metrics": 2,
     "data": 2,
-    "api": 2,
+    "api": 3,
     "viz": 3,
     "report": 4,
     "runs": 4,

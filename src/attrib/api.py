@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+import attrib.text  # noqa: F401 - registers the token methods that explain() finds by name
 from attrib.core.inputs import Inputs
 from attrib.core.result import Attribution
 from attrib.core.target import Target

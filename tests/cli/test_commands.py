@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
+from attrib import Attribution, Saliency
 from tests.cli.conftest import FACTORY, assert_one_line_error, run, run_all
+from tests.cli.toy_models import tiny_cnn
 
 pytest.importorskip("matplotlib")
 Image = pytest.importorskip("PIL.Image")
@@ -31,8 +32,9 @@ def test_methods_lists_each_method_with_its_paper():
         assert any(line.split()[:1] == [name] and paper in line for line in lines), name
 
 
-def test_explain_writes_a_png_per_image_and_method_and_the_npz(files, tmp_path):
-    """The demo model (EfficientNet-Lite0) on two files: PNG figures and .npz arrays."""
+def test_explain_writes_a_png_and_an_attribution_file_per_image_and_method(files, tmp_path):
+    """The demo model (EfficientNet-Lite0) on two files: PNG figures, and each image's
+    attribution saved by ``Attribution.save`` with its model input."""
     out = tmp_path / "out"
     done = run(
         "explain",
@@ -50,12 +52,15 @@ def test_explain_writes_a_png_per_image_and_method_and_the_npz(files, tmp_path):
         for method in ("Saliency", "GradCAM"):
             width, height = _decodes(out / f"{stem}_{method}.png")
             assert width > 300 and height > 100
-        arrays = np.load(out / f"{stem}.npz")
-        assert arrays["input"].shape == (3, 224, 224)
-        assert arrays["logits"].shape == (1000,)
-        assert arrays["Saliency"].shape == (3, 224, 224)
-        assert arrays["GradCAM"].shape == (224, 224)
-        assert int(arrays["target"]) == int(arrays["logits"].argmax())
+            saved = Attribution.load(out / f"{stem}_{method}.npz")
+            assert saved.method == method
+            assert saved.output.shape == (1, 1000)
+            assert saved.target.tolist() == saved.output.argmax(1).tolist()
+            assert Attribution.load_inputs(out / f"{stem}_{method}.npz").shape == (1, 3, 224, 224)
+        assert Attribution.load(out / f"{stem}_Saliency.npz").values.shape == (1, 3, 224, 224)
+        cam = Attribution.load(out / f"{stem}_GradCAM.npz")
+        assert cam.values.shape == (1, 224, 224) and cam.channel_dim is None
+        assert cam.params["layer"]  # the demo's CAM layer, recorded
         assert f"{stem}:" in done.stdout
 
 
@@ -112,11 +117,19 @@ def test_every_model_spec_form(files, tmp_path):
         assert result.returncode == 0, (result.args, result.stderr)
         assert "Traceback" not in result.stderr
     assert _decodes(tmp_path / "ts" / "one_Saliency.png")
-    assert np.load(tmp_path / "tv" / "one.npz")["GradCAM"].shape == (224, 224)
-    factory = np.load(tmp_path / "factory" / "one.npz")
-    assert int(factory["target"]) == 2 and factory["Saliency"].shape == (3, 24, 32)
-    # the same weights by factory and by file give the same attributions
-    np.testing.assert_allclose(factory["input"], np.load(tmp_path / "plain" / "one.npz")["input"])
+    assert Attribution.load(tmp_path / "tv" / "one_GradCAM.npz").values.shape == (1, 224, 224)
+    factory = Attribution.load(tmp_path / "factory" / "one_Saliency.npz")
+    assert factory.target.tolist() == [2] and factory.values.shape == (1, 3, 24, 32)
+    # the file holds what the method gives on the saved input: the saliency of class 2
+    inputs = Attribution.load_inputs(tmp_path / "factory" / "one_Saliency.npz")
+    model = tiny_cnn()
+    model.load_state_dict(torch.load(files["tiny.pt"], weights_only=True))
+    want = Saliency(model)(inputs, target=2).values
+    # float32 gradients of a two-layer CNN, summed in another thread count: 1e-5 of the scale
+    torch.testing.assert_close(factory.values, want, rtol=0, atol=1e-5 * float(want.abs().max()))
+    # the same weights by factory and by file give the same input
+    plain = Attribution.load_inputs(tmp_path / "plain" / "one_Saliency.npz")
+    torch.testing.assert_close(inputs, plain, rtol=0, atol=0)
 
 
 def test_bad_input_is_one_line_and_a_nonzero_exit(files, tmp_path):

@@ -1,5 +1,7 @@
 """Agreement with pytorch-grad-cam 1.5.7 on torchvision resnet18, vgg11 and densenet121
-(random weights, fixed seed), for every method both libraries have.
+(random weights, fixed seed), for every method both libraries have, and for its extras
+(several target layers, ``aug_smooth``, ``eigen_smooth``, ``FullGrad``) on resnet18 (and
+vgg11 for FullGrad).
 
 pytorch-grad-cam always applies ReLU, min-max normalises each map (adding 1e-7 to the
 maximum), resizes with ``cv2.resize`` (bilinear on pixel centres, what our upsampling does),
@@ -185,3 +187,127 @@ def test_vit_with_the_class_token_reshape():
             ours(method, model, layer, x, reshape=vit_reshape()),
             peer_maps(method, model, layer, x, reshape=peer_reshape),
         )
+
+
+# ---- pytorch-grad-cam's extras: several layers, aug_smooth, eigen_smooth, FullGrad ----------
+
+
+# classes whose Grad-CAM maps on resnet18 are not ReLU'd to zero at layer2-4 for either
+# sample (class 412's are, for the second): a zero map would prove nothing
+EXTRA_TARGETS = [7, 1]
+
+
+def peer_call(peer_name, model, layers, x, **call):
+    """pytorch-grad-cam's ``peer_name`` on ``layers`` (names), called with ``call``
+    (``aug_smooth=``, ``eigen_smooth=``); every weight frozen (gradients at layers and inputs
+    do not depend on which weights require one) and its hooks released."""
+    targets = [model_targets.ClassifierOutputTarget(c) for c in EXTRA_TARGETS[: len(x)]]
+    weights = [p for p in model.parameters() if p.requires_grad]
+    for p in weights:
+        p.requires_grad_(False)
+    x = x.clone().requires_grad_(True)  # something for its loss.backward() to reach
+    try:
+        peer_class = getattr(pg, peer_name)
+        chosen = [model.get_submodule(layer) for layer in layers]
+        with peer_class(model=model, target_layers=chosen) as cam:
+            return torch.from_numpy(cam(input_tensor=x, targets=targets, **call))
+    finally:
+        for p in weights:
+            p.requires_grad_(True)
+        model.zero_grad(set_to_none=True)
+
+
+def test_several_layers_fused_as_the_peer_fuses_them():
+    """Its ``aggregate_multi_layers``: each layer's map ReLU'd, scaled by ``(m - min) /
+    (1e-7 + max - min)`` at the layer's size, resized, averaged, scaled again. The 1e-7 makes
+    its layer ``l`` count ``range_l / (range_l + 1e-7)`` of ours: the fused maps differ by at
+    most ``max_l 1e-7 / range_l`` before the last scaling, which divides by the fused range.
+    layer2, layer3 and layer4 span three resolutions (8, 4, 2 at 64 x 64)."""
+    model, x = torchvision_model("resnet18")
+    layers = ["layer2", "layer3", "layer4"]
+    got = GradCAM(model, layers, normalize="minmax")(x, target=EXTRA_TARGETS).values
+    peer = peer_call("GradCAM", model, layers, x)
+    raw = [
+        GradCAM(model, layer, upsample=False)(x, target=EXTRA_TARGETS).values for layer in layers
+    ]
+    fused = GradCAM(model, layers)(x, target=EXTRA_TARGETS).values
+    for i in range(len(x)):
+        ranges = [float(m[i].max() - m[i].min()) for m in raw]
+        spread = float(fused[i].max() - fused[i].min())
+        assert min(ranges) > 0 and spread > 0  # every layer has a map to fuse
+        # a layer whose ReLU'd map is 0 everywhere is 0 in both
+        rel = 1e-4 + 2 * max((1e-7 / r for r in ranges if r > 0), default=0.0) / spread
+        assert_matches_peer(got[i], peer[i], rel=rel)
+
+
+@pytest.mark.parametrize("method", [GradCAM, LayerCAM])
+def test_aug_smooth_as_the_peer_with_ttach(method):
+    """Its mean over ttach's flips x factors of its (scaled) maps, not scaled again: ours with
+    ``normalize="minmax"`` is that mean min-max scaled."""
+    model, x = torchvision_model("resnet18")
+    got = method(model, "layer4", normalize="minmax", aug_smooth=True)(x, target=EXTRA_TARGETS)
+    peer = peer_call(PEERS[method], model, ["layer4"], x, aug_smooth=True)
+    assert all(float(peer[i].max()) > 0 for i in range(len(x)))
+    assert_matches_peer(got.values, finish(peer, relu=False, size=None, normalize="minmax"))
+    assert float((peer - got.values).abs().max()) > 1e-2  # its mean is not rescaled
+
+
+@pytest.mark.parametrize("method", [GradCAM, HiResCAM, LayerCAM, GradCAMPlusPlus])
+def test_eigen_smooth_as_the_peer_up_to_the_sign_of_the_component(method):
+    """``get_2d_projection`` of the weighted activations; numpy's SVD picks either sign of
+    the component, ours points it the way the channel sum does: each sample matches one."""
+    model, x = torchvision_model("resnet18")
+    settings = PEER_SETTINGS.get(method, {})
+    peer = peer_call(PEERS[method], model, ["layer4"], x, eigen_smooth=True)
+    projection = method(model, "layer4", upsample=False, relu=False, eigen_smooth=True, **settings)
+    projected = projection(x, target=EXTRA_TARGETS).values
+    for i in range(len(x)):
+        errors = []
+        for sign in (1.0, -1.0):
+            candidate = finish(
+                sign * projected[i : i + 1], relu=True, size=x.shape[-2:], normalize="minmax"
+            )
+            errors.append(float((candidate[0] - peer[i]).abs().max()))
+        assert min(errors) <= 1e-4 * float(peer[i].abs().max()), errors
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vgg11"])
+def test_full_grad_as_the_peer(name):
+    """resnet18: batch norms (folded biases), convolutions without bias; vgg11: convolutions
+    with biases, linear biases left out. The peer scales each channel by ``(t - min) / (1e-7 +
+    max - min)``: a channel of range ``r > 0`` counts ``r / (r + 1e-7)`` of ours, so the sums
+    differ by at most ``sum_channels 1e-7 / (r + 1e-7)``, which the last scaling divides by
+    the sum's range."""
+    from attrib.core.grad import layers_and_input_gradients
+    from attrib.methods.cam import FullGrad
+    from attrib.methods.cam.fullgrad import bias_layers
+
+    model, x = torchvision_model(name)
+    got = FullGrad(model, normalize="minmax")(x, target=EXTRA_TARGETS).values
+    with pg.FullGrad(model=model, target_layers=[]) as cam:
+        weights = [p for p in model.parameters() if p.requires_grad]
+        for p in weights:
+            p.requires_grad_(False)
+        try:
+            targets = [model_targets.ClassifierOutputTarget(c) for c in EXTRA_TARGETS]
+            peer = torch.from_numpy(cam(input_tensor=x, targets=targets))
+        finally:
+            for p in weights:
+                p.requires_grad_(True)
+            model.zero_grad(set_to_none=True)
+    layers = bias_layers(model)
+    parts = layers_and_input_gradients(model, x, [m for m, _ in layers], EXTRA_TARGETS)
+    biases = {id(m): b for m, b in layers}
+    terms = [(parts.input_gradients * x).abs()] + [
+        (g * biases[id(m)].view(1, -1, 1, 1)).abs()
+        for m, g in zip(parts.modules, parts.gradients, strict=True)
+    ]
+    total = FullGrad(model)(x, target=EXTRA_TARGETS).values
+    for i in range(len(x)):
+        slack = 0.0
+        for t in terms:
+            ranges = t[i].amax((1, 2)) - t[i].amin((1, 2))
+            # a constant channel is 0 in both; the others count r / (r + 1e-7) of ours there
+            slack += float((1e-7 / (ranges[ranges > 0] + 1e-7)).sum())
+        rel = 1e-4 + 2 * slack / float(total[i].max() - total[i].min())
+        assert_matches_peer(got[i], peer[i], rel=rel)

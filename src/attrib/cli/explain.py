@@ -1,23 +1,27 @@
 """``attrib explain IMAGE... --model SPEC --method NAMES --out DIR``.
 
-Writes, for each image, ``{image}_{method}.png`` (the image, the map and the overlay, titled
-with the method, the explained class and its probability) and ``{image}.npz`` with the
-model input, the logits, the explained class and every method's attribution.
+Writes, for each image and method, ``{image}_{method}.png`` (the image, the map and the
+overlay, titled with the method, the explained class and its probability) and
+``{image}_{method}.npz``: that image's ``Attribution`` (values, explained class, logits as its
+output, settings, completeness gap) saved by ``Attribution.save`` with the model input, read
+back by ``Attribution.load`` and ``Attribution.load_inputs``.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
 
 from attrib.cli.common import batches, setup, unique_names
 from attrib.cli.progress import Progress
 from attrib.core.grad import decide_target
 from attrib.core.progress import reporting
+from attrib.core.result import Attribution
 from attrib.methods.recipes import ImageContext, build_for_image
 
 __all__ = ["run"]
@@ -32,7 +36,6 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stems = unique_names(s.images)
     groups = batches(s.images, args.batch_size)
-    arrays: dict[str, dict[str, np.ndarray]] = {stem: {} for stem in stems}
     summary: dict[str, str] = {}
     with Progress(len(groups) * len(s.names), "explaining") as progress:
         for group in groups:
@@ -46,9 +49,6 @@ def run(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 settings=s.settings,
             )
-            for k, i in enumerate(group):
-                arrays[stems[i]]["input"] = x[k].cpu().numpy()
-                arrays[stems[i]]["logits"] = logits[k].cpu().numpy()
             for name in s.names:
                 progress.advance(name, 0)
                 method = build_for_image(name, context)
@@ -59,17 +59,34 @@ def run(args: argparse.Namespace) -> int:
                         result, s.images[i].pixels, index=k, class_names=s.loaded.class_names
                     )
                     viz.save_png(fig, out / f"{stems[i]}_{name}.png")
-                    values = result.numpy()
-                    assert isinstance(values, np.ndarray)  # images are one tensor
-                    arrays[stems[i]][name] = values[k]
-                    if isinstance(result.target, torch.Tensor):
-                        arrays[stems[i]]["target"] = result.target[k].cpu().numpy()
-                    if result.delta is not None:
-                        arrays[stems[i]][f"{name}_delta"] = result.delta[k].cpu().numpy()
+                    one_image(result, k, len(group)).save(
+                        out / f"{stems[i]}_{name}.npz", inputs=x[k : k + 1]
+                    )
                     label, p = viz.explained_class(result, k, s.loaded.class_names)
                     summary[stems[i]] = f"{label} ({p:.3f})" if p is not None else label
                 progress.advance(name)
-    for stem, content in arrays.items():
-        np.savez_compressed(out / f"{stem}.npz", **content)  # type: ignore[arg-type]
-        print(f"{stem}: {summary.get(stem, '')} -> {out / stem}_*.png, {out / stem}.npz")
+    for stem in stems:
+        print(f"{stem}: {summary.get(stem, '')} -> {out / stem}_*.png, {out / stem}_*.npz")
     return 0
+
+
+def one_image(result: Attribution, k: int, n: int) -> Attribution:
+    """Sample ``k`` of a batch of ``n``: the tensors of values, target, baseline, delta and
+    output that have a row per sample cut to row ``k`` (a batch of one); a shared baseline
+    and the settings (``params``) as they are."""
+
+    def row(value: Any) -> Any:
+        if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == n:
+            return value[k : k + 1]
+        if isinstance(value, dict):
+            return {key: row(v) for key, v in value.items()}
+        return value
+
+    return replace(
+        result,
+        values=row(result.values),
+        target=row(result.target),
+        baseline=row(result.baseline),
+        delta=row(result.delta),
+        output=row(result.output),
+    )

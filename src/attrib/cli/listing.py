@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from attrib.methods import catalogue
+from attrib.text import method_names  # and the text methods register in the catalogue
 
 __all__ = ["run"]
 
@@ -22,8 +23,6 @@ def run(args: argparse.Namespace | None) -> int:
         print(f"{catalogue.FAMILY_TITLES[family]}:")
         for info in members:
             print(f"  {info.name:<21}{info.paper:<44}{info.short}")
-    from attrib.text import method_names
-
     print("text methods by name (attrib explain-text --method NAME):")
     print("  " + ", ".join(method_names()))
     print("attrib methods NAME: one method's formula and settings")

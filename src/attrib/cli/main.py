@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     command(
-        "explain", "explain", "explain images: one PNG per image and method, and .npz", [images]
+        "explain", "explain", "explain images: a PNG and an .npz per image and method", [images]
     )
 
     text = command("explain-text", "text", "explain a text classifier's prediction", [debug])

@@ -12,6 +12,7 @@ from typing import Any
 __all__ = [
     "AttribError",
     "AttribWarning",
+    "FileFormatError",
     "InputError",
     "LayerError",
     "ModelOutputError",
@@ -67,6 +68,10 @@ class ModelOutputError(AttribError):
 
 class SettingError(AttribError):
     """A method setting (steps, samples, sigma, rule, ...) is out of its range."""
+
+
+class FileFormatError(AttribError):
+    """A file is not one that attrib wrote, or is damaged (``Attribution.load``)."""
 
 
 class AttribWarning(UserWarning):

@@ -11,7 +11,8 @@ scores with respect to a batch is the batch of per-row gradients: one backward p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
@@ -36,12 +37,15 @@ from attrib.core.target import OutputSelector, ResolvedTarget, Target, resolve_t
 __all__ = [
     "InputCapture",
     "LayerCapture",
+    "LayersCapture",
     "batched_forward_scores",
     "batched_input_gradients",
+    "batched_layers_and_input_gradients",
     "decide_target",
     "forward_scores",
     "input_gradients",
     "layer_gradients",
+    "layers_and_input_gradients",
 ]
 
 
@@ -176,6 +180,85 @@ def layer_gradients(
     return LayerCapture(activation.detach(), grad, scores.detach(), _detached(output), resolved)
 
 
+@dataclass(frozen=True)
+class LayersCapture:
+    """What one forward and one backward give at the inputs and at several layers' outputs.
+
+    ``modules[i]`` made ``activations[i]``, whose gradient is ``gradients[i]``: one entry per
+    call, in the order the forward ran them (a module called twice has two entries).
+    """
+
+    input_gradients: Inputs
+    modules: tuple[nn.Module, ...]
+    activations: tuple[torch.Tensor, ...]
+    gradients: tuple[torch.Tensor, ...]
+    scores: torch.Tensor
+    output: Any
+    target: ResolvedTarget
+
+
+def layers_and_input_gradients(
+    model: Model,
+    inputs: Inputs,
+    layers: Sequence[nn.Module],
+    target: Target | ResolvedTarget,
+    output_selector: OutputSelector = None,
+) -> LayersCapture:
+    """Gradients of the target scores with respect to the inputs and to the output of every
+    call of ``layers``, from one forward and one backward (``torch.autograd.grad`` with all
+    of them as its inputs; no parameter gradient).
+
+    Each layer's output is handed on as a copy, so in-place operations after it (a ReLU with
+    ``inplace=True`` after a batch norm) change the copy, and the gradient is the one at the
+    layer's own output. A layer output the score does not depend on has a zero gradient.
+    """
+    calls: list[tuple[nn.Module, torch.Tensor]] = []
+
+    def capture(module: nn.Module, args: Any, output: Any) -> Any:
+        try:
+            tensor, put_back = first_tensor(output)
+        except TypeError:
+            raise LayerError(
+                "layer",
+                "a layer whose output is a tensor (or a tuple starting with one)",
+                f"{type(output).__name__} from {layer_name(model, module)}",
+                "Choose a layer that outputs a tensor.",
+            ) from None
+        calls.append((module, tensor))
+        return put_back(tensor.clone())
+
+    with prepared(model), ExitStack() as stack, torch.enable_grad():
+        for layer in dict.fromkeys(layers):  # each module hooked once
+            stack.enter_context(hooked(layer, forward=capture))
+        tracked = map_inputs(lambda t: t.detach().requires_grad_(True), inputs)
+        output = call_model(model, tracked)
+        resolved = _resolved(target, output, inputs, output_selector)
+        scores = resolved.scores(output)
+    _check_differentiable(scores, "the inputs")
+    wanted = [*leaves(tracked), *(t for _, t in calls if t.requires_grad)]
+    found = iter(torch.autograd.grad(scores.sum(), wanted, allow_unused=True))
+    input_grads = [next(found) for _ in leaves(tracked)]
+    layer_grads = [next(found) if t.requires_grad else None for _, t in calls]
+    return LayersCapture(
+        rebuild(
+            inputs,
+            [
+                torch.zeros_like(t) if g is None else g
+                for g, t in zip(input_grads, leaves(tracked), strict=True)
+            ],
+        ),
+        tuple(m for m, _ in calls),
+        tuple(t.detach() for _, t in calls),
+        tuple(
+            torch.zeros_like(t) if g is None else g
+            for g, (_, t) in zip(layer_grads, calls, strict=True)
+        ),
+        scores.detach(),
+        _detached(output),
+        resolved,
+    )
+
+
 def _check_differentiable(scores: torch.Tensor, what: str) -> None:
     if not scores.requires_grad:
         raise ModelOutputError(
@@ -258,6 +341,42 @@ def batched_layer_gradients(
     return LayerCapture(
         torch.cat([p.activations for p in parts]),
         torch.cat([p.gradients for p in parts]),
+        torch.cat([p.scores for p in parts]),
+        _concat_outputs([p.output for p in parts]),
+        _concat_targets([p.target for p in parts]),
+    )
+
+
+def batched_layers_and_input_gradients(
+    model: Model,
+    inputs: Inputs,
+    layers: Sequence[nn.Module],
+    target: Target | ResolvedTarget,
+    output_selector: OutputSelector = None,
+    batch_size: int | None = None,
+) -> LayersCapture:
+    """``layers_and_input_gradients`` over a whole batch, at most ``batch_size`` samples per
+    forward; every chunk must run the same calls of ``layers`` (eval mode does)."""
+
+    def capture(m: nn.Module, x: Inputs, t: Any, sel: OutputSelector) -> LayersCapture:
+        return layers_and_input_gradients(m, x, layers, t, sel)
+
+    parts = _per_chunk(capture, model, inputs, target, output_selector, batch_size)
+    if len(parts) == 1:
+        return parts[0]
+    calls = [tuple(map(id, p.modules)) for p in parts]
+    if any(c != calls[0] for c in calls):
+        raise LayerError(
+            "layers",
+            "the same layer calls for every chunk of the batch",
+            f"{len(set(calls))} different sequences of calls",
+            "The forward depends on the data; pass batch_size= the whole batch.",
+        )
+    return LayersCapture(
+        map_inputs(lambda *g: torch.cat(g), *[p.input_gradients for p in parts]),
+        parts[0].modules,
+        tuple(torch.cat(a) for a in zip(*[p.activations for p in parts], strict=True)),
+        tuple(torch.cat(g) for g in zip(*[p.gradients for p in parts], strict=True)),
         torch.cat([p.scores for p in parts]),
         _concat_outputs([p.output for p in parts]),
         _concat_targets([p.target for p in parts]),

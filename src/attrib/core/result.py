@@ -6,13 +6,15 @@ No flag changes the return type: the completeness gap of path methods always liv
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
 
-from attrib.core.errors import SettingError
+from attrib.core.errors import FileFormatError, SettingError
 
 __all__ = ["SALIENCY_REDUCTIONS", "Attribution", "SaliencyReduction"]
 
@@ -79,6 +81,52 @@ class Attribution:
             return {k: v.detach().cpu().numpy() for k, v in self.values.items()}
         return self._tensor(key).detach().cpu().numpy()
 
+    def save(self, path: str | os.PathLike[str], *, inputs: Any = None) -> Path:
+        """Write this attribution to ``path`` (an ``.npz`` archive; no pickle); returns it.
+
+        Every field is kept: tensors (``values``, ``delta``, a tensor ``target``, ``baseline``
+        or ``output``, dicts of them, tensors inside ``params``) as arrays of their dtype,
+        numbers and strings as JSON. What a file cannot hold (a callable target, a module
+        among the settings) is kept as its type and ``repr``, and comes back from ``load``
+        as a ``SavedRepr`` that says so. ``inputs`` (the explained tensor or dict of tensors)
+        is stored beside it, for ``load_inputs``. See ``attrib.core.saving`` for the layout.
+        """
+        from attrib.core.saving import write_fields
+
+        stored = {f.name: getattr(self, f.name) for f in fields(self)}
+        return write_fields(path, {"attribution": stored, "inputs": inputs})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Attribution:
+        """The attribution ``save`` wrote to ``path``, its tensors on the CPU.
+
+        Read with ``numpy.load(allow_pickle=False)``: loading never runs code from the file.
+        Raises ``FileFormatError`` (an ``AttribError``) for any other file.
+        """
+        stored = _read(path)["attribution"]
+        values = stored["values"]
+        tensors = values.values() if isinstance(values, dict) else [values]
+        if not tensors or not all(isinstance(v, torch.Tensor) for v in tensors):
+            raise _not_an_attribution(path, "values that are not a tensor or a dict of them")
+        if not isinstance(stored["params"], dict):
+            raise _not_an_attribution(path, "params that are not a dict")
+        if stored["delta"] is not None and not isinstance(stored["delta"], torch.Tensor):
+            raise _not_an_attribution(path, "a delta that is not a tensor")
+        channel_dim = stored["channel_dim"]
+        if channel_dim is not None and (
+            isinstance(channel_dim, bool) or not isinstance(channel_dim, int)
+        ):
+            raise _not_an_attribution(path, "a channel_dim that is not an int")
+        if not isinstance(stored["method"], str):
+            raise _not_an_attribution(path, "a method name that is not a string")
+        return cls(**stored)
+
+    @staticmethod
+    def load_inputs(path: str | os.PathLike[str]) -> Any:
+        """The inputs saved with the attribution at ``path`` (``save(path, inputs=x)``), or
+        ``None`` where none were."""
+        return _read(path)["inputs"]
+
     def _tensor(self, key: str | None) -> torch.Tensor:
         if isinstance(self.values, dict):
             if key is None:
@@ -96,3 +144,26 @@ class Attribution:
         )
         extra = "" if self.delta is None else f", max|delta|={float(self.delta.abs().max()):.3g}"
         return f"Attribution(method={self.method!r}, values={shape}{extra})"
+
+
+def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The fields of a file ``Attribution.save`` wrote, checked for every field."""
+    from attrib.core.saving import read_fields
+
+    found = read_fields(path)
+    stored = found.get("attribution")
+    names = {f.name for f in fields(Attribution)}
+    if not isinstance(stored, dict) or set(stored) != names or "inputs" not in found:
+        given = sorted(stored) if isinstance(stored, dict) else type(stored).__name__
+        raise _not_an_attribution(path, f"fields {given}")
+    return found
+
+
+def _not_an_attribution(path: str | os.PathLike[str], what: str) -> FileFormatError:
+    names = ", ".join(sorted(f.name for f in fields(Attribution)))
+    return FileFormatError(
+        "path",
+        f"an attribution saved by Attribution.save (fields {names})",
+        f"{str(path)!r}, with {what}",
+        "The file is damaged or was changed; save the attribution again.",
+    )

@@ -1,7 +1,7 @@
 """attrib's methods. Each is a callable object: ``Method(model, **settings)(x, target=...)``.
 
 Importing a method's module registers it in ``attrib.methods.catalogue``; the text methods
-(``attrib.text``) register theirs when ``attrib`` is imported.
+register theirs when ``attrib.text`` is imported (whoever lists methods imports it).
 """
 
 from attrib.methods.base import Method
@@ -9,6 +9,7 @@ from attrib.methods.cam import (
     CAM,
     AblationCAM,
     EigenCAM,
+    FullGrad,
     GradCAM,
     GradCAMPlusPlus,
     GuidedGradCAM,
@@ -43,6 +44,7 @@ __all__ = [
     "ExactShapley",
     "ExpectedGradients",
     "FeatureAblation",
+    "FullGrad",
     "GradCAM",
     "GradCAMPlusPlus",
     "GradientXInput",

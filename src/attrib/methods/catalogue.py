@@ -14,7 +14,12 @@ Each method class carries a registration::
 and its settings are ``Setting`` attributes of the class (``attrib.core.settings``). The
 command line, ``explain()``, the report, ``viz``, the text methods and the demo read the
 catalogue; no other table of method names exists. A new method is one module with a
-registered class, imported by its package's ``__init__`` (``import attrib`` then lists it).
+registered class, imported by its package's ``__init__``.
+
+A method is in the catalogue once its module is imported: ``attrib.methods`` imports every
+method of tensors and images, ``attrib.text`` the text methods. A reader that lists every
+method imports both (``viz``, ``explain()``, ``attrib methods``); ``import attrib`` alone
+imports neither (its names load on first use).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from typing import Any, cast
 import numpy as np
 import torch
 
+import attrib.text  # noqa: F401 - registers the text methods, which SIGNED_METHODS lists
 from attrib.core.errors import SettingError
 from attrib.core.result import SALIENCY_REDUCTIONS, Attribution, SaliencyReduction
 from attrib.methods import catalogue

@@ -10,11 +10,17 @@ Every method is ``Method(model, layer=..., **settings)(x, target=...) -> Attribu
 - ``ScoreCAM``, ``AblationCAM``: weights from forwards of masked inputs / ablated channels,
   ``N x K`` rows in chunks of ``batch_size``.
 - ``EigenCAM``: the first principal component of the activations (class-agnostic).
+- ``FullGrad``: the input-gradient and bias-gradient parts of the score, every layer with a
+  bias at once (no layer to choose).
+
+Every layer method takes a list of layers (maps fused), ``aug_smooth`` and ``eigen_smooth``
+(see ``attrib.methods.cam.base``).
 """
 
 from attrib.methods.cam.ablation import AblationCAM
 from attrib.methods.cam.base import CAMMethod
 from attrib.methods.cam.eigen import EigenCAM
+from attrib.methods.cam.fullgrad import FullGrad
 from attrib.methods.cam.gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from attrib.methods.cam.guided import GuidedGradCAM
 from attrib.methods.cam.linear_head import CAM
@@ -26,6 +32,7 @@ __all__ = [
     "AblationCAM",
     "CAMMethod",
     "EigenCAM",
+    "FullGrad",
     "GradCAM",
     "GradCAMPlusPlus",
     "GuidedGradCAM",

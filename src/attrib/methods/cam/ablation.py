@@ -82,7 +82,12 @@ class AblationCAM(CAMMethod):
         size = self.batch_size or default_batch_size(row_size, n * channels)
         ablated = run_chunks(evaluate, n, channels, size, "keep", device=raw.device)
         weights = rules.ablation_weights(got.scores, ablated)
-        return Computed(rules.weighted_sum(weights, maps), got.target, got.output, {"tail": kind})
+        return Computed(
+            rules.weighted_sum(weights, maps, self.reduction),
+            got.target,
+            got.output,
+            {"tail": kind},
+        )
 
     def _tail(
         self, inputs: Inputs, layer: nn.Module, raw: torch.Tensor, score: Any, expected: Any

@@ -12,7 +12,7 @@ from torch import nn
 
 from attrib.core.inputs import Inputs
 from attrib.core.result import Attribution
-from attrib.core.settings import FLAG, Setting
+from attrib.core.settings import FLAG, Fixed, Setting
 from attrib.core.target import Target
 from attrib.methods.cam import rules
 from attrib.methods.cam.base import CAMMethod, Computed
@@ -45,6 +45,7 @@ class EigenCAM(CAMMethod):
 
     center = Setting(False, FLAG)
     relu = Setting(False, FLAG)
+    eigen_smooth = Fixed(False)  # the map is already the first principal component
 
     def __call__(self, x: Inputs, target: Target = "predicted", **settings: Any) -> Attribution:
         return super().__call__(x, target, **settings)

@@ -51,7 +51,7 @@ class GradCAM(_GradientCAM):
     """
 
     def rule(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        return rules.grad_cam(activations, gradients)
+        return rules.grad_cam(activations, gradients, self.reduction)
 
 
 @register(
@@ -82,7 +82,7 @@ class GradCAMPlusPlus(_GradientCAM):
     eps = Setting(0.0, Number(0, purpose="added to the denominator of a"))
 
     def rule(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        return rules.grad_cam_plus_plus(activations, gradients, self.eps)
+        return rules.grad_cam_plus_plus(activations, gradients, self.eps, self.reduction)
 
 
 @register(
@@ -102,7 +102,7 @@ class XGradCAM(_GradientCAM):
     """
 
     def rule(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        return rules.xgrad_cam(activations, gradients)
+        return rules.xgrad_cam(activations, gradients, self.reduction)
 
 
 @register(
@@ -125,7 +125,7 @@ class HiResCAM(_GradientCAM):
     """
 
     def rule(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        return rules.hires_cam(activations, gradients)
+        return rules.hires_cam(activations, gradients, self.reduction)
 
 
 @register(
@@ -144,4 +144,4 @@ class LayerCAM(_GradientCAM):
     """
 
     def rule(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        return rules.layer_cam(activations, gradients)
+        return rules.layer_cam(activations, gradients, self.reduction)

@@ -94,7 +94,10 @@ class CAM(CAMMethod):
             classes = got.target.indices
         class_weights = weight.to(maps.device)[classes.to(maps.device)]  # (N, K)
         return Computed(
-            rules.weighted_sum(class_weights, maps), got.target, got.output, {"head": head_name}
+            rules.weighted_sum(class_weights, maps, self.reduction),
+            got.target,
+            got.output,
+            {"head": head_name},
         )
 
     def _linear(self, channels: int) -> tuple[torch.Tensor, torch.Tensor | None, str]:

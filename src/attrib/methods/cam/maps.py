@@ -9,12 +9,13 @@
   clamped to the border. This is bilinear interpolation ``sum_ab w_a w_b A_ab`` with tent weights on
   half-pixel centres, and what OpenCV's ``cv2.resize`` and PIL do when enlarging.
 - ``min_max``: per-sample ``(m - min m) / (max m - min m)``; a constant map becomes zeros.
+- ``fuse``: several layers' maps as one (``layer=[...]``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
@@ -28,6 +29,7 @@ __all__ = [
     "Reshape",
     "TokenGrid",
     "finish",
+    "fuse",
     "input_size",
     "min_max",
     "spatial",
@@ -187,6 +189,40 @@ def finish(
     if normalize == "minmax":
         maps = min_max(maps)
     return maps
+
+
+def fuse(
+    maps: Sequence[torch.Tensor],
+    *,
+    relu: bool,
+    size: tuple[int, int] | None,
+    normalize: Normalize,
+) -> torch.Tensor:
+    """Several layers' maps ``(N, h_l, w_l)`` as one, as pytorch-grad-cam fuses the maps of
+    several target layers (``BaseCAM.aggregate_multi_layers``)::
+
+        L = (1 / |layers|) sum_l Up(s(ReLU(M_l))),
+
+    ``s`` the per-sample min-max scaling at the layer's resolution (layers differ in scale by
+    orders of magnitude; scaled, each counts alike), ``Up`` the upsampling to ``size``; then
+    ``normalize``. The ReLU is the method's (``relu=False`` scales the signed maps);
+    pytorch-grad-cam always applies it, and adds 1e-7 to each layer's range. With
+    ``size=None`` the layers must have one resolution.
+    """
+    scaled = []
+    for layer_map in maps:
+        layer_map = min_max(torch.relu(layer_map) if relu else layer_map)
+        scaled.append(upsample(layer_map, size) if size is not None else layer_map)
+    sizes = sorted({tuple(m.shape[-2:]) for m in scaled})
+    if len(sizes) > 1:
+        raise SettingError(
+            "upsample",
+            "True to fuse the maps of layers of different resolutions",
+            f"layers with maps of sizes {sizes}",
+            "Pass upsample=True (the maps are fused at the input's resolution).",
+        )
+    fused = torch.stack(scaled).mean(dim=0)
+    return min_max(fused) if normalize == "minmax" else fused
 
 
 def check_normalize(normalize: object) -> Normalize:

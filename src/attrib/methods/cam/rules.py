@@ -4,15 +4,28 @@ gradients ``G = dS_c/dA`` of the target score, both ``(N, K, h, w)``.
 Each returns the map before ReLU, ``(N, h, w)``; ``sum_k`` runs over the ``K`` channels and
 ``sum_ij`` over the ``h x w`` locations of a channel. Where a paper's ratio has a zero
 denominator its numerator is zero too (a dead channel), and the term is taken as 0.
+
+A rule makes one term per channel (``w_k A^k``, or ``G^k * A^k`` element-wise) and ``reduce``
+turns the terms ``(N, K, h, w)`` into the map: ``channel_sum`` (the papers' ``sum_k``), or
+``first_component``, their projection on their first principal component
+(pytorch-grad-cam's ``eigen_smooth``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
+from attrib.methods.cam.maps import min_max
+
 __all__ = [
+    "Reduce",
     "ablation_weights",
+    "channel_sum",
     "eigen_cam",
+    "first_component",
+    "full_gradient_map",
     "grad_cam",
     "grad_cam_plus_plus",
     "hires_cam",
@@ -22,10 +35,37 @@ __all__ = [
     "xgrad_cam",
 ]
 
+Reduce = Callable[[torch.Tensor], torch.Tensor]
+"""Channel terms ``(N, K, h, w)`` -> a map ``(N, h, w)``."""
 
-def weighted_sum(weights: torch.Tensor, activations: torch.Tensor) -> torch.Tensor:
-    """``sum_k w_k A^k``: channel weights ``(N, K)`` times maps ``(N, K, h, w)``."""
-    return torch.einsum("nk,nkhw->nhw", weights.to(activations.dtype), activations)
+
+def channel_sum(terms: torch.Tensor) -> torch.Tensor:
+    """``sum_k T^k``: the map of every paper."""
+    return terms.sum(dim=1)
+
+
+def first_component(terms: torch.Tensor) -> torch.Tensor:
+    """The terms as a ``(h w) x K`` matrix, each channel centred over the locations, projected
+    on its first right singular vector (``eigen_cam(terms, center=True)``): the map along the
+    direction in which the channels' terms vary most, which smooths away what only a few
+    channels say (pytorch-grad-cam's ``get_2d_projection``, its ``eigen_smooth=True``).
+
+    The vector is oriented so that its entries sum to ``>= 0``. Since the centred channel sum
+    is ``T_c 1`` and ``(T_c v_1) . (T_c 1) = s_1^2 (v_1 . 1)``, this is the orientation in which
+    the projection correlates positively with the map ``sum_k T^k`` it smooths.
+    """
+    return eigen_cam(terms, center=True)
+
+
+def weighted_sum(
+    weights: torch.Tensor, activations: torch.Tensor, reduce: Reduce = channel_sum
+) -> torch.Tensor:
+    """``sum_k w_k A^k``: channel weights ``(N, K)`` times maps ``(N, K, h, w)`` (``reduce``
+    other than ``channel_sum``: of the terms ``w_k A^k``)."""
+    weights = weights.to(activations.dtype)
+    if reduce is channel_sum:  # no (N, K, h, w) product needed for the plain sum
+        return torch.einsum("nk,nkhw->nhw", weights, activations)
+    return reduce(weights[:, :, None, None] * activations)
 
 
 def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
@@ -33,14 +73,19 @@ def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     return torch.where(denominator != 0, numerator / safe, torch.zeros_like(numerator))
 
 
-def grad_cam(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+def grad_cam(
+    activations: torch.Tensor, gradients: torch.Tensor, reduce: Reduce = channel_sum
+) -> torch.Tensor:
     """Grad-CAM (Selvaraju et al. 2017): ``alpha_k = 1/Z sum_ij G^k_ij`` (the gradient's
     global average), map ``sum_k alpha_k A^k``."""
-    return weighted_sum(gradients.mean(dim=(2, 3)), activations)
+    return weighted_sum(gradients.mean(dim=(2, 3)), activations, reduce)
 
 
 def grad_cam_plus_plus(
-    activations: torch.Tensor, gradients: torch.Tensor, eps: float = 0.0
+    activations: torch.Tensor,
+    gradients: torch.Tensor,
+    eps: float = 0.0,
+    reduce: Reduce = channel_sum,
 ) -> torch.Tensor:
     """Grad-CAM++ (Chattopadhay et al. 2018, eq. 19 with their exponential-score closed form):
 
@@ -53,25 +98,31 @@ def grad_cam_plus_plus(
     total = activations.sum(dim=(2, 3), keepdim=True)
     alpha = _ratio(g2, 2 * g2 + total * g2 * gradients + eps)
     weights = (alpha * torch.relu(gradients)).sum(dim=(2, 3))
-    return weighted_sum(weights, activations)
+    return weighted_sum(weights, activations, reduce)
 
 
-def xgrad_cam(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+def xgrad_cam(
+    activations: torch.Tensor, gradients: torch.Tensor, reduce: Reduce = channel_sum
+) -> torch.Tensor:
     """XGrad-CAM (Fu et al. 2020): ``w_k = sum_ij (A^k_ij / sum_ab A^k_ab) G^k_ij``,
     map ``sum_k w_k A^k``."""
     weights = _ratio((activations * gradients).sum(dim=(2, 3)), activations.sum(dim=(2, 3)))
-    return weighted_sum(weights, activations)
+    return weighted_sum(weights, activations, reduce)
 
 
-def hires_cam(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+def hires_cam(
+    activations: torch.Tensor, gradients: torch.Tensor, reduce: Reduce = channel_sum
+) -> torch.Tensor:
     """HiResCAM (Draelos and Carin 2020): ``sum_k G^k * A^k``, element-wise: Grad-CAM
     without averaging the gradient over locations."""
-    return (gradients * activations).sum(dim=1)
+    return reduce(gradients * activations)
 
 
-def layer_cam(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+def layer_cam(
+    activations: torch.Tensor, gradients: torch.Tensor, reduce: Reduce = channel_sum
+) -> torch.Tensor:
     """LayerCAM (Jiang et al. 2021): ``sum_k ReLU(G^k) * A^k``, element-wise."""
-    return (torch.relu(gradients) * activations).sum(dim=1)
+    return reduce(torch.relu(gradients) * activations)
 
 
 def eigen_cam(activations: torch.Tensor, center: bool = False) -> torch.Tensor:
@@ -108,3 +159,24 @@ def ablation_weights(score: torch.Tensor, ablated: torch.Tensor) -> torch.Tensor
     value there)."""
     y = score.unsqueeze(1).to(ablated.dtype)
     return _ratio(y - ablated, y.expand_as(ablated))
+
+
+def full_gradient_map(terms: torch.Tensor, scale: str = "channel") -> torch.Tensor:
+    """FullGrad's post-processing of one layer's terms ``T`` ``(N, K, h, w)`` (input-gradient
+    x input, or bias x gradient at a layer's output; Srinivas and Fleuret 2019, eq. 4):
+
+        sum_k s(|T^k|),
+
+    ``s`` the min-max scaling to [0, 1] over the locations of each channel (``"channel"``:
+    the paper's ``sum_c psi(f^b_c)`` and pytorch-grad-cam), or over all channels of the
+    layer at once (``"layer"``: the authors' released code). A constant channel (or layer)
+    scales to 0. Upsampling is linear, so it commutes with the sum over channels and is left
+    to the caller: the map stays at the layer's resolution.
+    """
+    magnitude = terms.abs()
+    if scale == "layer":
+        n, k, h, w = magnitude.shape
+        scaled = min_max(magnitude.reshape(n, k * h, w)).view(n, k, h, w)
+    else:
+        scaled = min_max(magnitude)  # over the last two dimensions: per sample and channel
+    return scaled.sum(dim=1)

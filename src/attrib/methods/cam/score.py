@@ -121,7 +121,9 @@ class ScoreCAM(CAMMethod):
         scores[live] = found[rows.live_rows]
         weights = rules.score_weights(scores) if self.weighting == "softmax" else scores
         params = {"masked_forwards": total}
-        return Computed(rules.weighted_sum(weights, maps), got.target, got.output, params)
+        return Computed(
+            rules.weighted_sum(weights, maps, self.reduction), got.target, got.output, params
+        )
 
 
 @dataclass(frozen=True)
