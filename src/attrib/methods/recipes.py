@@ -134,7 +134,12 @@ def build_for_image(name: str, context: ImageContext) -> Method:
     }
     # the context's layer is where CAM methods take their maps; for the other methods a
     # layer means attribution to that layer, asked for by name (--set layer=...) only
-    if context.layer is not None and info.family == "cam" and "layer" not in given:
+    if (
+        context.layer is not None
+        and info.family == "cam"
+        and info.takes("layer")
+        and "layer" not in given
+    ):
         chosen["layer"] = context.layer
     if context.batch_size is not None and info.takes("batch_size"):
         chosen["batch_size"] = context.batch_size
