@@ -12,7 +12,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from attrib.cli.common import one_batch, setup, unique_names
+from attrib.cli.common import one_batch, output_folder, setup, unique_names
 from attrib.cli.progress import Progress
 from attrib.core.errors import SettingError
 from attrib.core.grad import decide_target
@@ -23,13 +23,14 @@ __all__ = ["run"]
 
 def run(args: argparse.Namespace) -> int:
     from attrib.report.build import explain_all
-    from attrib.report.evaluation import curve_table, metrics_available
+    from attrib.report.evaluation import check_metrics, curve_table, metrics_available
 
     missing = metrics_available()
     if missing:
         raise SettingError("--metric", "attrib.metrics", missing, "")
-    metrics = [m.strip() for m in args.metric.split(",") if m.strip()]
+    metrics = check_metrics([m.strip() for m in args.metric.split(",") if m.strip()], "--metric")
     s = setup(args)
+    out = output_folder(args.out)
     x = one_batch(s.images).to(s.device)
     target, _ = decide_target(s.loaded.model, x, s.target, batch_size=args.batch_size)
     methods = _methods(s, x, args)
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if results.failures:
         raise SettingError("--metric", "metrics that run on these methods", results.failures[0])
-    write_results(results, unique_names(s.images), Path(args.out))
+    write_results(results, unique_names(s.images), out)
     return 0
 
 

@@ -8,12 +8,11 @@ model input, the logits, the explained class and every method's attribution.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from attrib.cli.common import batches, setup, unique_names
+from attrib.cli.common import batches, output_folder, setup, unique_names
 from attrib.cli.progress import Progress
 from attrib.core.grad import decide_target
 from attrib.methods.recipes import ImageContext, build_for_image
@@ -26,8 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from attrib.report.build import with_output
 
     s = setup(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(args.out)
     stems = unique_names(s.images)
     groups = batches(s.images, args.batch_size)
     arrays: dict[str, dict[str, np.ndarray]] = {stem: {} for stem in stems}

@@ -9,9 +9,9 @@ sequence-classification folder; nothing is downloaded.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
+from attrib.cli.common import output_folder
 from attrib.cli.recipes import parse_settings
 from attrib.core.errors import SettingError
 from attrib.text.loading import load_text_model
@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from attrib.text import explain_tokens, highlight
     from attrib.viz import save_png, token_figure
 
+    out = output_folder(args.out)
     classifier = load_text_model(args.model, argument="--model")
     target: Any = args.target
     if target != "predicted":
@@ -37,8 +38,6 @@ def run(args: argparse.Namespace) -> int:
         classifier, list(args.texts), args.method, target=target, **parse_settings(args.set)
     )
     scores = result.scores("sum")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     page = highlight(scores, words=True, title=f"{scores.method}")
     (out / "text.html").write_text(
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>attrib</title></head>"

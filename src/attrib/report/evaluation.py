@@ -18,13 +18,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from attrib.core.errors import SettingError, did_you_mean
 from attrib.core.result import Attribution
 from attrib.report.content import Picture, Table
 
 __all__ = [
     "MetricResults",
     "cascading_steps",
+    "check_metrics",
     "curve_table",
+    "metric_names",
     "metrics_available",
     "sanity_pictures",
 ]
@@ -39,6 +42,28 @@ def metrics_available() -> str | None:
     except ImportError as error:
         return f"attrib.metrics is not available ({error})"
     return None
+
+
+def metric_names() -> list[str]:
+    """The metrics a report can compute: the curves, then ``attrib.metrics.METRICS``."""
+    from attrib.metrics import METRICS
+
+    return [*_CURVES, *sorted(m for m in METRICS if m not in _CURVES)]
+
+
+def check_metrics(names: Sequence[str], argument: str = "metrics") -> list[str]:
+    """``names`` if each is a metric of ``metric_names()``, else a ``SettingError`` about
+    ``argument`` that lists them and the closest ones."""
+    known = metric_names()
+    for name in names:
+        if name not in known:
+            raise SettingError(
+                argument,
+                f"metrics of attrib.metrics ({', '.join(known)})",
+                name,
+                did_you_mean(name, known, n=3) or "",
+            )
+    return list(names)
 
 
 @dataclass
@@ -122,7 +147,11 @@ def curve_table(
         elif metric in m.METRICS:
             out.directions[metric] = m.METRICS[metric][1]
         else:
-            out.failures.append(f"{metric}: not a metric of attrib.metrics ({sorted(m.METRICS)})")
+            hint = did_you_mean(metric, metric_names(), n=3)
+            out.failures.append(
+                f"{metric}: not a metric of attrib.metrics ({', '.join(metric_names())})"
+                + (f". {hint}" if hint else "")
+            )
             del out.values[metric]
             continue
         for name, attribution in attributions.items():

@@ -27,6 +27,9 @@ __all__ = ["run", "run_demo"]
 
 def run(args: argparse.Namespace) -> int:
     """The command: ``run_demo`` with the command line's choices; prints the report's path."""
+    from attrib.cli.common import output_folder
+
+    output_folder(args.out)
     images = [n.strip() for n in args.images.split(",")] if args.images else None
     path = run_demo(
         Path(args.out),
