@@ -53,7 +53,14 @@ from attrib.metrics.sanity import (
     randomizable_layers,
     randomization_similarity,
 )
-from attrib.metrics.similarity import hog, hog_similarity, pearson, spearman, ssim
+from attrib.metrics.similarity import (
+    constant_maps,
+    hog,
+    hog_similarity,
+    pearson,
+    spearman,
+    ssim,
+)
 
 __all__ = [
     "MEASURES",
@@ -68,6 +75,7 @@ __all__ = [
     "SymmetryResult",
     "compare",
     "completeness",
+    "constant_maps",
     "deletion",
     "draw_parameters",
     "hog",

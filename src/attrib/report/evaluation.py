@@ -279,7 +279,10 @@ def sanity_pictures(
             "Model randomization: similarity to the original map",
             png_bytes(randomization_figure(results), close=True),
             "Spearman rank correlation of |map| and SSIM with the map of the trained model, "
-            "mean ± standard error over the images (near 0: the map no longer resembles it).",
+            "mean ± standard error over the images (near 0: the map no longer resembles it). "
+            "A hollow marker: the map became constant in some images (Grad-CAM's ReLU of a "
+            "class score that no longer depends on the layer), which has no rank order left, "
+            "so its rank correlation is 0.",
         ),
     ]
     return pictures, notes
