@@ -144,3 +144,24 @@ def test_constant_maps_are_drawn_and_labelled():
     assert len(hollow) == 1 and list(hollow[0].get_xdata()) == [2, 3, 4, 5]
     legend = [t.get_text() for t in curves.axes[-1].get_legend().get_texts()]
     assert legend == ["GradCAM", "constant map (no rank order: 0)"]
+
+
+def test_many_curves_are_drawn_one_panel_per_group_each_with_the_random_map():
+    import torch
+
+    from attrib.metrics import Curve
+
+    def curve(end: float) -> Curve:
+        scores = torch.tensor([[1.0, 0.5, end]])
+        return Curve(torch.linspace(0, 1, 3), scores, torch.tensor([1.0]), "deletion", "morf")
+
+    curves = {f"M{k}": curve(k / 10) for k in range(5)}
+    curves["random map"] = curve(0.9)
+    fig = viz.curves_figure(curves, groups=[("first", ["M0", "M1", "M2"]), ("rest", ["M3", "M4"])])
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["first", "rest"]
+    for ax, members in zip(visible, (["M0", "M1", "M2"], ["M3", "M4"]), strict=True):
+        labels = [t.get_text().split(" (")[0] for t in ax.get_legend().get_texts()]
+        assert labels == [*members, "random map"]
+        dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+        assert len(dashed) == 1 and list(dashed[0].get_ydata()) == [1.0, 0.5, 0.9]

@@ -75,6 +75,7 @@ def _references(x):
 
 def write_results(results, names: list[str], out: Path) -> None:
     """Print the table; write metrics.md, metrics.csv and the curves' PNGs."""
+    from attrib.metrics.verdict import RANDOM_MAP
     from attrib.viz import curves_figure, save_png
 
     out.mkdir(parents=True, exist_ok=True)
@@ -91,7 +92,10 @@ def write_results(results, names: list[str], out: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(["image", "method", "metric", "value"])
         for metric, per_method in results.values.items():
-            for method, values in per_method.items():
+            rows = dict(per_method)
+            if metric in results.random:
+                rows[RANDOM_MAP] = results.random[metric]
+            for method, values in rows.items():
                 for name, value in zip(names, values.flatten().tolist(), strict=False):
                     writer.writerow([name, method, metric, f"{value:.6g}"])
     for metric, curves in results.curves.items():

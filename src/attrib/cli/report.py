@@ -28,7 +28,14 @@ __all__ = ["run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from attrib.report import add_metrics, add_sanity, explain_all, image_report, write_html
+    from attrib.report import (
+        add_metrics,
+        add_sanity,
+        add_verdict,
+        explain_all,
+        image_report,
+        write_html,
+    )
     from attrib.report.evaluation import check_metrics, metrics_available
 
     start = time.perf_counter()
@@ -71,8 +78,9 @@ def run(args: argparse.Namespace) -> int:
             ],
             png_dir=out / "maps",
         )
+        scores = checked = None
         if metrics:
-            add_metrics(
+            scores = add_metrics(
                 report,
                 s.loaded.model,
                 x,
@@ -87,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         if sanity_names:
             chosen = {n: methods.get(n) or build_for_image(n, context) for n in sanity_names}
             layers = args.sanity_layers.split(",") if args.sanity_layers else None
-            add_sanity(
+            checked = add_sanity(
                 report,
                 chosen,
                 x,
@@ -97,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 on_step=step,
             )
+        if scores is not None or checked:
+            add_verdict(report, scores, checked)
     report.facts.append(("run time", f"{time.perf_counter() - start:.0f} s"))
     path = write_html(report, out / "report.html")
     print(path)

@@ -2,7 +2,7 @@
 
 - ``curves_figure``: mean faithfulness curves (deletion, insertion, pixel flipping) with a band
   of one standard error, ``sem = std / sqrt(n)`` over the samples; the legend gives each
-  curve's area.
+  curve's area; the random map's curve (``attrib.metrics.random_maps``) is grey and dashed.
 - ``sanity_figure``: the maps of one sample, methods by randomization steps (Adebayo et al.
   2018, the grid of Fig. 2); a constant map is labelled so.
 - ``randomization_figure``: similarity to the original explanation against the layers
@@ -50,29 +50,64 @@ def _as_named(results: Any) -> dict[str, Any]:
     }
 
 
-def curves_figure(curves: Any, *, title: str | None = None, ax: Any = None) -> Any:
+def curves_figure(
+    curves: Any,
+    *,
+    title: str | None = None,
+    ax: Any = None,
+    groups: Sequence[tuple[str, Sequence[str]]] | None = None,
+) -> Any:
     """Mean deletion / insertion / pixel-flipping curves with one standard error.
 
     ``curves``: an ``attrib.metrics.Curve``, a list of them, or a dict label -> curve.
     ``ax``: draw into these axes of an existing figure (whose layout is left alone) instead
-    of a new figure.
+    of a new figure. ``groups``: ``(panel title, labels)`` pairs, one panel each (two
+    panels a row), so that dozens of methods stay readable; the random map's curve is drawn
+    in every panel.
     """
+    from attrib.metrics.verdict import RANDOM_MAP
+
+    named = _as_named(curves)
+    if groups is not None:
+        if ax is not None:
+            raise SettingError("ax", "no axes with groups= (one panel per group)", ax, "")
+        panels = [(t, [n for n in labels if n in named]) for t, labels in groups]
+        panels = [(t, labels) for t, labels in panels if labels]
+        columns = min(2, max(1, len(panels)))
+        rows = -(-len(panels) // columns)
+        fig = figure(5.2 * columns, 3.9 * rows)
+        axes = fig.subplots(rows, columns, squeeze=False).flatten()
+        for axis, (panel, labels) in zip(axes, panels, strict=False):
+            chosen = {n: named[n] for n in labels}
+            if RANDOM_MAP in named:
+                chosen[RANDOM_MAP] = named[RANDOM_MAP]
+            curves_figure(chosen, title=panel, ax=axis)
+        for axis in axes[len(panels) :]:
+            axis.set_visible(False)
+        if title:
+            fig.suptitle(title, fontsize=11)
+        fig.tight_layout()
+        return fig
     own = ax is None
     if own:
         fig = figure(4.5, 3.6)
         ax = fig.add_subplot(1, 1, 1)
     else:
         fig = ax.figure
-    for name, curve in _as_named(curves).items():
+    for name, curve in named.items():
         mean = curve.scores.mean(dim=0)
         n = curve.scores.shape[0]
         sem = curve.scores.std(dim=0) / n**0.5 if n > 1 else torch.zeros_like(mean)
         x = curve.fractions.numpy()
-        ax.plot(x, mean.numpy(), label=f"{name} (area {float(curve.area().mean()):.3f})")
-        ax.fill_between(x, (mean - sem).numpy(), (mean + sem).numpy(), alpha=0.2)
+        label = f"{name} (area {float(curve.area().mean()):.3f})"
+        # the random map is the baseline, not a competitor: grey and dashed
+        style = {"color": "0.45", "linestyle": "--"} if name == RANDOM_MAP else {}
+        (line,) = ax.plot(x, mean.numpy(), label=label, **style)
+        lower, upper = (mean - sem).numpy(), (mean + sem).numpy()
+        ax.fill_between(x, lower, upper, alpha=0.15, color=line.get_color())
     ax.set_xlabel("fraction of features perturbed")
     ax.set_ylabel("score")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7 if len(named) > 5 else 8)
     if title:
         ax.set_title(title, fontsize=10)
     if own:
