@@ -136,6 +136,10 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(files, tmp_path):
     image = str(files["one.png"])
     out = ["--out", str(tmp_path / "bad")]
     tiny = ["--model", FACTORY, "--method", "saliency", "--preprocess", "none", *out]
+    notes = tmp_path / "notes.txt"  # neither a folder nor a weights file
+    notes.write_text("hello\n")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("tabby cat\ntiger cat\ntray\nabaya\n")
     cases = [
         (
             ["explain", str(tmp_path / "missing.png"), *tiny],
@@ -146,7 +150,10 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(files, tmp_path):
             ["explain", image, "--model", FACTORY, "--method", "salency", *out],
             ["salency", "Saliency"],
         ),
-        (["explain", image, *tiny, "--layer", "features.9"], ["features.9", "features.2"]),
+        (
+            ["explain", image, "--model", FACTORY, "--method", "gradcam", "--layer", "features.9"],
+            ["features.9", "features.2"],
+        ),
         (
             ["explain", image, *tiny, "--weights", str(files["wrong.pt"])],
             ["--weights", "fc.weight (5, 8) vs (4, 8)"],
@@ -184,6 +191,18 @@ def test_bad_input_is_one_line_and_a_nonzero_exit(files, tmp_path):
             ],
             ["always fails"],
         ),
+        # what a new user hit: raw exceptions, torch's internals, silence, no suggestion
+        (
+            ["explain", image, "--model", str(files["scripted.pt"]), "--method", "gradcam", *out],
+            ["--method", "TorchScript", "GradCAM", "--model package.module:factory"],
+        ),
+        (["explain", image, *tiny[:-2], "--out", str(notes / "x")], ["--out", "is a file"]),
+        (["explain", image, *tiny, "--weights", str(notes)], ["not a file torch.save writes"]),
+        (
+            ["explain", image, *tiny, "--labels", str(labels), "--target", "tabby"],
+            ["Did you mean 'tabby cat'?"],
+        ),
+        (["evaluate", image, *tiny, "--metric", "road"], ["'road_morf', 'road_lerf'"]),
         (["explain", image, "--method", "saliency"], ["--model"]),  # argparse
     ]
     results = run_all([args for args, _ in cases])

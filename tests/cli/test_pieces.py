@@ -157,3 +157,122 @@ def test_the_demo_model_is_the_package_network_and_sees_an_espresso():
         theirs = load_package_network()((x * 255 - 127) / 128)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
     assert loaded.class_names[int(ours.argmax())] == "espresso"
+
+
+# --- what the command says when something is wrong ---------------------------------------------
+
+
+def _args(*argv: str):
+    from attrib.cli.main import build_parser
+
+    return build_parser().parse_args(list(argv))
+
+
+def _explain(files, *more: str, model: str = FACTORY):
+    image = str(files["one.png"])
+    return _args("explain", image, "--model", model, "--preprocess", "none", *more)
+
+
+def test_a_class_name_that_misses_suggests_the_names_that_hold_it():
+    names = ["tabby cat", "tiger cat", "tray", "abaya"]
+    with pytest.raises(TargetError, match=r"Did you mean 'tabby cat'\?") as err:
+        parse_target("tabby", names)
+    assert "tray" not in str(err.value)  # a name holding the word beats names spelt alike
+    with pytest.raises(TargetError, match=r"Did you mean 'tabby cat', 'tiger cat'\?"):
+        parse_target("cat", names)
+    with pytest.raises(TargetError, match=r"Did you mean 'tabby cat'\?"):
+        parse_target("taby cat", names)  # close in spelling
+
+
+def test_files_that_are_not_models_or_weights_say_so_in_words(tmp_path):
+    text = tmp_path / "notamodel.pt"
+    text.write_text("hello\n")
+    with pytest.raises(SettingError, match="--weights") as err:
+        load_state_dict(text)
+    message = str(err.value)
+    assert "not a file torch.save writes" in message and "(101)" not in message
+    with pytest.raises(SettingError, match="--model") as err:
+        load_model(str(text))
+    message = str(err.value)
+    assert "not a zip archive" in message and "miniz" not in message
+
+
+def test_an_unwritable_out_folder_is_refused_before_the_model_loads(files, tmp_path):
+    from attrib.cli.common import setup
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with pytest.raises(SettingError, match=r"--out: .*a-file.*choose another --out") as err:
+        setup(_explain(files, "--method", "saliency", "--out", str(blocked / "out")))
+    assert "Errno" not in str(err.value)
+
+
+def test_layer_with_methods_that_have_none_is_refused_or_warned(files, tmp_path):
+    from attrib.cli.common import setup
+    from attrib.core.errors import AttribWarning
+
+    out = ["--out", str(tmp_path / "out"), "--layer", "features.2"]
+    with pytest.raises(SettingError, match=r"--layer: .*Drop --layer"):
+        setup(_explain(files, "--method", "saliency,integrated_gradients", *out))
+    with pytest.warns(AttribWarning, match=r"--layer features.2 is for GradCAM; Saliency has no"):
+        chosen = setup(_explain(files, "--method", "saliency,gradcam", *out))
+    assert chosen.layer == "features.2"
+
+
+def test_cam_methods_without_a_convolution_ask_for_layer_in_command_line_words(files, tmp_path):
+    from attrib.cli.common import setup
+    from attrib.core.errors import LayerError
+
+    args = _explain(
+        files,
+        "--method",
+        "gradcam",
+        "--out",
+        str(tmp_path / "out"),
+        model="tests.cli.toy_models:flat_mlp",
+    )
+    with pytest.raises(LayerError, match=r"Pass --layer NAME for GradCAM") as err:
+        setup(args)
+    assert "layer=" not in str(err.value)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated, still used
+def test_torchscript_models_refuse_the_methods_that_need_the_python_model(files, tmp_path):
+    from attrib.cli.common import setup
+    from attrib.core.errors import AttribWarning
+
+    scripted = str(files["scripted.pt"])
+    out = ["--out", str(tmp_path / "out")]
+    with pytest.raises(SettingError, match=r"--method: .*TorchScript.*'GradCAM, LRP'") as err:
+        setup(_explain(files, "--method", "saliency,gradcam,lrp", *out, model=scripted))
+    message = str(err.value)
+    assert "layer=" not in message and "--model package.module:factory" in message
+    with pytest.raises(SettingError, match=r"--method: .*TorchScript.*'GradCAM'") as err:
+        setup(_explain(files, "--method", "gradcam", "--layer", "features.2", *out, model=scripted))
+    # "all" keeps the methods that only call the model, and says which it left out
+    with pytest.warns(AttribWarning, match=r"TorchScript: CAM, GradCAM.*are left out"):
+        chosen = setup(_explain(files, "--method", "all", *out, model=scripted))
+    expected = [
+        i.name for i in catalogue.entries(inputs=recipes.IMAGE_INPUTS) if not i.python_module
+    ]
+    assert chosen.names == expected and "Saliency" in expected and "LRP" not in expected
+
+
+def test_an_unknown_metric_is_refused_before_anything_runs_with_the_close_names(files, tmp_path):
+    from attrib.cli import evaluate
+
+    args = _args(
+        "evaluate",
+        str(files["one.png"]),
+        "--model",
+        FACTORY,
+        "--method",
+        "saliency",
+        "--metric",
+        "road",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    with pytest.raises(SettingError, match=r"--metric: .*Did you mean 'road_morf', 'road_lerf'"):
+        evaluate.run(args)
+    assert not (tmp_path / "out").exists()  # refused before the set-up

@@ -158,3 +158,108 @@ def test_explain_all_decides_predicted_once_for_every_method():
     assert explained.target.tolist() == logits.argmax(-1).tolist()
     # the decision's output titles the SmoothGrad maps, whose results hold no output of theirs
     torch.testing.assert_close(explained.attributions["SG"].output, logits, rtol=0, atol=tolerance)
+
+
+class _Page:
+    """The parts of a report page the layout tests look at."""
+
+    def __init__(self, html: str) -> None:
+        from html.parser import HTMLParser
+
+        page = self
+        self.style = html.split("<style>", 1)[1].split("</style>", 1)[0]
+        self.sections: list[str] = [""]  # h2 ids in order ("" before the first)
+        self.tables: list[dict] = []  # class, style, rows of cells (tag, class, text)
+
+        class Reader(HTMLParser):
+            def __init__(self) -> None:
+                super().__init__()
+                self.cell: list | None = None
+
+            def handle_starttag(self, tag, attrs):
+                attrs = dict(attrs)
+                if tag == "h2":
+                    page.sections.append(attrs.get("id", ""))
+                elif tag == "table":
+                    page.tables.append({**attrs, "rows": [], "section": page.sections[-1]})
+                elif tag == "tr" and page.tables:
+                    page.tables[-1]["rows"].append([])
+                elif tag in ("td", "th") and page.tables:
+                    self.cell = [tag, attrs.get("class"), ""]
+                    page.tables[-1]["rows"][-1].append(self.cell)
+
+            def handle_endtag(self, tag):
+                if tag in ("td", "th"):
+                    self.cell = None
+
+            def handle_data(self, data):
+                if self.cell is not None:
+                    self.cell[2] += data
+
+        Reader().feed(html)
+
+    def rule(self, selector: str) -> str:
+        import re
+
+        found = re.search(re.escape(selector) + r"\{([^}]*)\}", self.style)
+        assert found, selector
+        return found.group(1)
+
+
+def test_the_page_wraps_wide_grids_aligns_text_left_and_ends_with_the_verdict():
+    """Ten methods of one family were one 1790 px grid in a 1400 px page (four behind a
+    scrollbar); description cells were right-aligned; the page had no verdict."""
+    import re
+
+    from attrib import Saliency
+    from attrib.report import add_metrics, add_sanity, add_verdict, explain_all, image_report
+    from attrib.report.html import MAP_WIDTH, MAX_COLUMNS, PAGE_WIDTH, render
+    from tests.cli.toy_models import tiny_cnn
+
+    model = tiny_cnn()
+    torch.manual_seed(2)
+    x = torch.rand(2, 3, 12, 16)
+    target = model(x).argmax(-1)
+    names = [f"Method{k}" for k in range(10)]
+    methods = {name: Saliency(model) for name in names}
+    explained = explain_all(methods, x, target)
+    pixels = [x[i].permute(1, 2, 0).numpy() for i in range(2)]
+    report = image_report("toy", ["a", "b"], pixels, model(x), explained, families=[("Ten", names)])
+    scores = add_metrics(report, model, x, explained, target, steps=4)
+    checked = add_sanity(report, {"Method0": methods["Method0"]}, x, target, model=model)
+    judged = add_verdict(report, scores, checked)
+    page = _Page(render(report))
+
+    # the page is PAGE_WIDTH wide at most; every grid fits in it, every method in one
+    assert f"max-width:{PAGE_WIDTH}px" in page.rule("body")
+    grids = [t for t in page.tables if t.get("class") == "maps"]
+    shown = []
+    for grid in grids:
+        width = re.fullmatch(r"width:min\(100%, (\d+)px\)", grid["style"])
+        assert width and int(width.group(1)) <= PAGE_WIDTH - 2 * 16, grid["style"]
+        head = [text for _, _, text in grid["rows"][0][1:]]
+        assert len(head) <= MAX_COLUMNS
+        shown.extend(head)
+    assert sorted(shown) == sorted(names) and len(grids) == 2  # 10 -> 5 + 5
+    assert "scroll" not in {t.get("class") for t in page.tables}
+    assert f"max-width:{MAP_WIDTH}px" in page.rule("table.maps img")
+    assert all(int(w) <= PAGE_WIDTH for w in re.findall(r"width:(\d+)px", page.style))
+
+    # text left, numbers right
+    assert "text-align:left" in page.rule("table.data td,table.data th")
+    assert "text-align:right" in page.rule("table.data td.num")
+    notes = next(t for t in page.tables if t["section"] == "methods")
+    assert all(cls != "num" for row in notes["rows"] for _, cls, _ in row)
+    faithfulness = next(t for t in page.tables if t["section"] == "metrics")
+    first = faithfulness["rows"][1]
+    assert first[0][1] != "num" and all(cls == "num" for _, cls, _ in first[1:])
+    assert faithfulness["rows"][-1][0][2] == "random map (baseline)"
+
+    # the verdict ends the page and names every method
+    assert page.sections[-1] == "verdict"
+    verdict = next(t for t in page.tables if t["section"] == "verdict")
+    assert [row[0][2] for row in verdict["rows"][1:]] == names
+    assert verdict["rows"][1][1][2].startswith(("passed", "failed", "inconclusive"))
+    assert all(row[1][2] == "not run" for row in verdict["rows"][2:])
+    assert [m.method for m in judged.methods] == names
+    assert report.verdict_summary == judged.sentence() and "Method0" in report.verdict_summary

@@ -61,7 +61,8 @@ def test_evaluate_text_and_demo(files, tmp_path):
     assert evaluate.returncode == 0, evaluate.stderr
     assert "| Saliency |" in evaluate.stdout and "deletion ↓" in evaluate.stdout
     rows = list(csv.DictReader(open(tmp_path / "evaluate" / "metrics.csv", encoding="utf-8")))
-    assert len(rows) == 2 * 2 * 2  # images x methods x metrics
+    assert len(rows) == 2 * (2 + 1) * 2  # images x (methods and the random map) x metrics
+    assert {r["method"] for r in rows} == {"Saliency", "GradCAM", "random map"}
     assert all(0.0 <= float(r["value"]) <= 1.0 for r in rows)
     assert (tmp_path / "evaluate" / "deletion.png").is_file()
 

@@ -31,3 +31,9 @@ def tiny_cnn() -> TinyCNN:
 
 def broken() -> TinyCNN:
     raise RuntimeError("this factory always fails")
+
+
+def flat_mlp() -> nn.Module:
+    """No convolution: CAM methods have no layer to take by default (24 x 32 images)."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 24 * 32, 8), nn.ReLU(), nn.Linear(8, 4)).eval()

@@ -271,3 +271,47 @@ def test_settings_given_at_call_time_hold_for_that_call_only():
         smooth(x, target=1, stepz=4)
     with pytest.raises(SettingError, match=r"baseline: expected a setting of BlurIG"):
         attrib.BlurIG(model)(x, target=1, baseline=0.0)  # fixed: the path is the blur
+
+
+# --- methods that need a Python module --------------------------------------------------------
+
+
+def test_the_methods_that_hook_or_replace_backward_rules_say_they_need_a_python_module():
+    needs = {i.name for i in ENTRIES if i.python_module}
+    hooking = {i.name for i in ENTRIES if i.family in ("cam", "propagation")}
+    assert needs == hooking
+    assert all(
+        i.python_module in (catalogue.HOOKS_A_LAYER, catalogue.RULES_IN_PYTHON)
+        for i in ENTRIES
+        if i.python_module
+    )
+
+
+# torch.jit.script is deprecated (warned at scripting and at a first call), and users still load
+# TorchScript files
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("info", IMAGE_ENTRIES, ids=_ids(IMAGE_ENTRIES))
+def test_a_torchscript_model_is_refused_up_front_or_explained_as_the_python_one(info):
+    """CAM methods hooked a ScriptModule and died with a raw RuntimeError; propagation methods
+    would see none of a compiled graph's calls. Methods that only call the model give the
+    Python model's values."""
+    from attrib.core.errors import LayerError
+
+    model = GapCNN().eval()
+    scripted = torch.jit.script(model)
+    x = torch.rand(2, 3, 16, 16)
+    settings = dict(CHEAP) if info.name in SAMPLED else {}
+    if info.python_module:
+        layer = {"layer": "features.5"} if info.takes("layer") else {}
+        with pytest.raises(LayerError, match="TorchScript") as err:
+            info.cls(scripted, **layer)(x, target=1)
+        assert info.python_module in str(err.value) and "Saliency" in str(err.value)
+        return
+    context = ImageContext(scripted, (16, 16), references=x.flip(0), settings=settings)
+    ours = build_for_image(info.name, context)(x, target=1)
+    context.model = model
+    python = build_for_image(info.name, context)(x, target=1)
+    # the same float32 operations, fused or not by the TorchScript executor: allow rounding
+    # that grows with the values' size, relative to float32's epsilon
+    scale = float(python.values.abs().max()) or 1.0
+    torch.testing.assert_close(ours.values, python.values, rtol=1e-4, atol=1e-5 * scale)

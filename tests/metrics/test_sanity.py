@@ -207,3 +207,41 @@ def test_random_logit_by_hand_and_seeded():
     )
     with pytest.raises(TargetError):
         random_logit(Saliency(model), x, target, other=target)
+
+
+def test_a_map_made_constant_by_randomization_scores_zero_and_is_marked():
+    """Saliency of a linear model is its weight row W[c]: drawing the weights as ones makes
+    the map constant, which has no rank order left (0, not NaN), and the result says so."""
+    weight = torch.arange(32.0, dtype=torch.float64).view(2, 16) - 7.5  # |W[0]| has an order
+    model = linear(weight)
+    x = torch.randn(3, 1, 4, 4, dtype=torch.float64)
+
+    def ones(name: str, value: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        return torch.ones_like(value)
+
+    result = model_randomization(Saliency(model), x, 0, init=ones)
+    assert result.steps == ("original", "linear")
+    assert result.similarity["spearman_abs"][1].tolist() == [0.0, 0.0, 0.0]
+    assert result.similarity["spearman"][1].tolist() == [0.0, 0.0, 0.0]
+    assert result.constant.tolist() == [[False] * 3, [True] * 3]
+    assert result.mean("spearman_abs").tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("side", "measures"),
+    [
+        (6, ("spearman_abs", "spearman")),
+        (7, ("spearman_abs", "spearman", "ssim")),  # SSIM's 7 x 7 window fits
+        (23, ("spearman_abs", "spearman", "ssim")),  # HOG crashed here: 2 cells of 8 < 3
+        (24, ("spearman_abs", "spearman", "ssim", "hog")),  # one block of 3 x 3 cells of 8
+    ],
+)
+def test_default_measures_are_those_the_maps_fit(side, measures):
+    torch.manual_seed(0)
+    model = linear(torch.randn(2, side * side, dtype=torch.float64))
+    x = torch.randn(2, 1, side, side, dtype=torch.float64)
+    result = model_randomization(Saliency(model), x, 0, keep_maps=0)
+    assert tuple(result.similarity) == measures
+    if "hog" not in measures:
+        with pytest.raises(SettingError, match=r"'hog' only for 2-D maps of at least 24 x 24"):
+            model_randomization(Saliency(model), x, 0, measures=["hog"])

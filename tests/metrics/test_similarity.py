@@ -110,3 +110,27 @@ def test_shape_mismatch_is_an_input_error(function):
 def test_ssim_window_larger_than_the_map_is_a_setting_error():
     with pytest.raises(SettingError):
         ssim(torch.rand(1, 5, 5), torch.rand(1, 5, 5))
+
+
+def test_a_constant_map_has_no_rank_order_so_its_similarity_is_defined_not_nan():
+    """A constant map (Grad-CAM after the top layer is randomized) made Spearman NaN, and the
+    sanity check's line stopped there. No rank order shares none of another map's: 0; two
+    constant maps have the same (all-tied) ranking: 1."""
+    from attrib.metrics.similarity import constant_maps
+
+    ordered = torch.arange(64.0).view(1, 8, 8)
+    flat = torch.zeros(1, 8, 8)
+    other_flat = torch.full((1, 8, 8), 3.0)
+    assert constant_maps(torch.cat([ordered, flat])).tolist() == [False, True]
+    assert spearman(ordered, flat).tolist() == [0.0]
+    assert spearman(flat, ordered).tolist() == [0.0]
+    assert spearman(flat, other_flat).tolist() == [1.0]
+    assert torch.isnan(pearson(ordered, flat)).all()  # the plain statistic stays undefined
+    # HOG of a constant map is all zeros (no gradients): the same rule
+    big = torch.arange(24 * 24.0).view(1, 24, 24).sin()
+    zero = torch.zeros(1, 24, 24)
+    assert hog_similarity(big, zero).tolist() == [0.0]
+    assert hog_similarity(zero, torch.ones(1, 24, 24)).tolist() == [1.0]
+    # a batch mixes both: each sample by its own rule
+    both = spearman(torch.cat([ordered, ordered]), torch.cat([ordered, flat]))
+    assert both.tolist() == [1.0, 0.0]

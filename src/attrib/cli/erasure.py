@@ -19,11 +19,14 @@ __all__ = ["command_line", "run"]
 def run(args: argparse.Namespace, classifier: Any = None) -> int:
     """The command; ``classifier``: the text model to test (default: the demo's MiniLM
     sentiment classifier, loaded from ``--encoder`` or the installed encoder)."""
+    from attrib.cli.common import output_folder
     from attrib.report.erasure import erasure_table, write_erasure
     from attrib.text.datasets import held_out_texts
     from attrib.text.erasure import erasure_tests
     from attrib.text.minilm import load_minilm_sentiment
 
+    if args.out is not None:
+        output_folder(args.out)  # before minutes of work
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

@@ -12,7 +12,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from attrib.cli.common import one_batch, setup, unique_names
+from attrib.cli.common import one_batch, output_folder, setup, unique_names
 from attrib.cli.progress import Progress
 from attrib.core.errors import SettingError
 from attrib.core.grad import decide_target
@@ -23,13 +23,14 @@ __all__ = ["run"]
 
 def run(args: argparse.Namespace) -> int:
     from attrib.report.build import explain_all
-    from attrib.report.evaluation import curve_table, metrics_available
+    from attrib.report.evaluation import check_metrics, curve_table, metrics_available
 
     missing = metrics_available()
     if missing:
         raise SettingError("--metric", "attrib.metrics", missing, "")
-    metrics = [m.strip() for m in args.metric.split(",") if m.strip()]
+    metrics = check_metrics([m.strip() for m in args.metric.split(",") if m.strip()], "--metric")
     s = setup(args)
+    out = output_folder(args.out)
     x = one_batch(s.images).to(s.device)
     target, _ = decide_target(s.loaded.model, x, s.target, batch_size=args.batch_size)
     methods = _methods(s, x, args)
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if results.failures:
         raise SettingError("--metric", "metrics that run on these methods", results.failures[0])
-    write_results(results, unique_names(s.images), Path(args.out))
+    write_results(results, unique_names(s.images), out)
     return 0
 
 
@@ -80,6 +81,7 @@ def _references(x):
 
 def write_results(results, names: list[str], out: Path) -> None:
     """Print the table; write metrics.md, metrics.csv and the curves' PNGs."""
+    from attrib.metrics.verdict import RANDOM_MAP
     from attrib.viz import curves_figure, save_png
 
     out.mkdir(parents=True, exist_ok=True)
@@ -96,7 +98,10 @@ def write_results(results, names: list[str], out: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(["image", "method", "metric", "value"])
         for metric, per_method in results.values.items():
-            for method, values in per_method.items():
+            rows = dict(per_method)
+            if metric in results.random:
+                rows[RANDOM_MAP] = results.random[metric]
+            for method, values in rows.items():
                 for name, value in zip(names, values.flatten().tolist(), strict=False):
                     writer.writerow([name, method, metric, f"{value:.6g}"])
     for metric, curves in results.curves.items():

@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from attrib.cli.common import batches, setup, unique_names
+from attrib.cli.common import batches, output_folder, setup, unique_names
 from attrib.cli.progress import Progress
 from attrib.core.grad import decide_target
 from attrib.core.progress import reporting
@@ -32,8 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from attrib.report.build import with_output
 
     s = setup(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(args.out)
     stems = unique_names(s.images)
     groups = batches(s.images, args.batch_size)
     summary: dict[str, str] = {}

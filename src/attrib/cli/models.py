@@ -146,20 +146,54 @@ def _unknown(spec: str) -> SettingError:
     )
 
 
+_AS_WEIGHTS = (
+    "Name the architecture and pass the file as weights: --model resnet18 --weights FILE, "
+    "or --model package.module:factory --weights FILE."
+)
+
+
 def _torchscript(path: str) -> nn.Module:
     try:
         return torch.jit.load(path, map_location="cpu")
     except Exception as error:  # torch raises RuntimeError or ValueError, by version
-        if _is_state_dict_file(path):
+        kind = _file_kind(path)
+        if _is_state_dict_file(path) or kind == "pickle":
+            raise SettingError(
+                "--model", "a TorchScript file", f"{path} (a weights file)", _AS_WEIGHTS
+            ) from None
+        if kind == "other":
             raise SettingError(
                 "--model",
-                "a TorchScript file",
-                f"{path} (a weights file)",
-                "Name the architecture and pass the file as weights: --model resnet18 "
-                "--weights FILE, or --model package.module:factory --weights FILE.",
+                "a TorchScript file (torch.jit.save writes a zip archive)",
+                path,
+                "It is not a zip archive. Pass a model saved with torch.jit.save, or a "
+                "weights file with its architecture: --model resnet18 --weights FILE.",
             ) from None
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SettingError("--model", "a TorchScript file", f"{path} ({reason})", "") from None
+        raise SettingError(
+            "--model", "a TorchScript file", path, f"torch.jit.load failed: {_reason(error)}."
+        ) from None
+
+
+def _file_kind(path: str | os.PathLike) -> str:
+    """``"zip"`` (torch.save and torch.jit.save since torch 1.6), ``"pickle"`` (the older
+    torch.save format) or ``"other"``, from the file's first bytes."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return "other"
+    if head.startswith(b"PK"):
+        return "zip"
+    return "pickle" if head[:1] == b"\x80" else "other"
+
+
+def _reason(error: BaseException) -> str:
+    """The first sentence of an exception's message (torch appends paragraphs of advice
+    about its internals), or its type's name."""
+    lines = str(error).strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    first = first.split(". ")[0].rstrip(".")
+    return first if first and len(first) > 3 else type(error).__name__
 
 
 def _is_state_dict_file(path: str) -> bool:
@@ -263,10 +297,20 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             "save model.state_dict() instead of the model.",
         ) from None
     except Exception as error:
-        lines = str(error).strip().splitlines()
-        reason = lines[0] if lines else type(error).__name__
+        if _file_kind(file) == "other":
+            raise SettingError(
+                "--weights",
+                "a state dict saved with torch.save",
+                str(file),
+                "It is not a file torch.save writes (neither a zip archive nor a pickle): "
+                "save the weights with torch.save(model.state_dict(), FILE).",
+            ) from None
         raise SettingError(
-            "--weights", "a file saved with torch.save", f"{file} ({reason})", ""
+            "--weights",
+            "a state dict saved with torch.save",
+            str(file),
+            f"torch.load could not read it ({_reason(error)}); save the weights again with "
+            "torch.save(model.state_dict(), FILE).",
         ) from None
     return _state_dict_of(loaded, file)
 

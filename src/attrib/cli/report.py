@@ -11,10 +11,15 @@ import argparse
 import sys
 import time
 from datetime import datetime
-from pathlib import Path
 
 from attrib.cli import recipes
-from attrib.cli.common import one_batch, setup, unique_names
+from attrib.cli.common import (
+    one_batch,
+    output_folder,
+    runnable_methods,
+    setup,
+    unique_names,
+)
 from attrib.cli.progress import Progress
 from attrib.core.grad import decide_target
 from attrib.methods.recipes import ImageContext, build_for_image
@@ -23,12 +28,23 @@ __all__ = ["run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from attrib.report import add_metrics, add_sanity, explain_all, image_report, write_html
+    from attrib.report import (
+        add_metrics,
+        add_sanity,
+        add_verdict,
+        explain_all,
+        image_report,
+        write_html,
+    )
+    from attrib.report.evaluation import check_metrics, metrics_available
 
     start = time.perf_counter()
-    s = setup(args)
-    sanity_names = recipes.resolve_names(args.sanity) if args.sanity.strip() else []
     metrics = [m.strip() for m in args.metric.split(",") if m.strip()]
+    if metrics and metrics_available() is None:
+        check_metrics(metrics, "--metric")
+    sanity_names = recipes.resolve_names(args.sanity, "--sanity") if args.sanity.strip() else []
+    s = setup(args)
+    sanity_names = runnable_methods(sanity_names, s.loaded.model, args.sanity, "--sanity")
     x = one_batch(s.images).to(s.device)
     target, logits = decide_target(s.loaded.model, x, s.target, batch_size=args.batch_size)
     context = ImageContext(
@@ -40,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         settings=s.settings,
     )
     methods = {name: build_for_image(name, context) for name in s.names}
-    out = Path(args.out)
+    out = output_folder(args.out)
     units = len(methods) * (1 + len(metrics)) + len(sanity_names)
     with Progress(units, "report") as progress:
         step = lambda name, seconds: progress.advance(name)  # noqa: E731
@@ -64,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
             ],
             png_dir=out / "maps",
         )
+        scores = checked = None
         if metrics:
-            add_metrics(
+            scores = add_metrics(
                 report,
                 s.loaded.model,
                 x,
@@ -80,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         if sanity_names:
             chosen = {n: methods.get(n) or build_for_image(n, context) for n in sanity_names}
             layers = args.sanity_layers.split(",") if args.sanity_layers else None
-            add_sanity(
+            checked = add_sanity(
                 report,
                 chosen,
                 x,
@@ -90,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 on_step=step,
             )
+        if scores is not None or checked:
+            add_verdict(report, scores, checked)
     report.facts.append(("run time", f"{time.perf_counter() - start:.0f} s"))
     path = write_html(report, out / "report.html")
     print(path)

@@ -11,9 +11,9 @@ sequence-classification folder; nothing is downloaded.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
+from attrib.cli.common import output_folder
 from attrib.cli.recipes import parse_settings
 from attrib.core.errors import SettingError
 from attrib.text.loading import load_text_model
@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     reduce = getattr(args, "reduce", None)
     if reduce is not None and reduce not in TOKEN_REDUCTIONS:
         raise SettingError("--reduce", f"one of {', '.join(TOKEN_REDUCTIONS)}", reduce)
+    out = output_folder(args.out)
     classifier = load_text_model(args.model, argument="--model")
     target: Any = args.target
     if target != "predicted":
@@ -44,8 +45,6 @@ def run(args: argparse.Namespace) -> int:
     )
     scores = result.scores(reduce)
     reduction = scores.params["reduce"]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     # the terminal, the page and the figures show the same words (TokenScores.words_of)
     page = highlight(scores, title=f"{result.method}: {TOKEN_REDUCTION_TITLES[reduction]}")
     (out / "text.html").write_text(

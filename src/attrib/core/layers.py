@@ -9,12 +9,13 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+import torch
 from torch import nn
 
 from attrib.core.errors import LayerError
 from attrib.core.inputs import module_of
 
-__all__ = ["last_conv_layer", "layer_name", "resolve_layer"]
+__all__ = ["last_conv_layer", "layer_name", "resolve_layer", "torchscript_part"]
 
 LayerSpec = str | nn.Module
 
@@ -88,3 +89,21 @@ def last_conv_layer(model: Any) -> str:
             "(for transformers, also reshape=).",
         )
     return found[-1]
+
+
+def torchscript_part(model: Any) -> str | None:
+    """The TorchScript part of ``model``, described for a message (``"the TorchScript module
+    'RecursiveScriptModule'"``, or a submodule by its dotted name), or ``None`` where the
+    model is Python all the way down.
+
+    A compiled graph (``torch.jit.script`` or ``trace``, ``torch.jit.load``) runs outside
+    Python: it refuses hooks and never calls back into a ``TorchFunctionMode``.
+    """
+    if isinstance(model, torch.jit.ScriptFunction):
+        return f"the TorchScript function {model.name!r}"
+    if not isinstance(model, nn.Module):
+        return None
+    for name, module in model.named_modules():
+        if isinstance(module, torch.jit.ScriptModule):
+            return f"the TorchScript module {name or type(module).__name__!r}"
+    return None

@@ -20,6 +20,7 @@ from attrib.core.progress import make_reporter, reporting
 from attrib.core.result import Attribution
 from attrib.core.settings import Anything, Configurable, Count, Optional, Setting
 from attrib.core.target import Target, check_target_length
+from attrib.methods.catalogue import check_model
 
 __all__ = ["Method", "explain_neuron"]
 
@@ -49,6 +50,7 @@ class Method(Configurable):
     def __init__(self, model: Model, *args: Any, **settings: Any) -> None:
         if not callable(model):
             raise SettingError("model", "an nn.Module or a callable", model, "")
+        check_model(type(self), model)  # TorchScript, where the catalogue says it cannot work
         self.model: Model = model
         self.bind_settings(args, settings)
 

@@ -30,15 +30,19 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from attrib.core.errors import SettingError
+from attrib.core.errors import LayerError, SettingError
+from attrib.core.layers import torchscript_part
 from attrib.core.settings import Configurable, Setting
 
 __all__ = [
     "FAMILIES",
     "FAMILY_TITLES",
+    "HOOKS_A_LAYER",
+    "RULES_IN_PYTHON",
     "Family",
     "InputKind",
     "MethodInfo",
+    "check_model",
     "entries",
     "find",
     "get",
@@ -62,6 +66,14 @@ InputKind = Literal["tensor", "image", "tokens", "text"]
 """What a method explains: ``"tensor"`` any tensor (or dict of tensors); ``"image"`` image
 batches ``(N, C, H, W)`` (layer maps, blurs); ``"tokens"`` token embeddings ``(N, L, d)``;
 ``"text"`` raw strings through a black-box classifier."""
+
+HOOKS_A_LAYER = "it captures a layer's activations with a hook"
+"""``MethodInfo.python_module`` of the CAM family."""
+RULES_IN_PYTHON = (
+    "it gives each ReLU, sum and convolution call of the forward a new backward rule, in Python"
+)
+"""``MethodInfo.python_module`` of the propagation family (``torch.overrides.TorchFunctionMode``):
+a compiled graph would bypass the mode and silently give the plain gradient."""
 
 ImageRecipe = Callable[[Any], Mapping[str, Any]]
 """``recipe(context) -> settings`` for a whole image (``attrib.methods.recipes``)."""
@@ -94,6 +106,11 @@ class MethodInfo:
             sum over dimensions means nothing (a layer norm after the embeddings even makes
             it 0; Li et al. 2016 take the norm); ``None`` for a wrapper: that of the
             method it wraps.
+        python_module: why the method needs the model as a Python ``nn.Module`` (it hooks a
+            layer, ``HOOKS_A_LAYER``, or gives the forward's calls new backward rules in
+            Python, ``RULES_IN_PYTHON``), or ``""`` where it only calls the model. A
+            TorchScript model (compiled: no hooks, no Python dispatch) is refused for such a
+            method with this reason (``check_model``).
     """
 
     cls: type
@@ -108,6 +125,7 @@ class MethodInfo:
     aliases: tuple[str, ...] = ()
     image_recipe: ImageRecipe | None = field(default=None, compare=False)
     token_reduction: str | None = "sum"
+    python_module: str = ""
 
     @property
     def name(self) -> str:
@@ -157,6 +175,7 @@ def register(
     aliases: Iterable[str] = (),
     image_recipe: ImageRecipe | None = None,
     token_reduction: str | None = "sum",
+    python_module: str = "",
 ) -> Callable[[M], M]:
     """Class decorator: put the method in the catalogue (see ``MethodInfo``)."""
     if family not in FAMILIES:
@@ -176,6 +195,7 @@ def register(
             aliases=tuple(key(a) for a in aliases),
             image_recipe=image_recipe,
             token_reduction=token_reduction,
+            python_module=python_module,
         )
         known = _REGISTRY.get(info.name)
         if known is not None and known.cls is not cls:
@@ -184,6 +204,29 @@ def register(
         return cls
 
     return decorate
+
+
+def check_model(method: type, model: Any) -> None:
+    """Refuse a TorchScript ``model`` (``attrib.core.layers.torchscript_part``) for a method
+    that needs a Python ``nn.Module`` (``MethodInfo.python_module`` of ``method`` or of the
+    registered class it derives from), with a ``LayerError`` that says why and what to do."""
+    info = next((get(c) for c in getattr(method, "__mro__", ()) if get(c) is not None), None)
+    if info is None or not info.python_module:
+        return
+    part = torchscript_part(model)
+    if part is None:
+        return
+    others = [
+        i.name for i in entries(inputs=("tensor", "image")) if not (i.python_module or i.wrapper)
+    ]
+    raise LayerError(
+        "model",
+        f"a Python nn.Module ({info.name}: {info.python_module})",
+        part,
+        "TorchScript runs outside Python, so it allows neither hooks nor new backward rules: "
+        "explain the Python model (its class with the saved state dict), or use a method "
+        f"that only calls the model ({', '.join(others[:4])}, ...).",
+    )
 
 
 def key(name: str) -> str:

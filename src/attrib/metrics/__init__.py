@@ -12,7 +12,9 @@ attributions, each batched through the core engine, with thin helpers on top.
 - localization against ground-truth masks: ``pointing_game``, ``relevance_mass_accuracy``,
   ``relevance_rank_accuracy``;
 - similarity of explanations: ``spearman``, ``ssim``, ``hog_similarity``;
-- ``compare(model, x, methods, metrics)``: methods by metrics, mean and standard error.
+- ``compare(model, x, methods, metrics)``: methods by metrics, mean and standard error;
+- ``verdict``: which methods to trust, from the sanity check and the faithfulness metrics
+  against a random map (``random_maps``).
 
 Pictures of these results are in ``attrib.viz`` (``curves_figure``, ``sanity_figure``,
 ``randomization_figure``, ``comparison_figure``); nothing here draws.
@@ -53,21 +55,41 @@ from attrib.metrics.sanity import (
     randomizable_layers,
     randomization_similarity,
 )
-from attrib.metrics.similarity import hog, hog_similarity, pearson, spearman, ssim
+from attrib.metrics.similarity import (
+    constant_maps,
+    hog,
+    hog_similarity,
+    pearson,
+    spearman,
+    ssim,
+)
+from attrib.metrics.verdict import (
+    Comparison,
+    MethodVerdict,
+    SanityOutcome,
+    Verdict,
+    random_maps,
+    verdict,
+)
 
 __all__ = [
     "MEASURES",
     "METRICS",
+    "Comparison",
     "ComparisonTable",
     "CompletenessResult",
     "Curve",
     "Evaluation",
     "ImplementationInvarianceResult",
+    "MethodVerdict",
     "RandomizationResult",
+    "SanityOutcome",
     "SensitivityResult",
     "SymmetryResult",
+    "Verdict",
     "compare",
     "completeness",
+    "constant_maps",
     "deletion",
     "draw_parameters",
     "hog",
@@ -83,6 +105,7 @@ __all__ = [
     "pixel_flipping",
     "pointing_game",
     "random_logit",
+    "random_maps",
     "randomizable_layers",
     "randomization_similarity",
     "relevance_mass_accuracy",
@@ -92,4 +115,5 @@ __all__ = [
     "spearman",
     "ssim",
     "symmetry_preservation",
+    "verdict",
 ]

@@ -20,6 +20,13 @@ Maps: ``spearman_abs`` uses ``sum_c |A_c|`` per location; ``spearman``, ``ssim``
 use the signed ``sum_c A_c`` (the paper computes SSIM and HOG "without absolute values"), each
 map divided by its largest ``|value|`` so that scale changes (which randomization causes) do
 not count as structure. Maps without a channel dimension (CAM maps) are used as they are.
+By default the measures are those the maps fit: SSIM needs maps of at least 7 x 7 (its
+window), HOG at least ``HOG_MIN_SIDE`` = 24 x 24 (one block of 3 x 3 cells of 8 pixels).
+
+A map that randomization makes constant (Grad-CAM's ReLU of a class score that no longer
+depends on the layer, a zero gradient) has no rank order: its rank and HOG similarities to
+the original are 0 (``attrib.metrics.similarity``), and ``RandomizationResult.constant`` says
+which maps were constant, so that figures and reports can say so.
 
 **Random logit.** An explanation of class ``c`` should differ from one of another class: the
 similarity (SSIM by default) between the explanation of the target and of a uniformly drawn
@@ -45,7 +52,7 @@ from attrib.core.target import OutputSelector, Target, select_output
 from attrib.metrics._inputs import check_x
 from attrib.metrics._random import check_seed, row_seed
 from attrib.metrics._rows import Explainer, explain, fixed_target, model_of
-from attrib.metrics.similarity import hog_similarity, spearman, ssim
+from attrib.metrics.similarity import HOG_MIN_SIDE, constant_maps, hog_similarity, spearman, ssim
 
 __all__ = [
     "MEASURES",
@@ -146,6 +153,9 @@ class RandomizationResult:
             unchanged model (1 for a deterministic method; the noise floor of a random one).
         similarity: measure -> ``(steps, N)`` per-sample similarities.
         maps: ``(steps, K, ...)`` the signed maps of the first ``K`` samples, for drawing.
+        constant: ``(steps, N)`` booleans: the map of that sample at that step (step 0: the
+            original) has the same magnitude everywhere, so no rank order: its rank and HOG
+            similarities are defined (0 against a map with an order), not measured.
     """
 
     method: str
@@ -153,6 +163,7 @@ class RandomizationResult:
     steps: tuple[str, ...]
     similarity: dict[str, torch.Tensor]
     maps: torch.Tensor | None = None
+    constant: torch.Tensor | None = None
 
     def mean(self, measure: str = "spearman_abs") -> torch.Tensor:
         """Mean over samples per step (NaNs left out)."""
@@ -184,16 +195,25 @@ def _unit(maps: torch.Tensor) -> torch.Tensor:
     return maps / scale.view(-1, *([1] * (maps.dim() - 1)))
 
 
+_MIN_SIDE = {"ssim": 7, "hog": HOG_MIN_SIDE}
+"""The smallest 2-D maps each image measure takes: SSIM's 7 x 7 window, one HOG block."""
+
+
 def _measures(requested: Sequence[str] | None, maps: torch.Tensor) -> tuple[str, ...]:
-    image_like = maps.dim() == 3 and min(maps.shape[1:]) >= 7
+    side = min(maps.shape[1:]) if maps.dim() == 3 else 0
     if requested is None:
-        return MEASURES if image_like else ("spearman_abs", "spearman")
+        return tuple(m for m in MEASURES if side >= _MIN_SIDE.get(m, 0))
     for m in requested:
         if m not in MEASURES:
             raise SettingError("measures", f"names from {MEASURES}", m, "")
-        if m in ("ssim", "hog") and not image_like:
+        if side < _MIN_SIDE.get(m, 0):
+            least = _MIN_SIDE[m]
+            shape = tuple(maps.shape[1:])
             raise SettingError(
-                "measures", "'ssim' and 'hog' only for 2-D maps of at least 7 x 7", m, ""
+                "measures",
+                f"{m!r} only for 2-D maps of at least {least} x {least} (these are {shape})",
+                m,
+                "Leave measures to its default: the measures the maps fit.",
             )
     return tuple(requested)
 
@@ -245,6 +265,7 @@ def randomization_similarity(
     again, _ = explain(method, x, target, batch_size)
     results = [_compare(chosen, original, _maps(again, channel_dim))]
     kept = [original[1][:keep_maps]]
+    constant = [constant_maps(original[0])]
     labels = ["original"]
     for label, overrides in steps:
         with params_overridden(model, overrides):
@@ -252,11 +273,13 @@ def randomization_similarity(
         maps = _maps(changed, channel_dim)
         results.append(_compare(chosen, original, maps))
         kept.append(maps[1][:keep_maps])
+        constant.append(constant_maps(maps[0]))
         labels.append(label)
     similarity = {m: torch.stack([r[m] for r in results]).cpu() for m in chosen}
     name = getattr(method, "name", type(method).__name__)
     maps_out = torch.stack(kept).cpu() if keep_maps > 0 else None
-    return RandomizationResult(name, mode, tuple(labels), similarity, maps_out)
+    flat = torch.stack(constant).cpu()
+    return RandomizationResult(name, mode, tuple(labels), similarity, maps_out, flat)
 
 
 def model_randomization(

@@ -16,6 +16,15 @@ The measures of the sanity checks (Adebayo et al. 2018, "Sanity Checks for Salie
   (Dalal and Triggs 2005) of the two maps; ``hog`` matches ``skimage.feature.hog``
   (L2-Hys block normalisation, no ``transform_sqrt``).
 
+**Constant maps.** A map whose values are all equal (Grad-CAM's ReLU of a map that turned
+negative everywhere, a zero gradient) has no rank order and no gradients, so both
+correlations are 0/0. ``pearson`` returns that as NaN, as ``scipy.stats.spearmanr`` does; the
+similarity measures define it, so that a sanity check never drops the sample:
+``spearman`` and ``hog_similarity`` are 0 between a constant map and one that has an order
+(the constant map keeps none of it) and 1 between two constant maps (their all-tied rankings
+are identical; ``ssim`` also gives identical constant maps 1). ``constant_maps`` says which
+samples were constant, so that results can report them as such.
+
 Every function takes two batches of the same shape and returns one number per sample, in
 float64. Nothing here needs scipy or scikit-image.
 """
@@ -27,7 +36,19 @@ import torch.nn.functional as F
 
 from attrib.core.errors import InputError, SettingError
 
-__all__ = ["hog", "hog_similarity", "pearson", "ranks", "spearman", "ssim"]
+__all__ = [
+    "HOG_MIN_SIDE",
+    "constant_maps",
+    "hog",
+    "hog_similarity",
+    "pearson",
+    "ranks",
+    "spearman",
+    "ssim",
+]
+
+HOG_MIN_SIDE = 8 * 3
+"""The smallest side ``hog`` takes with its defaults: one block of 3 x 3 cells of 8 pixels."""
 
 
 def _pair(a: torch.Tensor, b: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,10 +102,27 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(denominator > 0, numerator / denominator, torch.nan)
 
 
+def constant_maps(maps: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` booleans: ``True`` where every value of a sample is the same (no rank order)."""
+    if not isinstance(maps, torch.Tensor) or maps.dim() == 0 or maps.shape[0] == 0:
+        raise InputError("maps", "a batch of maps (N, ...)", maps, "")
+    flat = maps.detach().flatten(1)
+    return (flat == flat[:, :1]).all(dim=1)
+
+
+def _similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation of rows, defined where a row is constant: 0 against a row that
+    varies, 1 between two constant rows (see the module's docstring)."""
+    flat_a, flat_b = constant_maps(a), constant_maps(b)
+    defined = torch.where(flat_a & flat_b, 1.0, 0.0).to(torch.float64)
+    return torch.where(flat_a | flat_b, defined, _pearson(a, b))
+
+
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Spearman's rank correlation of each sample's values (flattened), ties averaged."""
+    """Spearman's rank correlation of each sample's values (flattened), ties averaged;
+    0 where exactly one of the two maps is constant, 1 where both are."""
     a, b = _pair(a, b, "spearman")
-    return _pearson(ranks(a.flatten(1)), ranks(b.flatten(1)))
+    return _similarity(ranks(a.flatten(1)), ranks(b.flatten(1)))
 
 
 def ssim(
@@ -172,12 +210,13 @@ def hog(
     n, h, w = image.shape
     cells_r, cells_c = h // pixels_per_cell, w // pixels_per_cell
     if cells_r < cells_per_block or cells_c < cells_per_block:
+        side = pixels_per_cell * cells_per_block
         raise SettingError(
             "pixels_per_cell",
             f"cells small enough for one block of {cells_per_block}x{cells_per_block} cells "
             f"in a {h}x{w} map",
             pixels_per_cell,
-            "",
+            f"HOG needs maps of at least {side} x {side} with these settings.",
         )
     g_row = torch.zeros_like(image)
     g_col = torch.zeros_like(image)
@@ -206,6 +245,8 @@ def hog(
 
 
 def hog_similarity(a: torch.Tensor, b: torch.Tensor, **hog_settings: int) -> torch.Tensor:
-    """Pearson correlation of the HOG features of each pair of maps (Adebayo et al. 2018)."""
+    """Pearson correlation of the HOG features of each pair of maps (Adebayo et al. 2018);
+    features that are all equal (a constant map has no gradients) count as constant maps do
+    in ``spearman``: 0 against features that vary, 1 against equal ones."""
     a, b = _pair(a, b, "hog_similarity")
-    return _pearson(hog(a, **hog_settings), hog(b, **hog_settings))
+    return _similarity(hog(a, **hog_settings), hog(b, **hog_settings))

@@ -4,7 +4,8 @@
 raised: one method that does not fit the model must not cost the others);
 ``image_report`` turns the inputs, predictions and attributions into a ``Report`` (and
 writes each map as a PNG file where asked); ``add_metrics`` and ``add_sanity`` append the
-evaluation, skipped with a note where ``attrib.metrics`` is not available.
+evaluation, skipped with a note where ``attrib.metrics`` is not available, and return their
+results, from which ``add_verdict`` writes the report's last section: which methods to trust.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from attrib.core.grad import decide_target
 from attrib.core.progress import reporting
 from attrib.core.result import Attribution
 from attrib.report.content import InputRow, MapCell, Picture, Report
-from attrib.report.evaluation import curve_table, metrics_available, sanity_pictures
+from attrib.report.evaluation import (
+    MetricResults,
+    curve_table,
+    metrics_available,
+    sanity_pictures,
+    sanity_results,
+    verdict_table,
+)
 from attrib.report.notes import families as catalogue_families
 from attrib.report.notes import note_for
 from attrib.report.pictures import map_png, picture_png
@@ -34,6 +42,7 @@ __all__ = [
     "Explained",
     "add_metrics",
     "add_sanity",
+    "add_verdict",
     "explain_all",
     "image_report",
     "with_output",
@@ -194,15 +203,26 @@ def add_metrics(
     steps: int = 20,
     batch_size: int | None = None,
     on_step: OnStep | None = None,
-) -> None:
-    """Append the metrics table and the deletion/insertion curves (``only``: those methods)."""
+    why: str = "",
+) -> MetricResults | None:
+    """Append the metrics table and the deletion/insertion curves (``only``: those methods,
+    the table saying which and ``why``); returns the results (``None`` where skipped)."""
     missing = metrics_available()
     if missing:
         report.notes.append(f"Metrics skipped: {missing}.")
-        return
+        return None
     from attrib.viz import curves_figure, png_bytes
 
     chosen = {k: v for k, v in explained.attributions.items() if only is None or k in set(only)}
+    left_out = [k for k in explained.attributions if k not in chosen]
+    if left_out:
+        coverage = (
+            f"It covers {len(chosen)} of the {len(explained.attributions)} methods"
+            + (f" ({why})" if why else "")
+            + f"; not evaluated: {', '.join(left_out)}."
+        )
+    else:
+        coverage = f"It covers every method that ran ({len(chosen)})."
     results = curve_table(
         model,
         x,
@@ -214,18 +234,23 @@ def add_metrics(
         batch_size=batch_size,
         on_step=on_step,
     )
-    report.tables.append(results.table())
+    report.tables.append(results.table(coverage=coverage))
     for metric, curves in results.curves.items():
         if curves:
-            fig = curves_figure(curves, title=f"{metric} curves (mean over the images)")
+            title = f"{metric} curves (mean over the images)"
+            # more than a legend can hold: one panel per family of the maps
+            groups = report.families if len(curves) > 8 and report.families else None
+            fig = curves_figure(curves, title=title, groups=groups)
             report.figures.append(
                 Picture(
                     f"{metric.capitalize()} curves",
                     png_bytes(fig, close=True),
-                    f"{steps} steps; the legend gives each method's area under the curve.",
+                    f"{steps} steps; the legend gives each method's area under the curve "
+                    "(dashed: the random map).",
                 )
             )
     report.notes.extend(results.failures)
+    return results
 
 
 def add_sanity(
@@ -239,13 +264,14 @@ def add_sanity(
     checkpoints: int = 6,
     batch_size: int | None = None,
     on_step: OnStep | None = None,
-) -> None:
-    """Append the model-randomization sanity check of ``methods`` (see ``sanity_pictures``)."""
+) -> dict[str, Any]:
+    """Append the model-randomization sanity check of ``methods`` (see ``sanity_results``);
+    returns its ``RandomizationResult`` by method."""
     missing = metrics_available()
     if missing:
         report.notes.append(f"Sanity checks skipped: {missing}.")
-        return
-    pictures, notes = sanity_pictures(
+        return {}
+    results, notes = sanity_results(
         methods,
         x,
         target,
@@ -255,5 +281,36 @@ def add_sanity(
         batch_size=batch_size,
         on_step=on_step,
     )
-    report.sanity.extend(pictures)
+    report.sanity.extend(sanity_pictures(results))
     report.notes.extend(notes)
+    return results
+
+
+def add_verdict(
+    report: Report,
+    metrics: MetricResults | None = None,
+    sanity: Mapping[str, Any] | None = None,
+    *,
+    methods: Sequence[str] | None = None,
+) -> Any:
+    """End the report with ``attrib.metrics.verdict`` of the computed results: per method,
+    the sanity check and each metric against the random map, and the methods to trust.
+    ``methods``: those to judge (default: every method whose maps the report shows).
+    Returns the ``Verdict`` (``None`` where ``attrib.metrics`` is not available)."""
+    if metrics_available():
+        return None
+    from attrib.metrics import verdict
+
+    if methods is None:
+        shown = {m for (_, m), cell in report.maps.items() if cell.png is not None}
+        methods = [m for m in report.methods if m in shown]
+    judged = verdict(
+        metrics.values if metrics is not None else {},
+        metrics.directions if metrics is not None else {},
+        metrics.random if metrics is not None else {},
+        sanity,
+        methods=methods,
+    )
+    report.verdict = verdict_table(judged)
+    report.verdict_summary = judged.sentence()
+    return judged

@@ -71,3 +71,5 @@ class Report:
     text: list[Section] = field(default_factory=list)
     methods: dict[str, MethodNote] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    verdict: Table | None = None  # the last section: which methods to trust, and why
+    verdict_summary: str = ""

@@ -8,31 +8,47 @@ page opens anywhere, offline, and can be mailed or archived as one file.
 from __future__ import annotations
 
 import html
+import math
 import os
+import re
 from pathlib import Path
 
 from attrib.report.content import Picture, Report, Table
 from attrib.viz.export import data_uri
 
-__all__ = ["render", "write_html"]
+__all__ = ["MAP_WIDTH", "MAX_COLUMNS", "PAGE_WIDTH", "render", "wrapped", "write_html"]
 
-_STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1400px;
-padding:0 16px;color:#222;line-height:1.45}
-h1{font-size:1.6em;margin-bottom:4px}h2{border-bottom:1px solid #ddd;padding-bottom:4px;
-margin-top:36px}h3{margin-bottom:6px}
-table{border-collapse:collapse;margin:8px 0}td,th{padding:4px 8px;vertical-align:top}
-table.data td,table.data th{border:1px solid #ddd;text-align:right}
-table.data td:first-child,table.data th:first-child{text-align:left}
-table.maps td{text-align:center;font-size:11px;padding:3px}
-table.maps th{font-size:12px}
-table.maps img{width:168px;height:auto;display:block;margin:auto;image-rendering:auto}
-.scroll{overflow-x:auto}.caption{color:#555;font-size:0.9em;margin:2px 0 10px}
-.facts td:first-child{color:#555;padding-right:16px}
-.note{color:#8a4b00}.fail{color:#a00;font-size:11px;max-width:168px}
-code{background:#f5f5f5;padding:1px 4px;border-radius:3px;font-size:0.92em}
-figure{margin:12px 0}figure img{max-width:100%}
-.pred{font-size:0.92em}
+PAGE_WIDTH = 1400
+"""The page's largest width in CSS pixels (``max-width`` of the body)."""
+MAP_WIDTH = 168
+"""A map's width in a grid, in CSS pixels; maps shrink below it on narrower windows."""
+_PAGE_PADDING = 16
+_CELL = MAP_WIDTH + 2 * 3  # a map cell: the map and its padding
+_ROW_HEAD = 100  # the column of image names
+MAX_COLUMNS = (PAGE_WIDTH - 2 * _PAGE_PADDING - _ROW_HEAD) // _CELL
+"""The most maps in one row of a grid: a family with more wraps into several grids of about
+equal width, so every method shows on the page without horizontal scrolling."""
+
+_STYLE = f"""
+body{{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;
+max-width:{PAGE_WIDTH}px;padding:0 {_PAGE_PADDING}px;color:#222;line-height:1.45}}
+h1{{font-size:1.6em;margin-bottom:4px}}h2{{border-bottom:1px solid #ddd;padding-bottom:4px;
+margin-top:36px}}h3{{margin-bottom:6px}}
+table{{border-collapse:collapse;margin:8px 0}}td,th{{padding:4px 8px;vertical-align:top}}
+table.data td,table.data th{{border:1px solid #ddd;text-align:left}}
+table.data td.num{{text-align:right;white-space:nowrap}}
+table.maps{{table-layout:fixed}}
+table.maps td{{text-align:center;font-size:11px;padding:3px}}
+table.maps th{{font-size:12px;overflow-wrap:anywhere}}
+table.maps th.image{{width:{_ROW_HEAD - 12}px;text-align:left}}
+table.maps img{{width:100%;max-width:{MAP_WIDTH}px;height:auto;display:block;margin:auto}}
+.scroll{{overflow-x:auto}}.caption{{color:#555;font-size:0.9em;margin:2px 0 10px}}
+.facts td:first-child{{color:#555;padding-right:16px}}
+.note{{color:#8a4b00}}.fail{{color:#a00;font-size:11px;max-width:{MAP_WIDTH}px}}
+code{{background:#f5f5f5;padding:1px 4px;border-radius:3px;font-size:0.92em}}
+figure{{margin:12px 0}}figure img{{max-width:100%}}
+.pred{{font-size:0.92em}}
+.verdict{{font-size:1.05em;background:#f6f8fa;border-left:4px solid #4a7;padding:8px 12px}}
 """
 
 
@@ -41,15 +57,22 @@ def _img(png: bytes, alt: str, width: int | None = None) -> str:
     return f'<img src="{data_uri(png)}" alt="{html.escape(alt, quote=True)}"{size}>'
 
 
-def _table(table: Table) -> str:
+_NUMBER = re.compile(r"^[-+−]?(\d[\d.,]*|\.\d+)(e[-+]?\d+)?( ± [\d.e+-]+)?%?$|^n/a$")
+
+
+def _cell(text: str) -> str:
+    """A table cell: numbers right-aligned (so that digits line up), text left-aligned."""
+    number = " class='num'" if _NUMBER.match(text.strip()) else ""
+    return f"<td{number}>{html.escape(text)}</td>"
+
+
+def _table(table: Table, heading: bool = True) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
-        for row in table.rows
-    )
+    body = "".join("<tr>" + "".join(_cell(cell) for cell in row) + "</tr>" for row in table.rows)
     caption = f'<div class="caption">{html.escape(table.caption)}</div>' if table.caption else ""
+    title = f"<h3>{html.escape(table.title)}</h3>" if heading else ""
     return (
-        f"<h3>{html.escape(table.title)}</h3>{caption}"
+        f"{title}{caption}"
         f'<div class="scroll"><table class="data"><tr>{head}</tr>{body}</table></div>'
     )
 
@@ -89,25 +112,40 @@ def _maps(report: Report) -> str:
     ]
     names = [row.name for row in report.inputs]
     for family, methods in report.families:
-        head = "<th></th>" + "".join(f"<th>{html.escape(m)}</th>" for m in methods)
-        body = []
-        for name in names:
-            cells = [f"<th>{html.escape(name)}</th>"]
-            for method in methods:
-                cell = report.maps.get((name, method))
-                if cell is None:
-                    cells.append("<td></td>")
-                elif cell.png is None:
-                    cells.append(f'<td><div class="fail">{html.escape(cell.note)}</div></td>')
-                else:
-                    title = html.escape(cell.title).replace("\n", "<br>")
-                    cells.append(f"<td>{_img(cell.png, f'{method} {name}')}{title}</td>")
-            body.append("<tr>" + "".join(cells) + "</tr>")
-        parts.append(
-            f"<h3>{html.escape(family)}</h3><div class='scroll'><table class='maps'>"
-            f"<tr>{head}</tr>{''.join(body)}</table></div>"
-        )
+        parts.append(f"<h3>{html.escape(family)}</h3>")
+        for chunk in wrapped(methods):
+            parts.append(_grid(report, names, chunk))
     return "".join(parts)
+
+
+def wrapped(methods: list[str], columns: int = MAX_COLUMNS) -> list[list[str]]:
+    """``methods`` in rows of at most ``columns``, as even as possible (10 -> 5 + 5)."""
+    if not methods:
+        return []
+    rows = math.ceil(len(methods) / max(1, columns))
+    size = math.ceil(len(methods) / rows)
+    return [methods[i : i + size] for i in range(0, len(methods), size)]
+
+
+def _grid(report: Report, names: list[str], methods: list[str]) -> str:
+    # the grid's natural width, capped by the page: maps shrink on narrower windows
+    width = _ROW_HEAD + len(methods) * _CELL
+    head = "<th class='image'></th>" + "".join(f"<th>{html.escape(m)}</th>" for m in methods)
+    body = []
+    for name in names:
+        cells = [f"<th class='image'>{html.escape(name)}</th>"]
+        for method in methods:
+            cell = report.maps.get((name, method))
+            if cell is None:
+                cells.append("<td></td>")
+            elif cell.png is None:
+                cells.append(f'<td><div class="fail">{html.escape(cell.note)}</div></td>')
+            else:
+                title = html.escape(cell.title).replace("\n", "<br>")
+                cells.append(f"<td>{_img(cell.png, f'{method} {name}')}{title}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    style = f"width:min(100%, {width}px)"
+    return f"<table class='maps' style='{style}'><tr>{head}</tr>{''.join(body)}</table>"
 
 
 def _methods(report: Report) -> str:
@@ -120,6 +158,16 @@ def _methods(report: Report) -> str:
             f"<br>{formula}</td></tr>"
         )
     return "<h2 id='methods'>Methods</h2><table class='data'>" + "".join(rows) + "</table>"
+
+
+def _verdict(report: Report) -> str:
+    summary = (
+        f"<p class='verdict'>{html.escape(report.verdict_summary)}</p>"
+        if report.verdict_summary
+        else ""
+    )
+    table = _table(report.verdict, heading=False) if report.verdict else ""
+    return f"<h2 id='verdict'>Verdict</h2>{summary}{table}"
 
 
 def render(report: Report) -> str:
@@ -156,6 +204,8 @@ def render(report: Report) -> str:
         parts.append("<h2 id='notes'>Notes</h2><ul>")
         parts.extend(f"<li class='note'>{html.escape(n)}</li>" for n in report.notes)
         parts.append("</ul>")
+    if report.verdict is not None or report.verdict_summary:
+        parts.append(_verdict(report))  # last: what to take away from the page
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -27,6 +27,9 @@ __all__ = ["run", "run_demo"]
 
 def run(args: argparse.Namespace) -> int:
     """The command: ``run_demo`` with the command line's choices; prints the report's path."""
+    from attrib.cli.common import output_folder
+
+    output_folder(args.out)
     images = [n.strip() for n in args.images.split(",")] if args.images else None
     path = run_demo(
         Path(args.out),
@@ -67,7 +70,14 @@ def run_demo(
     from attrib.data.imagenet_demo import CAM_LAYER, imagenet_class_names, load_efficientnet_lite0
     from attrib.data.photos import PHOTOS, load_photos
     from attrib.methods.recipes import ImageContext, build_for_image
-    from attrib.report import add_metrics, add_sanity, explain_all, image_report, write_html
+    from attrib.report import (
+        add_metrics,
+        add_sanity,
+        add_verdict,
+        explain_all,
+        image_report,
+        write_html,
+    )
 
     start = time.perf_counter()
     if threads is not None:
@@ -144,20 +154,38 @@ def run_demo(
         + f". CAM methods explain the layer '{CAM_LAYER}' (the input of the global pooling)."
     )
     if metrics:
-        only = demo_settings.CURVE_METHODS
-        add_metrics(
+        scores = add_metrics(
             report,
             model,
             x,
             explained,
             target,
             methods=built,
-            only=only,
+            only=demo_settings.CURVE_METHODS,
             steps=demo_settings.CURVE_STEPS,
             on_step=step,
+            why="the demo's CURVE_METHODS, for time",
         )
         chosen = {n: built[n] for n in demo_settings.SANITY_METHODS if n in built}
-        add_sanity(report, chosen, x[:2], target[:2], model=model, checkpoints=5, on_step=step)
+        checked = add_sanity(
+            report,
+            chosen,
+            x[: demo_settings.SANITY_IMAGES],
+            target[: demo_settings.SANITY_IMAGES],
+            model=model,
+            checkpoints=demo_settings.SANITY_CHECKPOINTS,
+            on_step=step,
+        )
+        left_out = [n for n in explained.attributions if n not in chosen]
+        if left_out:
+            report.notes.append(
+                f"The sanity check ran on {len(chosen)} methods ({', '.join(chosen)}: one or "
+                "two per family, for time: each costs "
+                f"{demo_settings.SANITY_CHECKPOINTS + 2} explanations of "
+                f"{demo_settings.SANITY_IMAGES} photos); the verdict calls the others "
+                "not sanity-checked."
+            )
+        add_verdict(report, scores, checked)
     if text:
         try:
             from attrib.cli.demo.text import text_sections

@@ -25,13 +25,14 @@ from attrib.methods.cam import rules
 from attrib.methods.cam.base import CAMMethod, Computed
 from attrib.methods.cam.maps import Reshape, spatial
 from attrib.methods.cam.tail import Tail, forward_tail, reproduces, split_after, traced_tail
-from attrib.methods.catalogue import register
+from attrib.methods.catalogue import HOOKS_A_LAYER, register
 
 __all__ = ["AblationCAM"]
 
 
 @register(
     family="cam",
+    python_module=HOOKS_A_LAYER,
     paper="Desai and Ramaswamy 2020",
     short="channel weights from ablating channels",
     summary="Each channel's weight is the relative drop of the score when that channel is zeroed.",

@@ -16,13 +16,14 @@ from attrib.core.settings import FLAG, Fixed, Setting
 from attrib.core.target import Target
 from attrib.methods.cam import rules
 from attrib.methods.cam.base import CAMMethod, Computed
-from attrib.methods.catalogue import register
+from attrib.methods.catalogue import HOOKS_A_LAYER, register
 
 __all__ = ["EigenCAM"]
 
 
 @register(
     family="cam",
+    python_module=HOOKS_A_LAYER,
     paper="Muhammad and Yeasin 2020",
     short="first principal component of activations",
     summary="The first principal component of the layer's activations (class-agnostic).",

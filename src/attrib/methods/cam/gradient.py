@@ -14,7 +14,7 @@ from attrib.core.settings import Number, Setting
 from attrib.core.target import Target
 from attrib.methods.cam import rules
 from attrib.methods.cam.base import CAMMethod, Computed
-from attrib.methods.catalogue import register
+from attrib.methods.catalogue import HOOKS_A_LAYER, register
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "XGradCAM"]
 
@@ -34,6 +34,7 @@ class _GradientCAM(CAMMethod):
 
 @register(
     family="cam",
+    python_module=HOOKS_A_LAYER,
     paper="Selvaraju et al. 2017",
     short="feature maps weighted by mean gradients",
     summary="Feature maps of a layer weighted by their spatially averaged gradients.",
@@ -56,6 +57,7 @@ class GradCAM(_GradientCAM):
 
 @register(
     family="cam",
+    python_module=HOOKS_A_LAYER,
     paper="Chattopadhay et al. 2018",
     short="Grad-CAM with higher-order weights",
     summary="Grad-CAM with channel weights from positive gradients, weighted by higher-order "
@@ -87,6 +89,7 @@ class GradCAMPlusPlus(_GradientCAM):
 
 @register(
     family="cam",
+    python_module=HOOKS_A_LAYER,
     paper="Fu et al. 2020",
     short="Grad-CAM with activation-weighted gradients",
     summary="Grad-CAM with gradients weighted by the normalised activations (sensitivity and "
@@ -107,6 +110,7 @@ class XGradCAM(_GradientCAM):
 
 @register(
     family="cam",
+    python_module=HOOKS_A_LAYER,
     paper="Draelos and Carin 2020",
     short="gradient times activation, no averaging",
     summary="Gradients times activations element-wise, summed over channels: no spatial "
@@ -130,6 +134,7 @@ class HiResCAM(_GradientCAM):
 
 @register(
     family="cam",
+    python_module=HOOKS_A_LAYER,
     paper="Jiang et al. 2021",
     short="positive gradients times activations",
     summary="Activations weighted location by location by their positive gradients.",

@@ -20,7 +20,7 @@ from attrib.core.result import Attribution
 from attrib.core.settings import Fixed, Function, Optional, Setting
 from attrib.core.target import Target
 from attrib.methods.cam.gradient import GradCAM
-from attrib.methods.catalogue import register
+from attrib.methods.catalogue import HOOKS_A_LAYER, register
 
 __all__ = ["GuidedGradCAM"]
 
@@ -42,6 +42,7 @@ def _guide_for_images(context: Any) -> dict[str, Any]:
 
 @register(
     family="cam",
+    python_module=HOOKS_A_LAYER,
     paper="Selvaraju et al. 2017",
     short="guided backprop times Grad-CAM",
     summary="Guided backpropagation multiplied by the upsampled Grad-CAM map.",

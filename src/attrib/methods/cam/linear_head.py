@@ -20,7 +20,7 @@ from attrib.core.settings import FLAG, Check, Setting
 from attrib.core.target import Target, select_output
 from attrib.methods.cam import rules
 from attrib.methods.cam.base import CAMMethod, Computed
-from attrib.methods.catalogue import register
+from attrib.methods.catalogue import HOOKS_A_LAYER, register
 
 __all__ = ["CAM"]
 
@@ -50,6 +50,7 @@ def _shown_head(head: Head) -> object:
 
 @register(
     family="cam",
+    python_module=HOOKS_A_LAYER,
     paper="Zhou et al. 2016",
     short="class weights on the last feature maps",
     summary="For networks that end in global average pooling and one linear layer: the class's "

@@ -29,7 +29,7 @@ from attrib.core.target import Target, select_output
 from attrib.methods.cam import rules
 from attrib.methods.cam.base import CAMMethod, Computed
 from attrib.methods.cam.maps import min_max, upsample
-from attrib.methods.catalogue import register
+from attrib.methods.catalogue import HOOKS_A_LAYER, register
 
 __all__ = ["MaskedRows", "ScoreCAM", "masked_rows"]
 
@@ -38,6 +38,7 @@ Weighting = Literal["softmax", "probability"]
 
 @register(
     family="cam",
+    python_module=HOOKS_A_LAYER,
     paper="Wang et al. 2020",
     short="channel weights from masked-input scores",
     summary="Each channel's weight is the score of the input masked by that channel's map "

@@ -52,7 +52,7 @@ from attrib.core.target import ResolvedTarget, Target, target_for_rows
 from attrib.methods.at_layer import LayerSettings
 from attrib.methods.base import Method
 from attrib.methods.baselines import BaselineSettings
-from attrib.methods.catalogue import register
+from attrib.methods.catalogue import RULES_IN_PYTHON, register
 from attrib.methods.propagation.mode import (
     ElementwiseRule,
     Propagated,
@@ -510,6 +510,7 @@ class _Pairing:
 
 @register(
     family="propagation",
+    python_module=RULES_IN_PYTHON,
     paper="Shrikumar et al. 2017",
     short="differences from a reference, Rescale rule",
     summary="Differences from a reference propagated with the Rescale rule: each nonlinearity's "

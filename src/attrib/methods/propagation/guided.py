@@ -44,7 +44,7 @@ from attrib.core.settings import Choice, Setting
 from attrib.core.target import Target
 from attrib.methods.at_layer import LayerSettings
 from attrib.methods.base import Method
-from attrib.methods.catalogue import register
+from attrib.methods.catalogue import RULES_IN_PYTHON, register
 from attrib.methods.propagation.mode import Propagated, Propagator, check_visible, elementwise_call
 from attrib.methods.propagation.ops import Op
 
@@ -188,6 +188,7 @@ def _other_activations_pass(context: Any) -> dict[str, Any]:
 
 @register(
     family="propagation",
+    python_module=RULES_IN_PYTHON,
     paper="Springenberg et al. 2015",
     short="backprop through ReLUs, positive signals only",
     summary="Backpropagation that lets only positive signals through ReLUs, where the forward "
@@ -211,6 +212,7 @@ class GuidedBackprop(_ModifiedReLUMethod):
 
 @register(
     family="propagation",
+    python_module=RULES_IN_PYTHON,
     paper="Zeiler and Fergus 2014",
     short="backprop with ReLU on the backward signal",
     summary="Backpropagation that applies ReLU to the backward signal and ignores the forward "

@@ -23,7 +23,7 @@ from attrib.core.settings import Check, Instance, Optional, Setting
 from attrib.core.target import Target
 from attrib.methods.at_layer import LayerSettings
 from attrib.methods.base import Method
-from attrib.methods.catalogue import register
+from attrib.methods.catalogue import RULES_IN_PYTHON, register
 from attrib.methods.propagation.lrp.canonizers import Canonizer, MergeBatchNorm
 from attrib.methods.propagation.lrp.composites import Composite, make_composite
 from attrib.methods.propagation.lrp.layers import module_of_parameter
@@ -48,6 +48,7 @@ class _Canonizers(Check):
 
 @register(
     family="propagation",
+    python_module=RULES_IN_PYTHON,
     paper="Bach et al. 2015; Montavon et al. 2019",
     short="layer-wise relevance propagation",
     summary="The score redistributed layer by layer onto the inputs by conservative rules, one "
