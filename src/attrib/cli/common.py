@@ -23,7 +23,7 @@ from attrib.cli.models import LoadedModel, load_model
 from attrib.core.errors import InputError, LayerError, SettingError, TargetError, warn
 from attrib.core.layers import last_conv_layer, resolve_layer, torchscript_part
 from attrib.methods import catalogue
-from attrib.methods.recipes import INNER, check_settings, settings_for
+from attrib.methods.recipes import INNER, check_settings, settings_for, takes_image_layer
 
 __all__ = [
     "Setup",
@@ -151,8 +151,8 @@ def _takes_layer(name: str, settings: dict[str, Any]) -> bool:
     info = catalogue.find(name)
     if info.wrapper:
         inner = settings_for(info.name, settings).get(INNER, "saliency")
-        return catalogue.find(inner).takes("layer")
-    return info.takes("layer")
+        return takes_image_layer(catalogue.find(inner))
+    return takes_image_layer(info)
 
 
 def check_layer(

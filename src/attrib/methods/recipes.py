@@ -24,7 +24,15 @@ from attrib.core.errors import SettingError, did_you_mean
 from attrib.methods.base import Method
 from attrib.methods.catalogue import MethodInfo, find, get, key
 
-__all__ = ["ImageContext", "build", "build_for_image", "check_settings", "settings_for", "takes"]
+__all__ = [
+    "ImageContext",
+    "build",
+    "build_for_image",
+    "check_settings",
+    "settings_for",
+    "takes",
+    "takes_image_layer",
+]
 
 INNER = "inner"
 """The setting that names a wrapper's wrapped method (``inner="integrated_gradients"``)."""
@@ -75,6 +83,13 @@ def build(
     if wrapped.wrapper:
         raise SettingError(INNER, "a method that is not itself a wrapper", wrapped.name)
     return cls(build(wrapped, model, inner_settings or {}), **settings)
+
+
+def takes_image_layer(info: MethodInfo) -> bool:
+    """Whether ``info`` takes its maps at a layer (the CAM methods that take ``layer``):
+    where the command's ``--layer`` (``ImageContext.layer``) goes. For the other methods
+    ``layer=`` means attribution to a layer, asked for by name only (``--set layer=...``)."""
+    return info.family == "cam" and info.takes("layer")
 
 
 def settings_for(name: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -132,14 +147,7 @@ def build_for_image(name: str, context: ImageContext) -> Method:
         for k, v in (info.image_recipe(context) if info.image_recipe else {}).items()
         if k not in given and v is not None
     }
-    # the context's layer is where CAM methods take their maps; for the other methods a
-    # layer means attribution to that layer, asked for by name (--set layer=...) only
-    if (
-        context.layer is not None
-        and info.family == "cam"
-        and info.takes("layer")
-        and "layer" not in given
-    ):
+    if context.layer is not None and takes_image_layer(info) and "layer" not in given:
         chosen["layer"] = context.layer
     if context.batch_size is not None and info.takes("batch_size"):
         chosen["batch_size"] = context.batch_size

@@ -37,7 +37,7 @@ from attrib.core.target import Target
 from attrib.methods.cam import rules
 from attrib.methods.cam.base import CAMMethod
 from attrib.methods.cam.maps import finish, input_size, upsample
-from attrib.methods.catalogue import register
+from attrib.methods.catalogue import HOOKS_A_LAYER, register
 
 __all__ = ["FullGrad", "bias_layers", "effective_bias"]
 
@@ -83,6 +83,7 @@ def bias_layers(model: nn.Module) -> list[tuple[nn.Module, torch.Tensor]]:
     "each scaled and upsampled.",
     formula="M = ψ(x ⊙ ∂S_c/∂x) + Σ_l Σ_k ψ(b^l_k ∂S_c/∂z^l_k),  ψ = upsample(minmax(|·|))",
     inputs="image",
+    python_module=HOOKS_A_LAYER,
 )
 class FullGrad(CAMMethod):
     """FullGrad (Srinivas and Fleuret 2019): the parts of the full-gradient decomposition
