@@ -45,6 +45,7 @@ _METHOD_NAMES = (
     "IntegratedGradients",
     "KernelSHAP",
     "LayerCAM",
+    "LayerConductance",
     "Method",
     "Occlusion",
     "Saliency",

@@ -93,7 +93,7 @@ def test_every_image_method_builds_from_its_recipe_runs_and_draws(info):
     wanted = {spec.name for spec in info.settings if spec.record}
     assert wanted <= recorded, wanted - recorded
     assert (result.delta is not None) == info.completeness or info.wrapper
-    maps = viz.saliency_maps(result)
+    maps = viz.saliency_maps(result, size=(16, 16))  # a layer's map is drawn upsampled
     assert maps.shape == (2, 16, 16) and np.isfinite(maps).all()
     picture = viz.overlay(x[0].permute(1, 2, 0).numpy(), maps[0])
     assert picture.shape == (16, 16, 3) and np.isfinite(picture).all()
@@ -279,6 +279,7 @@ def test_settings_given_at_call_time_hold_for_that_call_only():
 def test_the_methods_that_hook_or_replace_backward_rules_say_they_need_a_python_module():
     needs = {i.name for i in ENTRIES if i.python_module}
     hooking = {i.name for i in ENTRIES if i.family in ("cam", "propagation")}
+    hooking.add("LayerConductance")  # it hooks its layer to take the tangent there
     assert needs == hooking
     assert all(
         i.python_module in (catalogue.HOOKS_A_LAYER, catalogue.RULES_IN_PYTHON)

@@ -28,7 +28,7 @@ from attrib.core.hooks import hooked, prepared
 from attrib.core.inputs import Inputs, Model, batch_size_of, call_model, first_tensor
 from attrib.core.rows import depth, rows_from, sample_rows, take_rows
 
-__all__ = ["LayerModel", "layer_activations"]
+__all__ = ["LayerModel", "layer_activations", "run_to_layer"]
 
 
 class LayerModel:
@@ -73,6 +73,46 @@ class LayerModel:
 
         with hooked(self.layer, forward=swap_output):
             return call_model(self.model, batch)
+
+
+class _StopForwardError(Exception):
+    """Ends a forward once the layer has run: nothing after it is needed."""
+
+
+def run_to_layer(
+    model: Model, layer: nn.Module, inputs: Inputs, *, replace_input: bool = False
+) -> torch.Tensor:
+    """The output (or first input) of ``layer`` in a forward of ``inputs``, with its graph
+    (and its forward-mode tangent, under ``torch.func.jvp``); the forward stops there."""
+    found: list[torch.Tensor] = []
+
+    def keep_output(module: nn.Module, args: Any, output: Any) -> None:
+        try:
+            found.append(first_tensor(output)[0])
+        except TypeError:
+            raise _not_a_tensor(module, "output") from None
+        raise _StopForwardError
+
+    def keep_input(module: nn.Module, args: tuple) -> None:
+        if not args or not isinstance(args[0], torch.Tensor):
+            raise _not_a_tensor(module, "input")
+        found.append(args[0])
+        raise _StopForwardError
+
+    hook = {"forward_pre": keep_input} if replace_input else {"forward": keep_output}
+    try:
+        with hooked(layer, **hook):
+            call_model(model, inputs)
+    except _StopForwardError:
+        pass
+    if not found:
+        raise LayerError(
+            "layer",
+            "a layer the model runs on the way to its output",
+            type(layer).__name__,
+            "Choose a layer on the path from the input to the output.",
+        )
+    return found[0]
 
 
 def layer_activations(

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from attrib.core.errors import LayerError, TargetError
-from attrib.core.hooks import hooked
-from attrib.core.inputs import Inputs, Model, call_model, first_tensor, module_of
+from attrib.core.at_layer import run_to_layer
+from attrib.core.errors import TargetError
+from attrib.core.inputs import Inputs, Model, module_of
 from attrib.core.layers import layer_name, resolve_layer
 
 __all__ = ["Neuron", "NeuronModel", "neuron"]
@@ -64,10 +64,6 @@ def neuron(
     return Neuron(layer, index, channel)
 
 
-class _StopForwardError(Exception):
-    """Ends a forward once the layer has run: nothing after it is needed."""
-
-
 class NeuronModel:
     """``x -> L(x)[unit]`` (one score per row) for ``model`` and the neuron ``target``."""
 
@@ -87,25 +83,7 @@ class NeuronModel:
 
     def __call__(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         inputs: Inputs = kwargs if kwargs and not args else args[0]
-        found: list[torch.Tensor] = []
-
-        def keep(module: nn.Module, hook_args: Any, output: Any) -> None:
-            found.append(first_tensor(output)[0])
-            raise _StopForwardError
-
-        try:
-            with hooked(self.layer, forward=keep):
-                call_model(self.model, inputs)
-        except _StopForwardError:
-            pass
-        if not found:
-            raise LayerError(
-                "target",
-                "a neuron of a layer the model runs",
-                self.target.layer,
-                "Choose a layer on the path from the input to the output.",
-            )
-        return self._unit(found[0])
+        return self._unit(run_to_layer(self.model, self.layer, inputs))
 
     def _unit(self, output: torch.Tensor) -> torch.Tensor:
         shape = tuple(output.shape[1:])

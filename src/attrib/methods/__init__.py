@@ -19,6 +19,7 @@ from attrib.methods.cam import (
     XGradCAM,
     vit_reshape,
 )
+from attrib.methods.conductance import LayerConductance
 from attrib.methods.gradient import GradientXInput, Saliency
 from attrib.methods.path import BlurIG, ExpectedGradients, IntegratedGradients
 from attrib.methods.perturbation import (
@@ -54,6 +55,7 @@ __all__ = [
     "IntegratedGradients",
     "KernelSHAP",
     "LayerCAM",
+    "LayerConductance",
     "Method",
     "Occlusion",
     "Saliency",
