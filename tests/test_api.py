@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import attrib
-from attrib import AttribError, GradientXInput, Saliency, explain
+from attrib import AttribError, GradientXInput, IntegratedGradients, Saliency, explain
 from tests.models import LinearModel
 
 
@@ -65,3 +65,14 @@ def test_explain_with_a_wrapper_builds_the_inner_method():
     torch.testing.assert_close(got.values, want.values)
     with pytest.raises(AttribError, match="inner"):
         explain(model, x, "smoothgrad", inner="vargrad")
+
+
+def test_a_misspelt_setting_lists_the_settings_and_the_closest_name():
+    with pytest.raises(
+        AttribError,
+        match=r"stepz: expected a setting of IntegratedGradients.*"
+        r"Did you mean 'steps'",
+    ):
+        explain(LinearModel().eval(), torch.randn(1, 6), "integrated_gradients", stepz=4)
+    with pytest.raises(AttribError, match=r"Did you mean 'steps'"):
+        IntegratedGradients(LinearModel().eval())(torch.randn(1, 6), target=0, stepz=4)
