@@ -133,15 +133,7 @@ def layer_gradients(
     captured: list[torch.Tensor] = []
 
     def capture(module: nn.Module, args: Any, output: Any) -> Any:
-        try:
-            tensor, put_back = first_tensor(output)
-        except TypeError:
-            raise LayerError(
-                "layer",
-                "a layer whose output is a tensor (or a tuple starting with one)",
-                f"{type(output).__name__} from {layer_name(model, module)}",
-                "Choose a layer that outputs a tensor.",
-            ) from None
+        tensor, put_back = _output_tensor(model, module, output)
         start = tensor.detach().requires_grad_(True)
         captured.append(start)
         return put_back(start.clone())
@@ -215,15 +207,7 @@ def layers_and_input_gradients(
     calls: list[tuple[nn.Module, torch.Tensor]] = []
 
     def capture(module: nn.Module, args: Any, output: Any) -> Any:
-        try:
-            tensor, put_back = first_tensor(output)
-        except TypeError:
-            raise LayerError(
-                "layer",
-                "a layer whose output is a tensor (or a tuple starting with one)",
-                f"{type(output).__name__} from {layer_name(model, module)}",
-                "Choose a layer that outputs a tensor.",
-            ) from None
+        tensor, put_back = _output_tensor(model, module, output)
         calls.append((module, tensor))
         return put_back(tensor.clone())
 
@@ -257,6 +241,19 @@ def layers_and_input_gradients(
         _detached(output),
         resolved,
     )
+
+
+def _output_tensor(model: Any, module: nn.Module, output: Any) -> tuple[torch.Tensor, Any]:
+    """A layer's output tensor and how to put a replacement back, or a ``LayerError``."""
+    try:
+        return first_tensor(output)
+    except TypeError:
+        raise LayerError(
+            "layer",
+            "a layer whose output is a tensor (or a tuple starting with one)",
+            f"{type(output).__name__} from {layer_name(model, module)}",
+            "Choose a layer that outputs a tensor.",
+        ) from None
 
 
 def _check_differentiable(scores: torch.Tensor, what: str) -> None:
