@@ -10,12 +10,12 @@ import torch
 
 from attrib.cli import recipes
 from attrib.cli.common import batches, parse_target, unique_names
-from attrib.cli.images import PRESETS, LoadedImage, load_image, prepare
-from attrib.cli.models import load_model, load_state_dict
 from attrib.cli.progress import Progress
 from attrib.core.errors import AttribError, SettingError, TargetError
 from attrib.methods import catalogue
 from attrib.methods.recipes import ImageContext, build_for_image, check_settings
+from attrib.runs.images import PRESETS, LoadedImage, load_image, prepare
+from attrib.runs.models import load_model, load_state_dict
 from tests.cli.conftest import FACTORY
 
 

@@ -18,12 +18,12 @@ from typing import Any, NoReturn
 import torch
 
 from attrib.cli import recipes
-from attrib.cli.images import LoadedImage, Preset, load_image, preset
-from attrib.cli.models import LoadedModel, load_model
 from attrib.core.errors import InputError, LayerError, SettingError, TargetError, warn
 from attrib.core.layers import last_conv_layer, resolve_layer, torchscript_part
 from attrib.methods import catalogue
 from attrib.methods.recipes import INNER, check_settings, settings_for, takes_image_layer
+from attrib.runs.images import LoadedImage, Preset, load_image, preset
+from attrib.runs.models import LoadedModel, load_model
 
 __all__ = [
     "Setup",

@@ -65,7 +65,6 @@ def run_demo(
     """
     from attrib.cli import recipes
     from attrib.cli.demo import settings as demo_settings
-    from attrib.cli.images import PRESETS, prepare
     from attrib.core.grad import decide_target
     from attrib.data.imagenet_demo import CAM_LAYER, imagenet_class_names, load_efficientnet_lite0
     from attrib.data.photos import PHOTOS, load_photos
@@ -78,6 +77,7 @@ def run_demo(
         image_report,
         write_html,
     )
+    from attrib.runs.images import PRESETS, prepare
 
     start = time.perf_counter()
     if threads is not None:
