@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RANDOM_MAP", "STATUS", "sanity_schema", "samples_schema", "scores_schema"]
+__all__ = ["RANDOM_MAP", "STATUS", "samples_schema", "sanity_schema", "scores_schema"]
 
 RANDOM_MAP = "random map"
 STATUS = ("ok", "error")
