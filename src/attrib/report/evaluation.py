@@ -169,12 +169,11 @@ def curve_table(
         pool[RANDOM_MAP] = m.random_maps(x, seed)
     for metric in metrics:
         out.values[metric] = {}
+        if metric in m.METRICS:  # which way is better is said once, in attrib.metrics
+            out.directions[metric] = m.METRICS[metric][1]
         if metric in _CURVES:
             out.curves[metric] = {}
-            out.directions[metric] = "lower" if metric == "deletion" else "higher"
-        elif metric in m.METRICS:
-            out.directions[metric] = m.METRICS[metric][1]
-        else:
+        elif metric not in m.METRICS:
             hint = did_you_mean(metric, metric_names(), n=3)
             out.failures.append(
                 f"{metric}: not a metric of attrib.metrics ({', '.join(metric_names())})"
