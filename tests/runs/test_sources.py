@@ -393,6 +393,23 @@ def test_a_torch_dataset_reads_each_item_form_and_an_item_that_raises_is_an_erro
     assert np.allclose(colour_of(samples[4]), np.array(GREEN) / 255)  # a PIL image, by preset
 
 
+def test_pictures_in_a_dataset_are_arrays_paths_or_images_and_other_values_are_errors(tmp_path):
+    path = solid(tmp_path / "blue.png", BLUE)
+    items = [
+        np.full((4, 5), 7, dtype=np.uint8),  # gray
+        np.dstack([np.full((4, 5), c, dtype=np.uint8) for c in (*RED, 0)]),  # RGBA
+        str(path),
+        torch.zeros(3, 4, 5, dtype=torch.uint8),
+        (torch.zeros(3, 2, 2), 1, "extra"),
+    ]
+    samples = [TorchDataset(items, preset="none")[i] for i in range(5)]  # a list will do
+    assert np.allclose(colour_of(samples[0]), [7 / 255] * 3)
+    assert np.allclose(colour_of(samples[1]), np.array(RED) / 255)
+    assert np.allclose(colour_of(samples[2]), np.array(BLUE) / 255)
+    assert "torch.uint8 tensor is not a model input" in samples[3].error
+    assert "not 3 values" in samples[4].error
+
+
 def test_an_iterable_dataset_is_refused():
     class Stream(torch.utils.data.IterableDataset):
         def __iter__(self):

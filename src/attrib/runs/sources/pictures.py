@@ -47,13 +47,11 @@ def picture_value(value: Any, chosen: Preset) -> Picture:
         return read_picture(os.fspath(value), chosen)
     if _is_pil(value):
         return _prepared(np.asarray(value.convert("RGB")), chosen)
-    if isinstance(value, np.ndarray) and value.dtype == np.uint8 and value.ndim in (2, 3):
-        if value.ndim == 2:
-            value = np.repeat(value[:, :, None], 3, axis=2)
-        elif value.shape[2] in (1, 4):
-            value = np.repeat(value, 3, axis=2) if value.shape[2] == 1 else value[:, :, :3]
-        if value.shape[2] == 3:
-            return _prepared(value, chosen)
+    if isinstance(value, np.ndarray) and value.dtype == np.uint8:
+        if value.ndim == 3 and value.shape[2] == 1:
+            value = value[:, :, 0]
+        if value.ndim == 2 or (value.ndim == 3 and value.shape[2] in (3, 4)):
+            return _prepared(value, chosen)  # gray, RGB or RGBA: prepare makes it RGB
     raise UnreadableError(
         f"an image is a PIL image, a uint8 array (H, W[, C]), a file path or a float tensor, "
         f"not {_kind(value)}"
