@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from attrib.core.errors import InputError, SettingError
 
-__all__ = ["PRESETS", "LoadedImage", "Preset", "load_image", "prepare", "preset"]
+__all__ = ["PRESETS", "LoadedImage", "Preset", "load_image", "prepare", "prepare_mask", "preset"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -85,17 +86,8 @@ def prepare(
     from attrib.viz._deps import pil_image
 
     image = pil_image().fromarray(np.ascontiguousarray(array)).convert("RGB")
-    if chosen.resize is not None:
-        w, h = image.size
-        scale = chosen.resize / min(w, h)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        # Pillow's bilinear resize widens its filter when shrinking: no aliasing
-        image = image.resize(size, resample=pil_image().BILINEAR)
-    if chosen.crop is not None:
-        w, h = image.size
-        side = min(chosen.crop, w, h)
-        left, top = (w - side) // 2, (h - side) // 2
-        image = image.crop((left, top, left + side, top + side))
+    # Pillow's bilinear resize widens its filter when shrinking: no aliasing
+    image = _geometry(image, chosen, pil_image().BILINEAR)
     pixels = np.asarray(image, dtype=np.float32) / 255.0
     tensor = torch.from_numpy(pixels.copy()).permute(2, 0, 1)
     if chosen.mean is not None and chosen.std is not None:
@@ -125,3 +117,29 @@ def load_image(path: str | os.PathLike, chosen: Preset) -> LoadedImage:
             "IMAGE", "an image file that Pillow can read", f"{file} ({reason})", ""
         ) from None
     return prepare(array, chosen, name=file.stem, source=str(file))
+
+
+def prepare_mask(mask: np.ndarray, chosen: Preset) -> torch.Tensor:
+    """A mask ``(H, W)`` (nonzero: the object) through ``chosen``'s geometry, by nearest
+    neighbour, so that it lies on the prepared image: a bool tensor ``(H', W')``."""
+    from attrib.viz._deps import pil_image
+
+    pil = pil_image()
+    image = pil.fromarray(np.ascontiguousarray(mask != 0).astype(np.uint8) * 255)
+    resized = np.asarray(_geometry(image, chosen, pil.NEAREST))
+    return torch.from_numpy(resized > 0)
+
+
+def _geometry(image: Any, chosen: Preset, resample: Any) -> Any:
+    """A PIL image resized (shorter side to ``chosen.resize``) and centre-cropped."""
+    if chosen.resize is not None:
+        w, h = image.size
+        scale = chosen.resize / min(w, h)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        image = image.resize(size, resample=resample)
+    if chosen.crop is not None:
+        w, h = image.size
+        side = min(chosen.crop, w, h)
+        left, top = (w - side) // 2, (h - side) // 2
+        image = image.crop((left, top, left + side, top + side))
+    return image
