@@ -125,6 +125,11 @@ def test_every_public_name_is_reachable_and_listed():
 
     assert attrib.Attribution is Attribution
     assert attrib.__version__
+    from attrib.core.version import VERSION
+
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert attrib.__version__ == VERSION
+    assert f'version = "{VERSION}"' in pyproject
     for package in ("core", "methods", "text", "viz", "metrics", "report"):
         assert getattr(attrib, package).__name__ == f"attrib.{package}"
     with pytest.raises(AttributeError, match="Saliancy"):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # also in attrib/core/version.py and pyproject.toml (tested)
 
 # the public names of ``attrib.methods`` (importing the package to read its ``__all__`` would
 # import torch; a test checks that every name of it is here)

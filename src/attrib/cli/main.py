@@ -20,6 +20,7 @@ __all__ = ["build_parser", "main"]
 _EPILOG = """\
 model SPEC (--model):
   efficientnet_lite0 | demo      the embedded ImageNet demo model (attrib[demo])
+  gt_cnn                         the shipped CNN of the ground-truth shapes (32 x 32)
   model.pt                       a TorchScript file (torch.jit.save)
   resnet18 --weights FILE        a torchvision architecture with a state dict
   package.module:factory         a function returning the nn.Module [--weights FILE]
@@ -213,6 +214,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="layers to randomize, top first (default: 6 spread over the model)",
     )
     report.add_argument("--title", default=None)
+
+    dataset = command(
+        "run",
+        "run",
+        "explain and evaluate a whole dataset into a run directory (resumable; local or Ray)",
+        [debug],
+    )
+    dataset.epilog = _EPILOG
+    from attrib.cli import run as run_command
+
+    run_command.add_arguments(dataset)
+    summary = command(
+        "summarize", "run", "print a run's verdict: which method to trust on that data", [debug]
+    )
+    run_command.add_summarize_arguments(summary)
 
     demo = command("demo", "demo", "run the demo on the embedded ImageNet model", [debug])
     demo.add_argument("--out", default="out/demo", metavar="DIR", help="default out/demo")

@@ -61,6 +61,12 @@ class Method(Configurable):
     def name(self) -> str:
         return type(self).__name__
 
+    @property
+    def draws_at_random(self) -> bool:
+        """Whether the attributions depend on random draws (then ``seed`` fixes them): a
+        method with a ``seed`` setting, unless a subclass knows better for its settings."""
+        return "seed" in self.settings()
+
     def __call__(self, x: Inputs, target: Target = None, **settings: Any) -> Attribution:
         """Explain the batch ``x``. ``settings`` hold for this call only, e.g. data that
         changes per batch (``baseline=blurred_x``, ``feature_mask=segments``)."""

@@ -185,6 +185,11 @@ class BaselineSettings:
     blur_sigma = Setting(None, Optional(Number(0, low_open=True, purpose="pixels")))
     seed = Setting(None, SEED)
 
+    @property
+    def draws_at_random(self) -> bool:
+        """Only the ``"uniform"`` baseline is drawn at random."""
+        return _names_uniform(self.baseline)
+
     def make_baselines(self, inputs: Any) -> list[Any]:
         """The baselines of ``inputs`` (one or several, each shaped like the inputs)."""
         return make_baselines(
@@ -194,3 +199,13 @@ class BaselineSettings:
             blur_sigma=self.blur_sigma,
             seed=self.seed,
         )
+
+
+def _names_uniform(spec: Any) -> bool:
+    if isinstance(spec, str):
+        return spec == "uniform"
+    if isinstance(spec, dict):
+        return any(_names_uniform(v) for v in spec.values())
+    if isinstance(spec, (list, tuple)):
+        return any(_names_uniform(v) for v in spec)
+    return False

@@ -46,6 +46,9 @@ class Evaluation:
     output: OutputSelector = None
     batch_size: int | None = None
     seed: int = 0
+    steps: int | None = None
+    """Points of the deletion, insertion and pixel-flipping curves (``None``: the metric's
+    default, ``min(features, 100)``)."""
 
     def location_maps(self) -> torch.Tensor:
         """One map per location: ``attribution.saliency(maps)``."""
@@ -67,21 +70,38 @@ def _curve_kwargs(ev: Evaluation) -> dict[str, Any]:
     return {"output": ev.output, "batch_size": ev.batch_size, "seed": ev.seed}
 
 
+def _steps(ev: Evaluation, maps: torch.Tensor) -> int | None:
+    """The evaluation's curve points, at most one per feature of the maps."""
+    if ev.steps is None:
+        return None
+    return min(ev.steps, maps[0].numel())
+
+
 def _deletion(ev: Evaluation) -> torch.Tensor:
     maps = ev.location_maps()
-    return faithfulness.deletion(ev.model, ev.x, maps, ev.target, **_curve_kwargs(ev)).area()
+    return faithfulness.deletion(
+        ev.model, ev.x, maps, ev.target, steps=_steps(ev, maps), **_curve_kwargs(ev)
+    ).area()
 
 
 def _insertion(ev: Evaluation) -> torch.Tensor:
     maps = ev.location_maps()
-    return faithfulness.insertion(ev.model, ev.x, maps, ev.target, **_curve_kwargs(ev)).area()
+    return faithfulness.insertion(
+        ev.model, ev.x, maps, ev.target, steps=_steps(ev, maps), **_curve_kwargs(ev)
+    ).area()
 
 
 def _flipping(order: Literal["morf", "lerf"]) -> Callable[[Evaluation], torch.Tensor]:
     def metric(ev: Evaluation) -> torch.Tensor:
         maps = ev.location_maps()
         curve = faithfulness.pixel_flipping(
-            ev.model, ev.x, maps, ev.target, order=order, **_curve_kwargs(ev)
+            ev.model,
+            ev.x,
+            maps,
+            ev.target,
+            order=order,
+            steps=_steps(ev, maps),
+            **_curve_kwargs(ev),
         )
         return curve.aopc()
 

@@ -26,7 +26,6 @@ from attrib.report.content import Picture, Table
 
 __all__ = [
     "MetricResults",
-    "cascading_steps",
     "check_metrics",
     "curve_table",
     "metric_names",
@@ -219,32 +218,6 @@ def curve_table(
     return out
 
 
-def cascading_steps(
-    model: nn.Module, checkpoints: int = 6, seed: int = 0
-) -> list[tuple[str, dict[str, torch.Tensor]]]:
-    """Cascading randomization of *every* layer (Adebayo et al. 2018), looked at after
-    ``checkpoints`` of them: step ``k`` randomizes all layers from the top down to its label.
-
-    Randomizing every layer but explaining only at a few depths keeps the test faithful to
-    the paper (nothing below the top is left trained by accident) at a fraction of its cost.
-    """
-    from attrib.metrics import draw_parameters, randomizable_layers
-
-    layers = randomizable_layers(model)
-    drawn = draw_parameters(model, layers, seed=seed)
-    count = max(1, min(checkpoints, len(layers)))
-    picks = sorted({round(k * (len(layers) - 1) / max(1, count - 1)) for k in range(count)})
-    steps = []
-    cumulative: dict[str, torch.Tensor] = {}
-    done = 0
-    for pick in picks:
-        for values in drawn[done : pick + 1]:
-            cumulative.update(values)
-        done = pick + 1
-        steps.append((f"…{layers[pick]}", dict(cumulative)))
-    return steps
-
-
 def sanity_results(
     methods: Mapping[str, Any],
     x: torch.Tensor,
@@ -262,6 +235,7 @@ def sanity_results(
     import time
 
     from attrib.metrics import model_randomization, randomization_similarity
+    from attrib.metrics.sanity import cascading_steps
 
     results: dict[str, Any] = {}
     notes: list[str] = []

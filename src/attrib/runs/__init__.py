@@ -10,3 +10,8 @@ The pieces: ``sources`` (image folders, manifests, datasets, texts), ``store`` (
 directory: a manifest, tables and maps in shards committed atomically), ``work`` (what one
 shard of samples becomes), ``engines`` (local, Ray) and ``summary`` (the verdict).
 """
+
+from attrib.runs.run import ENGINES, Run, RunFailedError, open_run, run
+from attrib.runs.summary import RunSummary, summarize
+
+__all__ = ["ENGINES", "Run", "RunFailedError", "RunSummary", "open_run", "run", "summarize"]

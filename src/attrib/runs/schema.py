@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RANDOM_MAP", "STATUS", "samples_schema", "sanity_schema", "scores_schema"]
+__all__ = [
+    "RANDOM_MAP",
+    "STATUS",
+    "samples_schema",
+    "sanity_schema",
+    "scores_schema",
+    "tokens_schema",
+]
 
 RANDOM_MAP = "random map"
 STATUS = ("ok", "error")
@@ -77,5 +84,17 @@ def sanity_schema() -> Any:
             ("id", pa.string()),
             ("measure", pa.string()),
             ("similarity", pa.float64()),
+        ]
+    )
+
+
+def tokens_schema() -> Any:
+    """A text run's maps: each sample's tokens and one score per token."""
+    pa = _pa()
+    return pa.schema(
+        [
+            ("id", pa.string()),
+            ("tokens", pa.list_(pa.string())),
+            ("scores", pa.list_(pa.float32())),
         ]
     )

@@ -19,6 +19,7 @@ dropped. Any Parquet reader can read the tables: ``RUN/shards/*/samples.parquet`
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -33,7 +34,7 @@ import numpy as np
 from attrib.core.errors import SettingError
 from attrib.runs import maps as map_files
 from attrib.runs.manifest import Manifest, RunMismatchError
-from attrib.runs.schema import samples_schema, sanity_schema, scores_schema
+from attrib.runs.schema import samples_schema, sanity_schema, scores_schema, tokens_schema
 
 __all__ = ["RunStore", "ShardResult", "safe_name"]
 
@@ -49,6 +50,9 @@ class ShardResult:
     scores: list[dict[str, Any]] = field(default_factory=list)
     maps: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
     full: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
+    tokens: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    unreadable: list[int] = field(default_factory=list)  # samples that failed before compute
 
 
 def safe_name(name: str) -> str:
@@ -102,7 +106,13 @@ class RunStore:
         """Remove the run's files (``force_new``); other files in the folder stay."""
         for name in ("shards", ".incoming"):
             shutil.rmtree(self.root / name, ignore_errors=True)
-        for name in ("manifest.json", "sanity.parquet", "summary.md", "summary.json"):
+        for name in (
+            "manifest.json",
+            "sanity.parquet",
+            "notes.json",
+            "summary.md",
+            "summary.json",
+        ):
             (self.root / name).unlink(missing_ok=True)
 
     def discard_incoming(self) -> None:
@@ -145,6 +155,14 @@ class RunStore:
                     map_files.write_maps(
                         work / folder / safe_name(method), ids, array, fmt=map_format
                     )
+            if result.tokens:
+                (work / "tokens").mkdir()
+            for method, rows in result.tokens.items():
+                _write_table(
+                    work / "tokens" / f"{safe_name(method)}.parquet", rows, tokens_schema()
+                )
+            if result.notes:
+                (work / "notes.json").write_text(json.dumps(result.notes))
             _sync_tree(work)
             try:
                 os.rename(work, final)
@@ -173,6 +191,35 @@ class RunStore:
 
     def write_sanity(self, rows: Iterable[dict[str, Any]]) -> None:
         _write_table(self.root / "sanity.parquet", list(rows), sanity_schema(), atomic=True)
+
+    def write_notes(self, notes: Iterable[str]) -> None:
+        """Notes of the whole run (a sanity check that could not run)."""
+        _write_atomic(self.root / "notes.json", json.dumps(list(notes)).encode())
+
+    def notes(self) -> list[str]:
+        """What the run noted (a metric that could not be computed), each note once."""
+        seen: dict[str, None] = {}
+        run_notes = self.root / "notes.json"
+        if run_notes.exists():
+            seen.update(dict.fromkeys(json.loads(run_notes.read_text())))
+        for shard in sorted(self.done_shards()):
+            path = self.shard_dir(shard) / "notes.json"
+            if path.exists():
+                seen.update(dict.fromkeys(json.loads(path.read_text())))
+        return list(seen)
+
+    def tokens(self, method: str) -> Any:
+        """The token scores of a text run's ``method``: a table (id, tokens, scores)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        name = f"{safe_name(method)}.parquet"
+        tables = [
+            pq.read_table(self.shard_dir(k) / "tokens" / name, schema=tokens_schema())
+            for k in sorted(self.done_shards())
+            if (self.shard_dir(k) / "tokens" / name).exists()
+        ]
+        return pa.concat_tables(tables) if tables else tokens_schema().empty_table()
 
     def methods_with_maps(self) -> list[str]:
         found: set[str] = set()
@@ -205,9 +252,7 @@ class RunStore:
         return table.sort_by(sort) if sort is not None and table.num_rows else table
 
 
-def _write_table(
-    path: Path, rows: list[dict[str, Any]], schema: Any, atomic: bool = False
-) -> None:
+def _write_table(path: Path, rows: list[dict[str, Any]], schema: Any, atomic: bool = False) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -1,0 +1,99 @@
+"""The local engine: one process explains, ``DataLoader`` workers decode, a thread writes.
+
+Decoding (Pillow, resizing) runs in ``workers`` processes ahead of the explanation (two
+shards each), and committing a shard (Parquet, map files, fsync, rename) runs in a writer
+thread while the next shard is explained: torch releases the interpreter lock in its
+kernels, so the three overlap and the run goes at the speed of the model. At most two
+finished shards wait for the writer, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from torch.utils.data import DataLoader
+
+from attrib.runs.engines.shards import ShardReader
+from attrib.runs.store import RunStore, ShardResult
+from attrib.runs.work import Job, ShardWorker
+
+__all__ = ["run_local"]
+
+_DONE = object()
+
+
+def _as_is(item: Any) -> Any:
+    return item
+
+
+class _Writer:
+    """Commits shards in a thread, in order; an error stops the run at the next ``put``."""
+
+    def __init__(
+        self, store: RunStore, map_format: str | None, on_commit: Callable[[ShardResult], None]
+    ) -> None:
+        self.store = store
+        self.map_format = map_format
+        self.on_commit = on_commit
+        self.pending: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name="attrib-run-writer", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self.pending.get()
+            if item is _DONE:
+                return
+            if self.error is not None:
+                continue
+            try:
+                self.store.commit(item, self.map_format)
+                self.on_commit(item)
+            except BaseException as error:  # reported to the main thread at the next put
+                self.error = error
+
+    def put(self, result: ShardResult) -> None:
+        self._raise()
+        self.pending.put(result)
+
+    def close(self) -> None:
+        self.pending.put(_DONE)
+        self.thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def run_local(
+    store: RunStore,
+    reader: ShardReader,
+    job: Job,
+    *,
+    workers: int = 2,
+    map_format: str | None = None,
+    on_commit: Callable[[ShardResult], None] = lambda result: None,
+    say: Callable[[str], None] | None = None,
+) -> None:
+    """Explain and commit every shard of ``reader`` (see the module)."""
+    if not len(reader):
+        return
+    worker = ShardWorker(job, say)
+    loader = DataLoader(
+        reader,  # type: ignore[arg-type]
+        batch_size=None,
+        num_workers=workers,
+        collate_fn=_as_is,
+        prefetch_factor=2 if workers else None,
+    )
+    writer = _Writer(store, map_format, on_commit)
+    try:
+        for shard, samples in loader:
+            writer.put(worker.explain(shard, samples))
+    finally:
+        writer.close()
