@@ -157,6 +157,8 @@ def test_the_default_format(tmp_path: Path) -> None:
     _needs(DEFAULT_FORMAT)
     path = write_maps(tmp_path / "shard", _ids(3), _maps(3, (7, 7)))
     assert map_format(path) == DEFAULT_FORMAT
+    path = write_maps(tmp_path / "other", _ids(3), _maps(3, (7, 7)), fmt=None)  # the store's call
+    assert map_format(path) == DEFAULT_FORMAT
 
 
 def test_the_format_is_read_from_the_file_not_its_name(tmp_path: Path, fmt: str) -> None:

@@ -106,7 +106,7 @@ def write_maps(
     ids: Sequence[str],
     maps: Any,
     *,
-    fmt: MapFormat = DEFAULT_FORMAT,
+    fmt: MapFormat | None = None,
     compression: Compression = "tuned",
 ) -> Path:
     """Write ``maps`` (``(n, *shape)``) of the samples ``ids`` to ``path``; returns the path.
@@ -116,7 +116,9 @@ def write_maps(
     magnitude ``>= 2**-14``; below, float16 is subnormal and the error is at most ``2**-25``
     absolute). Values beyond float16's range (``|x| > 65504``) are refused, not stored as
     infinities. ``ids`` are distinct strings, one per map; ``n`` may be 0 (the shape is kept).
+    ``fmt`` is one of ``FORMATS`` (``None``: ``DEFAULT_FORMAT``).
     """
+    fmt = DEFAULT_FORMAT if fmt is None else fmt
     if fmt not in FORMATS:
         raise SettingError("fmt", f"one of {FORMATS}", fmt, _did_you_mean(fmt, FORMATS))
     if compression not in COMPRESSIONS:
