@@ -62,6 +62,7 @@ __all__ = [
     "SUFFIXES",
     "Compression",
     "MapFormat",
+    "check_format",
     "map_format",
     "read_maps",
     "write_maps",
@@ -99,6 +100,15 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _ZARR_JSON = "zarr.json"
 _ID, _MAP = "id", "map"  # the Parquet columns
 _ZARR_IDS, _ZARR_MAPS = "ids", "maps"  # the Zarr arrays
+
+
+def check_format(fmt: str | None) -> MapFormat:
+    """``fmt`` checked (``None``: ``DEFAULT_FORMAT``)."""
+    if fmt is None:
+        return DEFAULT_FORMAT
+    if fmt not in FORMATS:
+        raise SettingError("map_format", f"one of {FORMATS}", fmt, _did_you_mean(fmt, FORMATS))
+    return cast(MapFormat, fmt)
 
 
 def write_maps(

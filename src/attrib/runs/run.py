@@ -552,27 +552,20 @@ def _check_built(name: Any, method: Any, model: torch.nn.Module) -> Any:
 
 
 def _text_methods(methods: Any, settings: dict[str, Any]) -> dict[str, Any]:
-    from attrib.text.explain import method_names
+    """name -> (catalogue name, its settings) for ``attrib.text.explain_tokens``."""
+    from attrib.methods.recipes import settings_for
+    from attrib.text.explain import find_text_method
 
-    if isinstance(methods, Mapping):
+    if isinstance(methods, Mapping) or not isinstance(methods, (str, Sequence)):
         raise SettingError("methods", "method names for a text run", methods, "")
     names = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else methods
-    known = method_names()
-    out = {}
+    infos = []
     for name in names:
         if not isinstance(name, str):
             raise SettingError("methods", "method names for a text run", name, "")
-        if catalogue.key(name) not in known:
-            hint = did_you_mean(name, known)
-            raise SettingError("methods", f"text methods ({', '.join(known)})", name, hint or "")
-        info = catalogue.find(name)
-        own = {
-            k.split(".", 1)[1] if "." in k else k: v
-            for k, v in settings.items()
-            if "." not in k or catalogue.key(k.split(".", 1)[0]) == catalogue.key(info.name)
-        }
-        out[info.name] = (name, own)
-    return out
+        infos.append(find_text_method(name))
+    check_settings([i.name for i in infos], settings)
+    return {i.name: (i.name, settings_for(i.name, settings)) for i in infos}
 
 
 # -- running -----------------------------------------------------------------------------
@@ -617,12 +610,11 @@ class _Guard:
             self.bar.update(outcome["ok"] + outcome["errors"], outcome["errors"])
         if outcome["failed"] and self.ok == 0:
             raise RunFailedError(
-                "model",
+                "run",
                 "a model and methods that can explain these samples",
-                None,
-                "Every readable sample of the first shard failed; the first said: "
-                f"{outcome['first']}. The shard is stored with its errors; fix the cause "
-                "and start over with --force-new.",
+                f"every readable sample of the first shard failing (the first: {outcome['first']})",
+                "The shard is stored with its errors; fix the cause and start over with "
+                "--force-new (force_new=True).",
             )
         self.ok += outcome["ok"]
 

@@ -5,7 +5,7 @@ Layout::
     RUN/manifest.json                   what the run is (attrib.runs.manifest)
     RUN/shards/000012/samples.parquet   the shard's rows of the samples table
     RUN/shards/000012/scores.parquet    its (sample, method, metric) scores
-    RUN/shards/000012/maps/NAME.EXT     one file of maps per method (attrib.runs.maps)
+    RUN/shards/000012/maps/NAME.zarr.zip one file of maps per method (attrib.runs.maps)
     RUN/sanity.parquet                  the model-randomization check (end of the run)
     RUN/summary.md, summary.json        the verdict (attrib.runs.summary)
 
@@ -151,10 +151,10 @@ class RunStore:
             for folder, found in (("maps", result.maps), ("full", result.full)):
                 if found:
                     (work / folder).mkdir()
+                fmt = map_files.check_format(map_format)
                 for method, (ids, array) in found.items():
-                    map_files.write_maps(
-                        work / folder / safe_name(method), ids, array, fmt=map_format
-                    )
+                    name = safe_name(method) + map_files.SUFFIXES[fmt]
+                    map_files.write_maps(work / folder / name, ids, array, fmt=fmt)
             if result.tokens:
                 (work / "tokens").mkdir()
             for method, rows in result.tokens.items():
@@ -226,7 +226,10 @@ class RunStore:
         for shard in self.done_shards():
             folder = self.shard_dir(shard) / "maps"
             if folder.is_dir():
-                found.update(p.name for p in folder.iterdir())
+                for path in folder.iterdir():
+                    for suffix in map_files.SUFFIXES.values():
+                        if path.name.endswith(suffix):
+                            found.add(path.name[: -len(suffix)])
         return sorted(found)
 
     def map_files(self, method: str, full: bool = False) -> list[Path]:
@@ -237,7 +240,8 @@ class RunStore:
         for shard in sorted(self.done_shards()):
             directory = self.shard_dir(shard) / folder
             if directory.is_dir():
-                out.extend(sorted(p for p in directory.iterdir() if p.name.startswith(name)))
+                names = {name + suffix for suffix in map_files.SUFFIXES.values()}
+                out.extend(sorted(p for p in directory.iterdir() if p.name in names))
         return out
 
     def _table(self, name: str, schema: Any, sort: str | None) -> Any:

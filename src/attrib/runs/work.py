@@ -189,6 +189,21 @@ class ShardWorker:
             alive = [i for i in alive if i in attributions[name]]
         if not alive:
             return
+        for name in job.methods:  # float16 holds magnitudes up to 65504
+            for i in alive:
+                largest = _largest(attributions[name][i], job.full)
+                if largest != largest:
+                    _fail(rows[samples[i].index], f"{name}: NaN in the attributions")
+                elif largest > _FLOAT16_MAX:
+                    _fail(
+                        rows[samples[i].index],
+                        f"{name}: attributions up to {largest:.3g}, beyond what float16 maps "
+                        "hold (65504); explain a score of smaller scale (probabilities, "
+                        "output=...)",
+                    )
+        alive = [i for i in alive if rows[samples[i].index]["status"] == "ok"]
+        if not alive:
+            return
         index = torch.tensor(alive, dtype=torch.long)
         xs, target = x[index], targets[index.to(targets.device)]
         ids = [samples[i].id for i in alive]
@@ -496,6 +511,17 @@ def random_maps(n: int, size: Sequence[int], seed: int, indices: Sequence[int]) 
     return maps
 
 
+_FLOAT16_MAX = 65504.0
+
+
+def _largest(attribution: Attribution, full: bool) -> float:
+    """The largest magnitude a sample's stored map (and full attribution) will hold."""
+    biggest = float(_map(attribution).abs().max())
+    if full and isinstance(attribution.values, torch.Tensor):
+        biggest = max(biggest, float(attribution.values.detach().abs().max()))
+    return biggest
+
+
 def _map(attribution: Attribution) -> torch.Tensor:
     """One 2-D map per sample, as drawn (``attrib.viz.maps.default_reduction``)."""
     if isinstance(attribution.values, dict):
@@ -617,11 +643,8 @@ def _takes_seed(method: Any) -> bool:
 def _text_settings(spec: Any) -> set[str]:
     if not isinstance(spec, str):
         return set()
-    try:
-        info = catalogue.find(spec)
-    except AttribError:
-        return set()
-    return {s.name for s in info.settings}
+    info = catalogue.get(spec)
+    return {s.name for s in info.settings} if info is not None else set()
 
 
 def check_metrics(names: Sequence[str]) -> tuple[str, ...]:

@@ -51,7 +51,14 @@ from attrib.text.encoding import Encoding
 from attrib.text.models import TextClassifier
 from attrib.text.result import TokenAttribution
 
-__all__ = ["MethodSpec", "builder", "explain_tokens", "method_names", "text_methods"]
+__all__ = [
+    "MethodSpec",
+    "builder",
+    "explain_tokens",
+    "find_text_method",
+    "method_names",
+    "text_methods",
+]
 
 MethodBuilder = Callable[..., Method]
 MethodSpec = Union[str, Method, MethodBuilder]
@@ -68,7 +75,9 @@ def method_names() -> list[str]:
     return sorted({n for info in text_methods() for n in (key(info.name), *info.aliases)})
 
 
-def _find(name: str) -> MethodInfo:
+def find_text_method(name: str) -> MethodInfo:
+    """The catalogue entry ``explain_tokens`` runs for ``name`` (``SettingError`` listing the
+    known names otherwise)."""
     wanted = key(name)
     for info in text_methods():  # token methods first: "kernel_shap" is KernelSHAP over tokens
         if wanted == key(info.name) or wanted in info.aliases:
@@ -87,7 +96,7 @@ def builder(method: MethodSpec, settings: dict[str, Any]) -> Callable[[nn.Module
     by name gets the baseline embeddings where it takes a ``baseline`` (a wrapper's wrapped
     method too: ``"smoothgrad"`` wraps ``inner=`` ``"saliency"`` by default)."""
     if isinstance(method, str):
-        info = _find(method)
+        info = find_text_method(method)
 
         def make(model: nn.Module, baseline: Any) -> Method:
             chosen = dict(settings)
