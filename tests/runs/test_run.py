@@ -327,3 +327,30 @@ def test_bad_arguments_say_what_is_accepted(gt, model, tmp_path):
             out=tmp_path / "e",
             **_quiet(),
         )
+
+
+def test_which_methods_draw_at_random(model):
+    from attrib.methods import IntegratedGradients, KernelSHAP
+
+    assert not Saliency(model).draws_at_random
+    assert not IntegratedGradients(model).draws_at_random  # a fixed baseline: no draws
+    assert IntegratedGradients(model, baseline="uniform").draws_at_random
+    assert IntegratedGradients(model, baseline=[0.0, "uniform"]).draws_at_random
+    assert SmoothGrad(Saliency(model)).draws_at_random
+    assert KernelSHAP(model).draws_at_random
+
+
+class _Scaled(nn.Module):
+    """The shipped CNN with its scores multiplied by 10^6: gradients beyond float16."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = load_ground_truth_cnn()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) * 1e6
+
+
+def test_maps_float16_cannot_hold_are_refused_not_stored_as_infinities(gt, tmp_path):
+    with pytest.raises(RunFailedError, match="65504"):
+        run(_Scaled().eval(), gt, methods="saliency", out=tmp_path / "r", **_quiet())

@@ -103,12 +103,19 @@ _ZARR_IDS, _ZARR_MAPS = "ids", "maps"  # the Zarr arrays
 
 
 def check_format(fmt: str | None) -> MapFormat:
-    """``fmt`` checked (``None``: ``DEFAULT_FORMAT``)."""
+    """``fmt`` checked (``None``: ``DEFAULT_FORMAT``, or Parquet where zarr is not installed:
+    zarr-python 3 needs Python 3.11)."""
     if fmt is None:
-        return DEFAULT_FORMAT
+        return DEFAULT_FORMAT if _installed("zarr") else "parquet"
     if fmt not in FORMATS:
         raise SettingError("map_format", f"one of {FORMATS}", fmt, _did_you_mean(fmt, FORMATS))
-    return cast(MapFormat, fmt)
+    return fmt
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def write_maps(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -254,7 +255,7 @@ class ShardWorker:
                 if samples[i].label is None:
                     _fail(row, "no label to explain (target='label' needs a labelled source)")
                 else:
-                    targets[i] = int(samples[i].label)
+                    targets[i] = int(samples[i].label)  # type: ignore[arg-type]
         return targets
 
     def _explain(
@@ -286,7 +287,7 @@ class ShardWorker:
         out: dict[int, Attribution] = {}
         if self._random[name]:  # one sample per call: its seed is its own
             for i in alive:
-                attribution = self._one(samples[i], rows, name, lambda i=i: run([i]))
+                attribution = self._one(samples[i], rows, name, partial(run, [i]))
                 if attribution is not None:
                     out[i] = attribution
             return out
@@ -296,7 +297,7 @@ class ShardWorker:
             if isinstance(error, KeyboardInterrupt) or is_out_of_memory(error):
                 raise
             for i in alive:
-                attribution = self._one(samples[i], rows, name, lambda i=i: run([i]))
+                attribution = self._one(samples[i], rows, name, partial(run, [i]))
                 if attribution is not None:
                     out[i] = attribution
             return out
@@ -396,9 +397,7 @@ class ShardWorker:
                     map_values=map_values[on],
                 )
                 try:
-                    values = self.budget.run(
-                        lambda r, ev=evaluation, f=function: _metric(f, ev, r), len(on)
-                    )
+                    values = self.budget.run(partial(_metric, function, evaluation), len(on))
                 except Exception as error:
                     if is_out_of_memory(error):
                         raise
@@ -585,7 +584,7 @@ def _rows(attribution: Attribution, index: torch.Tensor) -> Attribution:
     n = _length(attribution)
     if len(index) == n and bool((index.cpu() == torch.arange(n)).all()):
         return attribution
-    changes = {}
+    changes: dict[str, Any] = {}
     for name in _PER_SAMPLE:
         value = getattr(attribution, name)
         if isinstance(value, dict):
@@ -613,7 +612,7 @@ def _join(parts: list[Attribution]) -> Attribution:
 
     if len(parts) == 1:
         return parts[0]
-    changes = {}
+    changes: dict[str, Any] = {}
     for name in _PER_SAMPLE:
         values = [getattr(p, name) for p in parts]
         if all(isinstance(v, torch.Tensor) and v.dim() > 0 for v in values):

@@ -84,7 +84,7 @@ def run_local(
     if not len(reader):
         return
     worker = ShardWorker(job, say)
-    loader = DataLoader(
+    loader: DataLoader[Any] = DataLoader(
         reader,  # type: ignore[arg-type]
         batch_size=None,
         num_workers=workers,
