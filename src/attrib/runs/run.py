@@ -384,7 +384,9 @@ def _plan(
             )
         first = _first_sample(source)
         shape = tuple(first.input.shape)
-        built = _image_methods(methods, model, shape, layer, batch_size, settings)
+        built = _image_methods(
+            methods, model, shape, layer, batch_size, settings, lambda: _references(source)
+        )
         masked = first.mask is not None
         if not masked and any(m in LOCALIZATION for m in per_sample):
             dropped = [m for m in per_sample if m in LOCALIZATION]
@@ -509,6 +511,7 @@ def _image_methods(
     layer: str | None,
     batch_size: int | None,
     settings: dict[str, Any],
+    references: Callable[[], torch.Tensor],
 ) -> dict[str, Any]:
     if isinstance(methods, Mapping):
         return {str(k): _check_built(k, v, model) for k, v in methods.items()}
@@ -523,7 +526,17 @@ def _image_methods(
         strings = catalogue.resolve_names(",".join(strings), IMAGE_INPUTS, argument="methods")
         check_settings(strings, settings)
     size = (int(shape[-2]), int(shape[-1])) if len(shape) >= 2 else (1, 1)
-    context = ImageContext(model, size, layer=layer, batch_size=batch_size, settings=settings)
+    takes_references = any(
+        catalogue.find(n).takes("references") for n in strings if catalogue.get(n) is not None
+    )
+    context = ImageContext(
+        model,
+        size,
+        layer=layer,
+        references=references() if takes_references else None,
+        batch_size=batch_size,
+        settings=settings,
+    )
     out: dict[str, Any] = {}
     for item in names:
         if isinstance(item, str):
@@ -535,6 +548,23 @@ def _image_methods(
                 raise SettingError("methods", "methods with different names (use a dict)", name, "")
             out[name] = _check_built(name, item, model)
     return out
+
+
+REFERENCES = 16
+"""Samples of the data (the first readable ones) that, with a black image, make the
+reference distribution of Expected Gradients in a run."""
+
+
+def _references(source: Source) -> torch.Tensor:
+    found = []
+    for i in range(min(len(source), 10 * REFERENCES)):
+        sample = source[i]
+        if sample.error is None and isinstance(sample.input, torch.Tensor):
+            found.append(sample.input)
+        if len(found) == REFERENCES:
+            break
+    stacked = torch.stack(found)
+    return torch.cat([stacked, torch.zeros_like(stacked[:1])])
 
 
 def _check_built(name: Any, method: Any, model: torch.nn.Module) -> Any:
