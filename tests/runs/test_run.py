@@ -354,3 +354,30 @@ class _Scaled(nn.Module):
 def test_maps_float16_cannot_hold_are_refused_not_stored_as_infinities(gt, tmp_path):
     with pytest.raises(RunFailedError, match="65504"):
         run(_Scaled().eval(), gt, methods="saliency", out=tmp_path / "r", **_quiet())
+
+
+def test_a_full_disk_stops_the_run_with_the_done_shards_kept_and_a_resume_finishes(
+    gt, model, tmp_path, monkeypatch
+):
+    import errno
+
+    from attrib.runs import maps as map_files
+
+    real = map_files.write_maps
+    calls = []
+
+    def fills_up(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:  # the third shard's maps find the disk full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(map_files, "write_maps", fills_up)
+    out = tmp_path / "r"
+    with pytest.raises(RunFailedError, match="No space left on device"):
+        run(model, gt, methods="saliency", out=out, shard_size=5, **_quiet())
+    assert sorted(p.name for p in (out / "shards").iterdir()) == ["000000", "000001"]
+    assert not any((out / ".incoming").glob("*"))  # the failed shard left nothing
+    monkeypatch.setattr(map_files, "write_maps", real)
+    done = run(model, gt, methods="saliency", out=out, shard_size=5, **_quiet())
+    assert [r["index"] for r in done.samples.to_pylist()] == list(range(N))

@@ -160,9 +160,13 @@ def run(args: argparse.Namespace) -> int:
     text = _is_text(args)
     if text:
         model, spec, preset, layer, class_names = _text_model(args)
+        methods, labels = args.method, None
         options["text_column"] = args.text_column or "text"
     else:
-        model, spec, preset, layer, class_names, methods = _image_model(args)
+        model, spec, preset, layer, labels, methods = _image_model(args)
+        # a folder's classes are its sub-folders in sorted order (torchvision's rule) unless
+        # --labels says the model's names, which the folders then must use
+        class_names = labels if args.labels else None
     result = run_dataset(
         model,
         args.data,
@@ -175,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
         layer=layer,
         preset=preset,
         class_names=class_names,
+        label_names=getattr(model, "labels", None) if text else labels,
         shard_size=args.shard_size,
         seed=args.seed,
         steps=args.steps or None,
@@ -261,8 +266,5 @@ def _image_model(args: argparse.Namespace) -> tuple[Any, str, str, str | None, A
     names = runnable_methods(names, loaded.model, args.method)
     check_layer(names, settings, loaded.model, args.layer, loaded.layer)
     preset = loaded.preset if args.preprocess == "auto" else args.preprocess
-    # a folder's classes are its sub-folders in sorted order (torchvision's rule) unless
-    # --labels says the model's names, which the folders then must use
-    class_names = loaded.class_names if args.labels else None
     layer = args.layer or loaded.layer
-    return loaded.model, args.model, preset, layer, class_names, ",".join(names)
+    return loaded.model, args.model, preset, layer, loaded.class_names, ",".join(names)

@@ -101,7 +101,10 @@ class Run:
     def summary(self, by_class: bool | str = False) -> RunSummary:
         """The verdict: which method to trust on this model and data
         (``attrib.runs.summary``)."""
-        result = summarize(self.samples, self.scores, self.sanity, by_class=by_class)
+        names = self.manifest.source.get("class_names") or self.manifest.extra.get("class_names")
+        result = summarize(
+            self.samples, self.scores, self.sanity, by_class=by_class, class_names=names
+        )
         extra = tuple(n for n in self.notes if n not in result.notes)
         return replace(result, notes=result.notes + extra) if extra else result
 
@@ -166,6 +169,7 @@ def run(
     layer: str | None = None,
     preset: str = "imagenet",
     class_names: Sequence[str] | None = None,
+    label_names: Sequence[str] | None = None,
     shard_size: int = 64,
     seed: int = 0,
     batch_size: int | None = None,
@@ -200,6 +204,10 @@ def run(
         settings: method settings for methods given by name (``{"steps": 32,
             "GradCAM.layer": "layer4"}``), as ``attrib explain --set``.
         layer: the layer of the CAM methods (default: the last convolution).
+        class_names: the classes of the source's string labels, in the model's order (a
+            folder's sub-folders then must be among them).
+        label_names: the model's class names, shown in the summary's per-class table
+            (default: ``class_names``, or the source's).
         preset: how images become inputs (``imagenet``, ``crop224``, ``none``).
         shard_size: samples per shard (the unit of commit and resume).
         seed: seeds random methods (per sample), random maps and the sanity check.
@@ -234,6 +242,7 @@ def run(
         layer=layer,
         preset=preset,
         class_names=class_names,
+        label_names=label_names,
         shard_size=shard_size,
         seed=seed,
         batch_size=batch_size,
@@ -284,6 +293,16 @@ def run(
                 map_format=fmt,
                 on_shard=guard.outcome,
             )
+    except OSError as error:  # a full disk, a folder gone: the done shards stay whole
+        if bar is not None:
+            bar.close()
+        raise RunFailedError(
+            "out",
+            "a run directory that can be written",
+            str(store.root),
+            f"An I/O error stopped the run: {error}. The {len(store.done_shards())} shards "
+            "done are kept; fix the cause and run the same command again to finish.",
+        ) from error
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -319,6 +338,7 @@ def _plan(
     layer: str | None,
     preset: str,
     class_names: Sequence[str] | None,
+    label_names: Sequence[str] | None,
     shard_size: int,
     seed: int,
     batch_size: int | None,
@@ -442,9 +462,23 @@ def _plan(
         device=str(device),
         engine=engine,
         metric_settings={"steps": steps} if per_sample else {},
-        extra={"input_shape": list(shape) if shape else None},
+        extra={
+            "input_shape": list(shape) if shape else None,
+            "class_names": _class_names(model, source, label_names or class_names, text),
+        },
     )
     return _Plan(source, job, manifest, sanity, notes)
+
+
+def _class_names(
+    model: Any, source: Source, given: Sequence[str] | None, text: bool
+) -> list[str] | None:
+    """The model's class names where known (for the summary's per-class table)."""
+    if given is not None:
+        return list(given)
+    if text and getattr(model, "labels", None):
+        return list(model.labels)
+    return source.class_names
 
 
 def _positive(name: str, value: Any) -> None:

@@ -104,6 +104,7 @@ class RunSummary:
     class_column: str | None = None
     measure: str = "spearman_abs"
     notes: tuple[str, ...] = field(default=())
+    class_names: tuple[str, ...] | None = None
 
     # ---- queries
 
@@ -361,6 +362,14 @@ class RunSummary:
             rows.append(row)
         return table(["method", *map(self._metric_header, compared)], rows)
 
+    def _class_name(self, cls: int | None) -> str:
+        if cls is None:
+            return "none"
+        names = self.class_names
+        if names is not None and 0 <= cls < len(names):
+            return f"{cls} {names[cls]}"
+        return str(cls)
+
     def _class_table(self, table: Any) -> list[str]:
         assert self.by_class is not None
         rows = []
@@ -369,7 +378,7 @@ class RunSummary:
                 cells = per_method.get(name)
                 if not cells:
                     continue
-                row = ["none" if cls is None else str(cls), name]
+                row = [self._class_name(cls), name]
                 for metric in self.metrics:
                     s = cells.get(metric)
                     row.append("" if s is None or s.n == 0 else f"{_num(s.mean)} (n={s.n})")
@@ -388,6 +397,7 @@ def summarize(
     by_class: bool | str = False,
     metrics_directions: Mapping[str, str] | None = None,
     measure: str = "spearman_abs",
+    class_names: Sequence[str] | None = None,
 ) -> RunSummary:
     """The summary of a run from its tables (``attrib.runs.schema``): Arrow tables, or anything
     ``pyarrow.table()`` accepts (a dict of columns, a pandas DataFrame).
@@ -404,6 +414,7 @@ def summarize(
             metrics ``attrib.metrics.METRICS`` does not know, or to override it. A metric
             whose direction is unknown is summarized but not compared with the random map.
         measure: the similarity of the sanity table to judge by (``verdict``'s default).
+        class_names: names of the classes, shown beside their indices per class.
     """
     pa = _pa()
     import pyarrow.compute as pc
@@ -495,6 +506,7 @@ def summarize(
         class_column=column,
         measure=measure,
         notes=tuple(notes),
+        class_names=tuple(class_names) if class_names is not None else None,
     )
 
 

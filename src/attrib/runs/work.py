@@ -12,7 +12,9 @@ store never sees half a shard. For each shard:
    index)``: a sample's map is the same in any shard, any process and any resume;
 4. each map is kept as one 2-D map per sample (``Attribution.saliency`` by the method's
    drawing rule: signed for attributions that add up to the score, else the largest
-   magnitude over channels), in float16; optionally the full attribution too;
+   magnitude over channels), in float16, at its own resolution (the input's, or a layer's
+   for a method explained at a layer, which the metrics upsample bilinearly); optionally
+   the full attribution too;
 5. each metric scores each method's map and a random map of the same sample (seeded by its
    index), the baseline of the verdict (``attrib.metrics.verdict``).
 
@@ -362,7 +364,8 @@ class ShardWorker:
         indices = [samples[i].index for i in alive]
         ids = [samples[i].id for i in alive]
         pool: dict[str, tuple[torch.Tensor, Attribution, Any]] = {
-            name: (maps[name], full[name], job.methods[name]) for name in job.methods
+            name: (_at_input(maps[name], x.shape[-2:]), full[name], job.methods[name])
+            for name in job.methods
         }
         random = random_maps(x.shape[0], x.shape[-2:], job.seed, indices).to(x.device)
         pool[RANDOM_MAP] = (
@@ -511,6 +514,17 @@ def random_maps(n: int, size: Sequence[int], seed: int, indices: Sequence[int]) 
 
 
 _FLOAT16_MAX = 65504.0
+
+
+def _at_input(maps: torch.Tensor, size: Any) -> torch.Tensor:
+    """Maps at a layer's resolution (a layer's conductance) upsampled bilinearly to the
+    input's, as CAMs are, for the metrics that remove pixels; the stored maps keep theirs."""
+    if maps.dim() != 3 or tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    upsampled = torch.nn.functional.interpolate(
+        maps[:, None], size=tuple(size), mode="bilinear", align_corners=False
+    )
+    return upsampled[:, 0]
 
 
 def _largest(attribution: Attribution, full: bool) -> float:
