@@ -1,6 +1,7 @@
 """The Ray engine on a local Ray of 2 CPUs started here (once for the module; ``run_ray``
-joins it): the same store as the local engine, a killed actor replaced with every sample
-still committed exactly once, and a run whose driver is killed finished by a local resume.
+joins it): the same store as the local engine; an actor killed in the middle of a shard
+(Ray restarts it and retries its task) loses no sample and commits none twice; a run whose
+driver is killed is finished by a local resume.
 
 Ray's actors run torch with their own thread count (Ray sets ``OMP_NUM_THREADS`` from the
 actor's CPUs), and a different thread count may sum floats in another order, so maps and
@@ -32,9 +33,14 @@ from attrib.runs.store import RunStore
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
-# Ray Data's own deprecated settings, warned about inside ray.data.context whenever a
-# dataset runs: nothing attrib can change
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
+pytestmark = [
+    # Ray Data's own deprecated settings, warned about inside ray.data.context whenever a
+    # dataset runs: nothing attrib can change
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context"),
+    # one Ray for the module under `pytest -n 2 --dist loadgroup` (each worker that runs
+    # a test of this module starts its own Ray otherwise)
+    pytest.mark.xdist_group("ray"),
+]
 
 REPO = Path(__file__).resolve().parents[2]
 N = 24
@@ -158,7 +164,7 @@ def _wait(condition, what: str, timeout: float = 120) -> None:
         time.sleep(0.01)
 
 
-def test_a_killed_actor_is_replaced_and_every_sample_is_committed_once(
+def test_a_killed_actor_loses_no_sample_and_repeats_none(
     ray_cluster, gt, local, tmp_path, monkeypatch
 ):
     import attrib.runs.engines.ray as engine
@@ -251,12 +257,12 @@ def test_a_killed_driver_leaves_shards_that_a_local_resume_finishes(
         driver.kill()
         driver.communicate(timeout=60)
     assert driver.returncode == -signal.SIGKILL
-    done = store.done_shards()
-    assert 1 <= len(done) < SHARDS
     # Ray ends the dead driver's actors; wait for them so that none commits during the resume
     actors = _pids(pids)
     assert actors
     _wait(lambda: not any(_alive(p) for p in actors), "the actors' end", timeout=60)
+    done = store.done_shards()
+    assert 1 <= len(done) < SHARDS
     kept = {k: (store.shard_dir(k) / "samples.parquet").stat().st_mtime_ns for k in done}
 
     resumed = run(
