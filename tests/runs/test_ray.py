@@ -175,6 +175,7 @@ def test_a_killed_actor_loses_no_sample_and_repeats_none(
     monkeypatch.setattr(engine, "run_ray", functools.partial(engine.run_ray, pid_dir=str(pids)))
     out = tmp_path / "run"
     found: dict = {}
+    counted: list[tuple[int, int]] = []  # what the driver counts, (samples done, total)
 
     def explain() -> None:
         try:  # the slow model: each shard takes long enough to be killed in the middle
@@ -185,7 +186,7 @@ def test_a_killed_actor_loses_no_sample_and_repeats_none(
                 engine="ray",
                 workers=2,
                 layer="inner.features.9",
-                **SETTINGS,
+                **{**SETTINGS, "progress": lambda done, total: counted.append((done, total))},
             )
         except BaseException as error:  # reported by the test's thread
             found["error"] = error
@@ -207,6 +208,9 @@ def test_a_killed_actor_loses_no_sample_and_repeats_none(
     done = found["run"]
     assert RunStore(out).done_shards() == set(range(SHARDS))
     assert_equal_runs(done, local)
+    # the retried shard is counted once: the progress ends at the number of samples
+    assert [d for d, _ in counted] == [SHARD * (k + 1) for k in range(SHARDS)]
+    assert {t for _, t in counted} == {N}
 
 
 _DRIVER = """
