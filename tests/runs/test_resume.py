@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import attrib
 from attrib.data.gt_cnn import load_ground_truth_cnn
@@ -184,6 +185,7 @@ def resume(gt: Path, model, out: Path, monkeypatch) -> Run:
             explained.append(shard)
             return super().explain(shard, samples)
 
+    assert torch.get_num_threads() == 1  # as in the script (see the module)
     todo = set(range(SHARDS)) - done_shards(out) if (out / "manifest.json").exists() else None
     monkeypatch.setattr(local, "ShardWorker", Recording)
     resumed = run(model, gt, out=out, **SETTINGS)
