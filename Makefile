@@ -22,7 +22,7 @@ $(STAMP): $(REQS) pyproject.toml
 venv: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -92,7 +92,7 @@ def test_run_prints_and_writes_the_verdict_of_its_tables(made):
         assert len(ids) == 4 and ids <= {r["id"] for r in samples}
     summary = done.summary()  # the verdict recomputed from the stored tables
     assert summary.ok == N and set(summary.methods) == {"Saliency", "GradCAM"}
-    assert summary.text() in err  # printed after the progress line
+    assert summary.text() in out and summary.text() not in err  # the verdict on stdout
     assert f"written: {run_dir}" in out
     assert (run_dir / "summary.md").read_text() == summary.markdown() + "\n"
     assert json.loads((run_dir / "summary.json").read_text()) == json.loads(

@@ -193,10 +193,10 @@ def run(args: argparse.Namespace) -> int:
         model_spec=spec,
         force_new=args.force_new,
         progress=not args.quiet,
+        verdict=False,  # printed below, on stdout
         source_options={k: v for k, v in options.items() if v is not None},
     )
-    if args.quiet:
-        print(result.summary().text())
+    print(result.summary().text())
     print(f"written: {result.path} (summary.md, summary.json, shards/)")
     return 0
 

@@ -184,6 +184,7 @@ def run(
     model_spec: str | None = None,
     force_new: bool = False,
     progress: bool | Callable[[int, int], None] = True,
+    verdict: bool = True,
     say: Callable[[str], None] | None = None,
     source_options: Mapping[str, Any] | None = None,
 ) -> Run:
@@ -223,6 +224,8 @@ def run(
         model_spec: how the model was named (recorded; the command line's ``--model``).
         force_new: start over in a folder that holds another run.
         progress: a progress line on stderr (``True``), none, or ``callback(done, total)``.
+        verdict: say the verdict at the end (with ``progress``); it is written to the run
+            either way (``summary.md``, ``summary.json``).
         say: where messages go (default: stderr when ``progress``).
 
     Returns:
@@ -316,10 +319,11 @@ def run(
     notes = list(plan.notes)
     if plan.sanity and not (store.root / "sanity.parquet").exists():
         _sanity(store, source, job, plan, notes, say)
+    store.discard_incoming()
     result = Run(store.root)
     summary = result.summary()
     summary.write(store.root)
-    if progress:
+    if progress and verdict:
         say(summary.text())
     return result
 
@@ -703,7 +707,7 @@ def _sanity(
     else:
         targets = torch.tensor([int(ok[s.index]["prediction"]) for s in kept])
     rows = sanity_rows(job, kept, targets, checkpoints=int(settings["checkpoints"]), notes=notes)
+    store.write_notes(notes)  # first: a resume skips the check once sanity.parquet exists
     store.write_sanity(rows)
-    store.write_notes(notes)
     for note in notes:
         say(note)
