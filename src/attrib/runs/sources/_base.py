@@ -60,6 +60,21 @@ class SourceBase:
     def __len__(self) -> int:
         raise NotImplementedError
 
+    def description(
+        self, location: Any, preset: Any, columns: Any, fingerprint: str
+    ) -> dict[str, Any]:
+        """The ``describe()`` dict every source gives (JSON values the manifest records)."""
+        return {
+            "kind": self.kind,
+            "source": type(self).__name__,
+            "location": location,
+            "count": len(self),
+            "preset": preset.name if preset is not None else None,
+            "columns": dict(columns) if columns is not None else None,
+            "class_names": self.class_names,
+            "fingerprint": fingerprint,
+        }
+
     def __getitem__(self, index: int) -> Sample:
         n = len(self)
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):

@@ -140,16 +140,7 @@ class ImageFolder(SourceBase):
             except OSError:
                 state = "missing"
             digest.update(f"{name}\0{state}\n".encode())
-        return {
-            "kind": self.kind,
-            "source": type(self).__name__,
-            "location": self.root,
-            "count": len(self),
-            "preset": self.preset.name,
-            "columns": None,
-            "class_names": self.class_names,
-            "fingerprint": f"sha256:{digest.hexdigest()}",
-        }
+        return self.description(self.root, self.preset, None, f"sha256:{digest.hexdigest()}")
 
 
 def _image_paths(root: str, extensions: tuple[str, ...]) -> list[str]:
@@ -271,13 +262,4 @@ class Manifest(SourceBase):
     def describe(self) -> dict[str, Any]:
         """Kind, manifest file, count, preset, columns, classes, and a fingerprint: the
         SHA-256 of the manifest's bytes."""
-        return {
-            "kind": self.kind,
-            "source": type(self).__name__,
-            "location": self.path,
-            "count": len(self),
-            "preset": self.preset.name,
-            "columns": dict(self.columns),
-            "class_names": self.class_names,
-            "fingerprint": file_digest(self.path),
-        }
+        return self.description(self.path, self.preset, self.columns, file_digest(self.path))

@@ -94,13 +94,4 @@ class TextFile(SourceBase):
 
     def describe(self) -> dict[str, Any]:
         """Kind, file, count, columns, classes, and a fingerprint: the SHA-256 of the file."""
-        return {
-            "kind": self.kind,
-            "source": type(self).__name__,
-            "location": self.path,
-            "count": len(self),
-            "preset": None,
-            "columns": dict(self.columns),
-            "class_names": self.class_names,
-            "fingerprint": file_digest(self.path),
-        }
+        return self.description(self.path, None, self.columns, file_digest(self.path))

@@ -117,16 +117,8 @@ class TorchDataset(SourceBase):
         type and length (a dataset cannot be fingerprinted without reading every item)."""
         location = f"{type(self.dataset).__module__}.{type(self.dataset).__qualname__}"
         digest = hashlib.sha256(f"{location}\0{len(self)}".encode()).hexdigest()
-        return {
-            "kind": self.kind,
-            "source": type(self).__name__,
-            "location": location,
-            "count": len(self),
-            "preset": self.preset.name if self.kind == "images" else None,
-            "columns": dict(self.keys),
-            "class_names": self.class_names,
-            "fingerprint": f"sha256:{digest}",
-        }
+        preset = self.preset if self.kind == "images" else None
+        return self.description(location, preset, self.keys, f"sha256:{digest}")
 
 
 class HuggingFace(SourceBase):
@@ -229,16 +221,8 @@ class HuggingFace(SourceBase):
         split = self.dataset.split
         location = (name or "datasets.Dataset") + (f"[{split}]" if split else "")
         digest = hashlib.sha256(f"{self._fingerprint}\0{len(self)}".encode()).hexdigest()
-        return {
-            "kind": self.kind,
-            "source": type(self).__name__,
-            "location": location,
-            "count": len(self),
-            "preset": self.preset.name if self.kind == "images" else None,
-            "columns": dict(self.columns),
-            "class_names": self.class_names,
-            "fingerprint": f"sha256:{digest}",
-        }
+        preset = self.preset if self.kind == "images" else None
+        return self.description(location, preset, self.columns, f"sha256:{digest}")
 
 
 def hugging_face_dataset(value: Any) -> bool | None:
