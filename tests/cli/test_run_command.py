@@ -170,3 +170,27 @@ def test_an_unknown_metric_is_one_line_with_a_suggestion(gt, tmp_path, capsys):
     line = one_error_line(capsys.readouterr().err)
     assert "pointng_game" in line and "Did you mean 'pointing_game'?" in line
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "text"),
+    [
+        ("demo", "folder", False),  # the image demo (EfficientNet-Lite0) on a folder of images
+        ("demo", "texts.csv", True),  # the text demo (MiniLM) on a file of texts
+        ("minilm-sentiment", "texts.csv", True),
+        ("gt_cnn", "images.csv", False),
+    ],
+)
+def test_the_data_decides_which_demo_model_runs(tmp_path, model, data, text):
+    # `demo` names both demos; a folder of images once picked the text one, and failed
+    from attrib.cli.main import build_parser
+    from attrib.cli.run import _is_text
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "texts.csv").write_text("text,label\ngood,1\n")
+    (tmp_path / "images.csv").write_text("path,label\na.png,1\n")
+    out = str(tmp_path / "r")
+    args = build_parser().parse_args(
+        ["run", str(tmp_path / data), "--model", model, "--method", "saliency", "--out", out]
+    )
+    assert _is_text(args) is text

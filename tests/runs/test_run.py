@@ -381,3 +381,30 @@ def test_a_full_disk_stops_the_run_with_the_done_shards_kept_and_a_resume_finish
     monkeypatch.setattr(map_files, "write_maps", real)
     done = run(model, gt, methods="saliency", out=out, shard_size=5, **_quiet())
     assert [r["index"] for r in done.samples.to_pylist()] == list(range(N))
+
+
+class _CountsRows(nn.Module):
+    """The shipped CNN, counting the rows it is asked to score."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = load_ground_truth_cnn()
+        self.rows = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.rows += len(x)
+        return self.inner(x)
+
+
+@pytest.mark.parametrize(("target", "forwards"), [("predicted", 1), ("label", 2)])
+def test_the_first_method_forward_gives_the_predictions(gt, tmp_path, target, forwards):
+    # Saliency needs one forward per sample; explaining the predicted class, the run takes
+    # its predictions from that forward (one row per sample in all). Explaining the label, it
+    # needs the prediction first: a forward of its own, then Saliency's.
+    counting = _CountsRows().eval()
+    done = run(counting, gt, methods="saliency", target=target, out=tmp_path / "r", **_quiet())
+    assert counting.rows == forwards * N
+    rows = done.samples.to_pylist()
+    source = open_source(gt, preset="none")
+    x = torch.stack([source[i].input for i in range(N)])
+    assert [r["prediction"] for r in rows] == counting.inner(x).argmax(1).tolist()

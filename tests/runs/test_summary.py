@@ -441,6 +441,8 @@ def test_the_ranking_on_a_constructed_case():
     first = [line.split()[:2] for line in lines if line[:1].isdigit()][:6]
     assert first == [["1", "T2"], ["2", "T1"], ["3", "Ua"], ["4", "Ub"], ["5", "Uc"], ["6", "D"]]
     assert RANKING in summary.text()
+    # the sentences name the methods in the table's order, not the scores' (T1 came first)
+    assert "Trust on this model and data (6 samples): T2, T1." in summary.text()
 
 
 def test_the_ranking_puts_uncompared_methods_after_compared_ones():

@@ -219,9 +219,10 @@ def summarize(args: argparse.Namespace) -> int:
 
 
 def _is_text(args: argparse.Namespace) -> bool:
+    # `demo` names both demo models: the data says which (a folder of images, or texts)
     if args.text_column is not None:
         return True
-    if args.model is not None and _text_spec(args.model):
+    if args.model is not None and _text_spec(args.model) and not _image_spec(args.model):
         return True
     from attrib.runs.sources.tables import table_columns, table_suffix
 
@@ -229,6 +230,12 @@ def _is_text(args: argparse.Namespace) -> bool:
         return False
     columns = table_columns(args.data)
     return args.path_column not in columns and "text" in columns
+
+
+def _image_spec(spec: str) -> bool:
+    from attrib.runs.models import DEMO_MODELS
+
+    return spec in DEMO_MODELS
 
 
 def _text_spec(spec: str) -> bool:

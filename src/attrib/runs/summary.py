@@ -145,7 +145,9 @@ class RunSummary:
             ]
         if not self.methods:
             return ["The scores hold no method: there is nothing to judge."]
-        judged = self.verdict.methods
+        order = {name: i for i, name in enumerate(self.ranking)}
+        # in the table's order (best first), not the order of the scores
+        judged = sorted(self.verdict.methods, key=lambda m: order.get(m.method, len(order)))
         on = f"{self.ok} sample{_s(self.ok)}"
         trusted = [m.method for m in judged if m.trust == "trust"]
         out = [
@@ -342,7 +344,10 @@ class RunSummary:
         stat = self.stats.get(method, {}).get(metric)
         if stat is None or stat.n == 0:
             return ""
-        text = _num(stat.mean) if math.isnan(stat.se) else f"{_num(stat.mean)} ± {_num(stat.se)}"
+        # the error with as many decimals as the mean (0.086 ± 0.001, not ± 0.000842)
+        plain = abs(stat.mean) < 1e4 and (stat.mean == 0 or abs(stat.mean) >= 1e-3)
+        se = f"{stat.se:.3f}" if plain and math.isfinite(stat.se) else _num(stat.se)
+        text = _num(stat.mean) if math.isnan(stat.se) else f"{_num(stat.mean)} ± {se}"
         return text + (f" (n={stat.n})" if stat.n != self.ok else "")
 
     def _comparison_table(self, table: Any, compared: Sequence[str]) -> list[str]:

@@ -6,7 +6,8 @@ store never sees half a shard. For each shard:
 1. samples that could not be read, or whose input has another shape than the run's, become
    error rows (``status="error"`` and the reason);
 2. one forward gives each sample's prediction and top-k probabilities; the target is the
-   predicted class (or the label, ``target="label"``);
+   predicted class (or the label, ``target="label"``). Explaining the predicted class, the
+   first deterministic method's own forward is that forward (``Attribution.output``);
 3. every method explains the batch. Methods that draw random numbers (those with a ``seed``
    setting) explain one sample at a time with the seed ``mix_seed(run seed, sample
    index)``: a sample's map is the same in any shard, any process and any resume;
@@ -178,16 +179,24 @@ class ShardWorker:
         job = self.job
         device = torch.device(job.device)
         x = torch.stack([s.input for s in samples]).to(device)
-        logits = self._each(samples, rows, "model", lambda idx: self._logits(x[idx]))
-        alive = [i for i, s in enumerate(samples) if rows[s.index]["status"] == "ok"]
-        if not alive:
-            return
+        attributions: dict[str, dict[int, Attribution]] = {}
+        first = self._shared_forward(x)
+        if first is not None:  # the first method's forward gave the predictions
+            name, joined, logits = first
+            alive = list(range(len(samples)))
+            attributions[name] = {i: _row_of(joined, i) for i in alive}
+        else:
+            logits = self._each(samples, rows, "model", lambda idx: self._logits(x[idx]))
+            alive = [i for i, s in enumerate(samples) if rows[s.index]["status"] == "ok"]
+            if not alive:
+                return
         targets = self._targets(samples, logits, rows, alive)
         alive = [i for i in alive if rows[samples[i].index]["status"] == "ok"]
-        attributions: dict[str, dict[int, Attribution]] = {}
         for name, method in job.methods.items():
             if not alive:
                 break
+            if name in attributions:
+                continue
             attributions[name] = self._explain(name, method, samples, x, targets, alive, rows)
             alive = [i for i in alive if i in attributions[name]]
         if not alive:
@@ -223,6 +232,46 @@ class ShardWorker:
         if job.metrics:
             masks = _masks([samples[i] for i in alive], xs.shape[-2:], device)
             self._score(samples, alive, xs, target, maps, full, masks, result)
+
+    def _shared_forward(self, x: torch.Tensor) -> tuple[str, Attribution, torch.Tensor] | None:
+        """``(name, attribution, logits)`` of the first deterministic method explaining the
+        predicted class of every sample, whose own forward gives the predictions: a run of
+        Saliency then costs what Saliency costs, not a forward more. ``None`` (the run then
+        takes one forward of its own) where the target is the label, every method draws at
+        random, the method fails on the batch, or its output is not one row of scores per
+        sample."""
+        if self.job.target != "predicted":
+            return None
+        name = next((n for n in self.job.methods if not self._random[n]), None)
+        if name is None:
+            return None
+        from attrib.core.batching import default_batch_size
+
+        method = self.job.methods[name]
+
+        def call(rows_per_forward: int | None) -> Attribution:
+            settings: dict[str, Any] = {}
+            if rows_per_forward is not None and _takes(method, "batch_size"):
+                settings["batch_size"] = rows_per_forward
+            return method(x, "predicted", **settings)
+
+        try:
+            joined = self.budget.run(call, default_batch_size(x[:1], 10**9))
+            logits = select_output(joined.output).detach().float()
+        except Exception as error:
+            if isinstance(error, KeyboardInterrupt) or is_out_of_memory(error):
+                raise
+            return None  # the usual path retries sample by sample and names the failures
+        target = joined.target
+        if (
+            logits.dim() < 2
+            or len(logits) != len(x)
+            or _length(joined) != len(x)
+            or not isinstance(target, torch.Tensor)
+            or not torch.equal(target.cpu(), logits.flatten(1).argmax(dim=-1).cpu())
+        ):
+            return None
+        return name, joined, logits
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         from attrib.core.batching import default_batch_size

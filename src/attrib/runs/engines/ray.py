@@ -57,7 +57,18 @@ def _decode(row: dict[str, Any], reader: ShardReader) -> dict[str, Any]:
 class _Explain:
     """The actor: a job's worker and the store; commits each shard it explains."""
 
-    def __init__(self, root: str, job: Job, map_format: str | None, pid_dir: str | None) -> None:
+    def __init__(
+        self,
+        root: str,
+        job: Job,
+        map_format: str | None,
+        pid_dir: str | None,
+        threads: int | None = None,
+    ) -> None:
+        if threads is not None:  # Ray sets OMP_NUM_THREADS to whole CPUs, 1 for 1.5
+            import torch
+
+            torch.set_num_threads(threads)
         self.store = RunStore(root)
         self.worker = ShardWorker(job)
         self.map_format = map_format
@@ -116,12 +127,14 @@ def run_ray(
         items = [{"shard": k} for k in reader.shards]
         data = ray.data.from_items(items, override_num_blocks=len(items))
         decoded = data.map(_decode, fn_args=(reader,), num_cpus=0.5)
+        cpus = _cpus_per_worker(ray, workers, gpus_per_worker)
+        threads = None if gpus_per_worker else max(1, round(cpus))
         explained = decoded.map_batches(
             _Explain,
-            fn_constructor_args=(str(store.root), job, map_format, pid_dir),
+            fn_constructor_args=(str(store.root), job, map_format, pid_dir, threads),
             batch_size=1,
-            concurrency=workers,
-            num_cpus=_cpus_per_worker(ray, workers, gpus_per_worker),
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=cpus,
             num_gpus=gpus_per_worker or None,
         )
         for row in explained.iter_rows():
@@ -133,7 +146,8 @@ def run_ray(
 
 def _cpus_per_worker(ray: Any, workers: int, gpus: float) -> float:
     """CPUs each actor asks for: a GPU actor needs one to feed it; CPU actors share the
-    cluster's CPUs (leaving room for the decoding tasks)."""
+    cluster's CPUs (leaving room for the decoding tasks), and run torch on as many threads,
+    rounded (1.5 CPUs: 2 threads, as the local engine uses both cores of a 2-core machine)."""
     if gpus:
         return 1.0
     total = ray.cluster_resources().get("CPU", 1)
