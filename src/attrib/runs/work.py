@@ -180,11 +180,13 @@ class ShardWorker:
         device = torch.device(job.device)
         x = torch.stack([s.input for s in samples]).to(device)
         attributions: dict[str, dict[int, Attribution]] = {}
+        whole: dict[str, tuple[list[int], Attribution]] = {}  # a method's batch, unsplit
         first = self._shared_forward(x)
         if first is not None:  # the first method's forward gave the predictions
             name, joined, logits = first
             alive = list(range(len(samples)))
             attributions[name] = {i: _row_of(joined, i) for i in alive}
+            whole[name] = (list(alive), joined)
         else:
             logits = self._each(samples, rows, "model", lambda idx: self._logits(x[idx]))
             alive = [i for i, s in enumerate(samples) if rows[s.index]["status"] == "ok"]
@@ -201,33 +203,44 @@ class ShardWorker:
             alive = [i for i in alive if i in attributions[name]]
         if not alive:
             return
-        for name in job.methods:  # float16 holds magnitudes up to 65504
-            for i in alive:
-                largest = _largest(attributions[name][i], job.full)
-                if largest != largest:
+        full: dict[str, Attribution] = {}
+        maps: dict[str, torch.Tensor] = {}
+        for name in job.methods:
+            kept = whole.get(name)
+            full[name] = (
+                kept[1]
+                if kept is not None and kept[0] == alive
+                else _join([attributions[name][i] for i in alive])
+            )
+            maps[name] = _map(full[name]).float()
+            # float16 holds magnitudes up to 65504
+            largest = _largest_per_row(maps[name], full[name] if job.full else None)
+            for k, i in enumerate(alive):
+                value = float(largest[k])
+                if value != value:
                     _fail(rows[samples[i].index], f"{name}: NaN in the attributions")
-                elif largest > _FLOAT16_MAX:
+                elif value > _FLOAT16_MAX:
                     _fail(
                         rows[samples[i].index],
-                        f"{name}: attributions up to {largest:.3g}, beyond what float16 maps "
+                        f"{name}: attributions up to {value:.3g}, beyond what float16 maps "
                         "hold (65504); explain a score of smaller scale (probabilities, "
                         "output=...)",
                     )
-        alive = [i for i in alive if rows[samples[i].index]["status"] == "ok"]
-        if not alive:
+        keep = [k for k, i in enumerate(alive) if rows[samples[i].index]["status"] == "ok"]
+        if not keep:
             return
+        if len(keep) < len(alive):
+            kept_rows = torch.tensor(keep, dtype=torch.long)
+            full = {name: _rows(a, kept_rows) for name, a in full.items()}
+            maps = {name: m[kept_rows.to(m.device)] for name, m in maps.items()}
+            alive = [alive[k] for k in keep]
         index = torch.tensor(alive, dtype=torch.long)
         xs, target = x[index], targets[index.to(targets.device)]
         ids = [samples[i].id for i in alive]
-        maps: dict[str, torch.Tensor] = {}
-        full: dict[str, Attribution] = {}
         for name in job.methods:
-            joined = _join([attributions[name][i] for i in alive])
-            full[name] = joined
-            maps[name] = _map(joined).float()
             result.maps[name] = (ids, maps[name].cpu().numpy().astype(np.float16))
-            if job.full and not isinstance(joined.values, dict):
-                values = joined.values.detach().cpu().numpy().astype(np.float16)
+            if job.full and not isinstance(full[name].values, dict):
+                values = full[name].values.detach().cpu().numpy().astype(np.float16)
                 result.full[name] = (ids, values)
         if job.metrics:
             masks = _masks([samples[i] for i in alive], xs.shape[-2:], device)
@@ -576,11 +589,13 @@ def _at_input(maps: torch.Tensor, size: Any) -> torch.Tensor:
     return upsampled[:, 0]
 
 
-def _largest(attribution: Attribution, full: bool) -> float:
-    """The largest magnitude a sample's stored map (and full attribution) will hold."""
-    biggest = float(_map(attribution).abs().max())
-    if full and isinstance(attribution.values, torch.Tensor):
-        biggest = max(biggest, float(attribution.values.detach().abs().max()))
+def _largest_per_row(maps: torch.Tensor, full: Attribution | None) -> torch.Tensor:
+    """The largest magnitude each sample's stored map (and full attribution) will hold
+    (NaN where one holds a NaN)."""
+    biggest = maps.flatten(1).abs().amax(dim=1).cpu()
+    if full is not None and isinstance(full.values, torch.Tensor):
+        values = full.values.detach().flatten(1).abs().amax(dim=1).float().cpu()
+        biggest = torch.maximum(biggest, values)  # NaN wins, as it should
     return biggest
 
 

@@ -1,10 +1,11 @@
 """The local engine: one process explains, ``DataLoader`` workers decode, a thread writes.
 
 Decoding (Pillow, resizing) runs in ``workers`` processes ahead of the explanation (two
-shards each), and committing a shard (Parquet, map files, fsync, rename) runs in a writer
-thread while the next shard is explained: torch releases the interpreter lock in its
-kernels, so the three overlap and the run goes at the speed of the model. At most two
-finished shards wait for the writer, so memory stays bounded.
+shards each, their tensors stacked: ``PackedSamples``), and committing a shard (Parquet, map
+files, fsync, rename) runs in a writer thread while the next shard is explained: torch
+releases the interpreter lock in its kernels, so the three overlap and the run goes at the
+speed of the model. At most two finished shards wait for the writer, so memory stays
+bounded.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader
 
-from attrib.runs.engines.shards import ShardReader
+from attrib.runs.engines.shards import PackedShards, ShardReader
 from attrib.runs.store import RunStore, ShardResult
 from attrib.runs.work import Job, ShardWorker
 
@@ -85,7 +86,7 @@ def run_local(
         return
     worker = ShardWorker(job, say)
     loader: DataLoader[Any] = DataLoader(
-        reader,  # type: ignore[arg-type]
+        PackedShards(reader),  # type: ignore[arg-type]
         batch_size=None,
         num_workers=workers,
         collate_fn=_as_is,
@@ -93,7 +94,7 @@ def run_local(
     )
     writer = _Writer(store, map_format, on_commit)
     try:
-        for shard, samples in loader:
-            writer.put(worker.explain(shard, samples))
+        for shard, packed in loader:
+            writer.put(worker.explain(shard, packed.unpack()))
     finally:
         writer.close()
