@@ -37,6 +37,7 @@ drift of the machine during the report cancels. ``BENCH_RUN_SAMPLES=256`` makes 
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import shutil
@@ -145,6 +146,7 @@ class _Workspace:
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="attrib-bench-runs-"))
+        atexit.register(shutil.rmtree, self.root, ignore_errors=True)  # ~500 MB of files
         self.photos: Path | None = None
         self.model: torch.nn.Module | None = None
 
@@ -204,16 +206,21 @@ def measure_local(progress: Callable[[str], None]) -> dict[str, Any]:
     return out
 
 
+def _ratio_cells(name: str, first: float, second: float, ratio: float, target: float) -> list:
+    """A table row: two rates, their ratio and whether it meets ``target``."""
+    return [
+        name,
+        f"{first:.2f}",
+        f"{second:.2f}",
+        f"{ratio:.2f}",
+        "yes" if ratio >= target else "NO",
+    ]
+
+
 def _local_report(ctx: ReportContext) -> ReportResult:
     data = measure_local(ctx.progress)
     rows = [
-        [
-            name,
-            f"{d['loop_samples_s']:.2f}",
-            f"{d['run_samples_s']:.2f}",
-            f"{d['ratio']:.2f}",
-            "yes" if d["ratio"] >= 0.9 else "NO",
-        ]
+        _ratio_cells(name, d["loop_samples_s"], d["run_samples_s"], d["ratio"], 0.9)
         for name, d in data.items()
     ]
     header = ["method", "plain loop samples/s", "attrib run samples/s", "run/loop", ">= 0.9"]
@@ -296,11 +303,7 @@ def _ray_report(ctx: ReportContext) -> ReportResult:
     data = measure_ray(ctx.progress)
     rows = [
         [
-            name,
-            f"{SAMPLES / d['local_s']:.2f}",
-            f"{SAMPLES / d['ray_s']:.2f}",
-            f"{d['ratio']:.2f}",
-            "yes" if d["ratio"] >= 0.75 else "NO",
+            *_ratio_cells(name, SAMPLES / d["local_s"], SAMPLES / d["ray_s"], d["ratio"], 0.75),
             "yes" if d["same_rows"] else "NO",
             f"{d['max_map_rel_diff']:.1e}",
         ]

@@ -195,7 +195,8 @@ def test_a_killed_actor_loses_no_sample_and_repeats_none(
     thread.start()
     try:
         store = RunStore(out)
-        _wait(lambda: len(store.done_shards()) >= 1 or not thread.is_alive(), "a shard")
+        # Ray and two actors start first: minutes on a loaded 2-core machine
+        _wait(lambda: len(store.done_shards()) >= 1 or not thread.is_alive(), "a shard", 600)
         assert thread.is_alive(), found
         victim = _pids(pids)[0]
         assert len(store.done_shards()) < SHARDS, "the run ended before the kill"
@@ -254,7 +255,7 @@ def test_a_killed_driver_leaves_shards_that_a_local_resume_finishes(
     try:
         assert driver.stdout is not None and driver.stdout.readline().strip() == "start"
         store = RunStore(out)
-        _wait(lambda: len(store.done_shards()) >= 1 or driver.poll() is not None, "a shard")
+        _wait(lambda: len(store.done_shards()) >= 1 or driver.poll() is not None, "a shard", 600)
         assert driver.poll() is None, driver.communicate()
         driver.kill()  # SIGKILL
     finally:
