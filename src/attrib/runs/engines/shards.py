@@ -55,9 +55,8 @@ class PackedSamples:
 
     A ``DataLoader`` worker hands each tensor to the main process through shared memory, and
     each costs a file descriptor passed over a socket of its own: a shard of 64 images took
-    0.02-0.2 s (median 0.06 s) of the main thread, one stacked tensor 0.01-0.03 s. ``unpack``
-    gives the
-    samples back, their tensors views of the stacked ones (no copy).
+    0.02-0.2 s (median 0.06 s) of the main thread, one stacked tensor 0.01-0.03 s.
+    ``unpack`` gives the samples back, their tensors views of the stacked ones (no copy).
     """
 
     samples: list[Sample]
