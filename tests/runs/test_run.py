@@ -255,24 +255,28 @@ def test_a_run_where_every_sample_fails_stops_with_the_reason(tmp_path):
         )
 
 
-class _SmallMemory(nn.Module):
-    """The shipped CNN on a device that holds at most 4 rows per forward."""
+class _Instrumented(nn.Module):
+    """The shipped CNN, counting the rows it scores and the most in one forward; with
+    ``limit``, on a device that holds at most that many rows per forward."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int | None = None) -> None:
         super().__init__()
         self.inner = load_ground_truth_cnn()
+        self.limit = limit
+        self.rows = 0
         self.largest = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if len(x) > 4:
+        if self.limit is not None and len(x) > self.limit:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        self.rows += len(x)
         self.largest = max(self.largest, len(x))
         return self.inner(x)
 
 
 def test_out_of_memory_halves_the_rows_per_forward_and_says_so_once(gt, tmp_path):
     said: list[str] = []
-    small = _SmallMemory().eval()
+    small = _Instrumented(limit=4).eval()
     done = run(
         small,
         gt,
@@ -383,25 +387,12 @@ def test_a_full_disk_stops_the_run_with_the_done_shards_kept_and_a_resume_finish
     assert [r["index"] for r in done.samples.to_pylist()] == list(range(N))
 
 
-class _CountsRows(nn.Module):
-    """The shipped CNN, counting the rows it is asked to score."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.inner = load_ground_truth_cnn()
-        self.rows = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.rows += len(x)
-        return self.inner(x)
-
-
 @pytest.mark.parametrize(("target", "forwards"), [("predicted", 1), ("label", 2)])
 def test_the_first_method_forward_gives_the_predictions(gt, tmp_path, target, forwards):
     # Saliency needs one forward per sample; explaining the predicted class, the run takes
     # its predictions from that forward (one row per sample in all). Explaining the label, it
     # needs the prediction first: a forward of its own, then Saliency's.
-    counting = _CountsRows().eval()
+    counting = _Instrumented().eval()
     done = run(counting, gt, methods="saliency", target=target, out=tmp_path / "r", **_quiet())
     assert counting.rows == forwards * N
     rows = done.samples.to_pylist()

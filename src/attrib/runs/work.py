@@ -263,10 +263,7 @@ class ShardWorker:
         method = self.job.methods[name]
 
         def call(rows_per_forward: int | None) -> Attribution:
-            settings: dict[str, Any] = {}
-            if rows_per_forward is not None and _takes(method, "batch_size"):
-                settings["batch_size"] = rows_per_forward
-            return method(x, "predicted", **settings)
+            return method(x, "predicted", **_rows_setting(method, rows_per_forward))
 
         try:
             joined = self.budget.run(call, default_batch_size(x[:1], 10**9))
@@ -337,9 +334,7 @@ class ShardWorker:
         natural = default_batch_size(x[:1], 10**9)
 
         def call(idx: list[int], rows_per_forward: int | None) -> Attribution:
-            settings: dict[str, Any] = {}
-            if rows_per_forward is not None and _takes(method, "batch_size"):
-                settings["batch_size"] = rows_per_forward
+            settings = _rows_setting(method, rows_per_forward)
             if self._random[name]:
                 settings["seed"] = mix_seed(self.job.seed, samples[idx[0]].index)
             index = torch.tensor(idx, dtype=torch.long, device=x.device)
@@ -700,6 +695,12 @@ def _join(parts: list[Attribution]) -> Attribution:
         elif name == "delta":
             changes[name] = None
     return replace(parts[0], **changes)
+
+
+def _rows_setting(method: Any, rows: int | None) -> dict[str, Any]:
+    """The call settings that cap ``method`` at ``rows`` per forward (none when unlimited,
+    or when the method has no ``batch_size``)."""
+    return {"batch_size": rows} if rows is not None and _takes(method, "batch_size") else {}
 
 
 def _takes(method: Any, setting: str) -> bool:
