@@ -96,9 +96,10 @@ def _resnet18() -> torch.nn.Module:
 
 
 def _method(model: torch.nn.Module, name: str) -> Any:
+    """The method as the run builds it: a CAM keeps its layer's resolution (7 x 7)."""
     from attrib.methods import GradCAM, Saliency
 
-    return GradCAM(model, "layer4") if name == "GradCAM" else Saliency(model)
+    return GradCAM(model, "layer4", upsample=False) if name == "GradCAM" else Saliency(model)
 
 
 def _decoded(folder: Path) -> list[torch.Tensor]:
@@ -506,7 +507,7 @@ RESNET50_FORWARD_GFLOP = 4.1
 def estimate(
     decode_per_core: float,
     write_mb_s: float,
-    map_bytes: float,
+    map_bytes: dict[str, float],
     model_per_s: dict[str, float],
     workers: tuple[int, ...] = (1, 8, 64),
     cores_per_worker: int = 8,
@@ -514,7 +515,8 @@ def estimate(
     """Hours for ``ESTIMATE_IMAGES`` per method and worker count, and the limiting stage.
 
     A worker decodes on ``cores_per_worker - 1`` cores, computes at ``model_per_s`` and
-    writes with one thread at ``write_mb_s`` of raw maps (``map_bytes`` raw per image); the
+    writes with one thread at ``write_mb_s`` of raw maps (``map_bytes[method]`` raw per
+    image: 224^2 float16 for input maps, 7^2 for a CAM at its layer's resolution); the
     stages overlap (as in both engines), so a worker runs at the slowest stage's rate.
     """
     out: dict[str, Any] = {}
@@ -522,7 +524,7 @@ def estimate(
         stages = {
             "decode": decode_per_core * (cores_per_worker - 1),
             "model": model_rate,
-            "write": write_mb_s * 1e6 / map_bytes,
+            "write": write_mb_s * 1e6 / map_bytes[method],
         }
         limit = min(stages, key=stages.__getitem__)
         out[method] = {
@@ -541,21 +543,24 @@ def measure_estimate(progress: Callable[[str], None], device: torch.device) -> d
     store = _FIGURES.get("store") or measure_store(progress)
     saliency = store["methods"]["Saliency"]
     write = saliency["write_mb_s"]
-    raw = saliency["raw_bytes_per_sample"]  # 224 x 224 float16: Grad-CAM maps upsampled too
+    raw = saliency["raw_bytes_per_sample"]  # 224 x 224 float16
     gpu_grad = ASSUMED_GPU_TFLOPS * 1e12 / (2 * RESNET50_FORWARD_GFLOP * 1e9)
-    rates = {"GradCAM": gpu_grad, f"IntegratedGradients ({IG_STEPS} steps)": gpu_grad / IG_STEPS}
+    ig = f"IntegratedGradients ({IG_STEPS} steps)"
+    rates = {"GradCAM": gpu_grad, ig: gpu_grad / IG_STEPS}
+    cam_raw = 7 * 7 * 2  # resnet50's layer4 at 224^2, float16
+    raws = {"GradCAM": cam_raw, ig: raw, "GradCAM (resnet18)": cam_raw}
     data = {
         "decode_per_core_s": decode,
         "write_mb_s": write,
         "raw_map_bytes": raw,
         "assumed_gpu_tflops": ASSUMED_GPU_TFLOPS,
         "measured_on_gpu": device.type == "cuda",
-        "gpu": estimate(decode, write, raw, rates),
+        "gpu": estimate(decode, write, raws, rates),
     }
     local = _FIGURES.get("local")
     if local:  # workers like this machine: every stage measured
         cpu_rates = {"GradCAM (resnet18)": local["GradCAM"]["run_samples_s"]}
-        data["this_machine"] = estimate(decode, write, raw, cpu_rates, cores_per_worker=2)
+        data["this_machine"] = estimate(decode, write, raws, cpu_rates, cores_per_worker=2)
     _FIGURES["estimate"] = data
     return data
 

@@ -102,6 +102,19 @@ def test_presets_fix_geometry_and_values(tmp_path):
     assert float(crop.tensor.max()) == 1.0 and crop.tensor.shape == (3, 224, 224)
     none = prepare(array, PRESETS["none"])
     assert none.tensor.shape == (3, 300, 400)
+    # values: ((u8 / 255) - mean) / std per channel, in float32 (within its rounding)
+    rng = np.random.default_rng(0)
+    noisy = rng.integers(0, 256, size=(256, 256, 3), dtype=np.uint8)
+    got = prepare(noisy, PRESETS["imagenet"])  # 256 already: only the centre crop
+    pixels = noisy[16:240, 16:240].astype(np.float64) / 255
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    want = ((pixels - mean) / std).transpose(2, 0, 1)
+    assert got.tensor.is_contiguous() and got.tensor.dtype == torch.float32
+    # three float32 roundings (/255, -mean, /std) of values below 2.7 in magnitude
+    np.testing.assert_allclose(got.tensor.numpy(), want, rtol=0, atol=4 * 2.0**-24 * 2.7)
+    np.testing.assert_allclose(got.pixels, pixels, rtol=2.0**-24, atol=0)
+    got.tensor.zero_()  # its own memory: the picture and the pixels are untouched
+    assert noisy.any() and got.pixels.any()
     path = tmp_path / "grey.png"
     Image.fromarray(array[..., 0]).save(path)  # one channel: read as RGB
     assert load_image(path, PRESETS["none"]).tensor.shape == (3, 300, 400)

@@ -25,6 +25,7 @@ from attrib.runs import RunFailedError, open_run, run
 from attrib.runs.ground_truth import write_ground_truth_folder
 from attrib.runs.manifest import RunMismatchError
 from attrib.runs.sources import open_source
+from attrib.runs.work import at_input
 from tests.conftest import assert_state_restored, model_state
 
 pa = pytest.importorskip("pyarrow")
@@ -79,16 +80,27 @@ def test_every_sample_once_with_the_maps_and_scores_of_the_methods_called_direct
         assert row["top_classes"] == top.indices.tolist()
         np.testing.assert_allclose(row["top_probabilities"], top.values.numpy(), rtol=1e-6)
 
-    expected = {
+    # stored: Saliency at the input's resolution, Grad-CAM at its layer's (8 x 8); scored:
+    # both at the input's, Grad-CAM's map as GradCAM upsamples it
+    kept = {
         "Saliency": Saliency(model)(x, predicted).saliency("max_abs"),
+        "GradCAM": GradCAM(model, layer="features.9", upsample=False)(x, predicted).values,
+    }
+    expected = {
+        "Saliency": kept["Saliency"],
         "GradCAM": GradCAM(model, layer="features.9")(x, predicted).values,
     }
+    assert kept["GradCAM"].shape[-2:] == (8, 8) and expected["GradCAM"].shape[-2:] == (32, 32)
     scores = done.scores.to_pylist()
     for name, maps in expected.items():
         ids, stored = done.maps(name)
         assert ids == [r["id"] for r in samples] and stored.dtype == np.float16
         scale = float(maps.abs().max())
-        np.testing.assert_allclose(stored.astype(np.float32), maps.numpy(), atol=scale * FLOAT16)
+        np.testing.assert_allclose(
+            stored.astype(np.float32), kept[name].numpy(), atol=scale * FLOAT16
+        )
+        _, upsampled = done.maps(name, size=(32, 32))
+        np.testing.assert_allclose(upsampled, maps.numpy(), atol=scale * FLOAT16)
         curve = deletion(model, x, maps, predicted, steps=20).area()
         got = {
             r["index"]: r["value"]
@@ -116,6 +128,7 @@ def test_every_sample_once_with_the_maps_and_scores_of_the_methods_called_direct
     manifest = json.loads((done.path / "manifest.json").read_text())
     assert manifest["torch_version"] == torch.__version__
     assert manifest["methods"]["GradCAM"]["settings"]["layer"] == "features.9"
+    assert manifest["methods"]["GradCAM"]["settings"]["upsample"] is False
     assert (done.path / "summary.md").exists() and (done.path / "summary.json").exists()
 
 
@@ -132,6 +145,33 @@ def test_maps_by_id_and_unknown_methods(gt, model, tmp_path):
         done.maps("Saliency", ["not there"])
     again = open_run(done.path)
     assert again.methods == ["Saliency"] and again.samples.num_rows == N
+
+
+@pytest.mark.parametrize("normalize", [None, "minmax"])
+def test_a_cam_kept_at_its_layer_resolution_upsamples_to_the_cam_itself(model, normalize):
+    # bilinear upsampling is linear and min-max scaling ignores a positive affine map: the
+    # layer's map upsampled (and scaled again) is the CAM's own upsampled map
+    torch.manual_seed(3)
+    x = torch.rand(6, 3, 32, 32)
+    small = GradCAM(model, layer="features.9", normalize=normalize, upsample=False)(x, 1)
+    large = GradCAM(model, layer="features.9", normalize=normalize)(x, 1).values
+    got = at_input(small.values, (32, 32), normalize)
+    torch.testing.assert_close(got, large, rtol=1e-5, atol=1e-6 * float(large.abs().max()))
+
+
+def test_a_cam_is_stored_at_the_input_resolution_when_the_user_says_so(gt, model, tmp_path):
+    done = run(
+        model,
+        gt,
+        methods="gradcam,gradcam++",
+        layer="features.9",
+        settings={"GradCAM.upsample": True},
+        out=tmp_path / "r",
+        verdict=False,
+        **_quiet(),
+    )
+    assert done.maps("GradCAM")[1].shape == (N, 32, 32)
+    assert done.maps("GradCAMPlusPlus")[1].shape == (N, 8, 8)
 
 
 def test_random_methods_draw_per_sample_whatever_the_shards(gt, model, tmp_path):

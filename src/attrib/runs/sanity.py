@@ -70,8 +70,16 @@ def sanity_rows(
     rows: list[dict[str, Any]] = []
     for name, method in job.methods.items():
         explainer: Any = method
-        if job.batch_size is not None and "batch_size" in _settings(method):
-            explainer = method.replace(batch_size=job.batch_size)
+        settings = _settings(method)
+        changes: dict[str, Any] = {}
+        if job.batch_size is not None and "batch_size" in settings:
+            changes["batch_size"] = job.batch_size
+        if settings.get("upsample") is False:
+            # maps compared at the input's resolution, as the report compares them, however
+            # the run stores them (a CAM's map at its layer's resolution)
+            changes["upsample"] = True
+        if changes:
+            explainer = method.replace(**changes)
         if getattr(method, "draws_at_random", False):
             explainer = _Reseeded(explainer, mix_seed(job.seed, 1))
         try:

@@ -28,7 +28,7 @@ then missing, not wrong). Out of memory halves the rows per forward (``RowBudget
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -52,6 +52,7 @@ __all__ = [
     "NEEDS_METHOD",
     "Job",
     "ShardWorker",
+    "at_input",
     "one_line",
     "outcome_of",
 ]
@@ -420,10 +421,15 @@ class ShardWorker:
         job = self.job
         indices = [samples[i].index for i in alive]
         ids = [samples[i].id for i in alive]
-        pool: dict[str, tuple[torch.Tensor, Attribution, Any]] = {
-            name: (_at_input(maps[name], x.shape[-2:]), full[name], job.methods[name])
-            for name in job.methods
-        }
+        pool: dict[str, tuple[torch.Tensor, Attribution, Any]] = {}
+        for name, method in job.methods.items():
+            scored = at_input(maps[name], x.shape[-2:], getattr(method, "normalize", None))
+            attribution = full[name]
+            if scored is not maps[name] and attribution.channel_dim is None:
+                # a layer's map: the metrics that read the attribution (infidelity, ...)
+                # read the map they score, at the input's resolution
+                attribution = replace(attribution, values=scored)
+            pool[name] = (scored, attribution, method)
         random = random_maps(x.shape[0], x.shape[-2:], job.seed, indices).to(x.device)
         pool[RANDOM_MAP] = (
             random,
@@ -554,8 +560,6 @@ class _RunEvaluation(Evaluation):
 
 
 def _metric(function: Callable[[Evaluation], Any], ev: Evaluation, rows: int | None) -> Any:
-    from dataclasses import replace
-
     return torch.as_tensor(function(replace(ev, batch_size=rows))).detach().float().cpu()
 
 
@@ -573,15 +577,23 @@ def random_maps(n: int, size: Sequence[int], seed: int, indices: Sequence[int]) 
 _FLOAT16_MAX = 65504.0
 
 
-def _at_input(maps: torch.Tensor, size: Any) -> torch.Tensor:
-    """Maps at a layer's resolution (a layer's conductance) upsampled bilinearly to the
-    input's, as CAMs are, for the metrics that remove pixels; the stored maps keep theirs."""
+def at_input(maps: torch.Tensor, size: Any, normalize: str | None = None) -> torch.Tensor:
+    """Maps at a layer's resolution (a CAM kept at its layer's, a layer's conductance)
+    upsampled bilinearly to the input's, as CAMs upsample, for the metrics that remove
+    pixels; the stored maps keep theirs. A CAM that normalises its maps (its setting
+    ``normalize="minmax"``) normalises after upsampling: min-max scaling is invariant to
+    the positive affine map that scaled the stored map, so this gives the CAM's own
+    upsampled map."""
     if maps.dim() != 3 or tuple(maps.shape[-2:]) == tuple(size):
         return maps
     upsampled = torch.nn.functional.interpolate(
         maps[:, None], size=tuple(size), mode="bilinear", align_corners=False
-    )
-    return upsampled[:, 0]
+    )[:, 0]
+    if normalize == "minmax":
+        from attrib.methods.cam.maps import min_max
+
+        upsampled = min_max(upsampled)
+    return upsampled
 
 
 def _largest_per_row(maps: torch.Tensor, full: Attribution | None) -> torch.Tensor:
@@ -652,8 +664,6 @@ _PER_SAMPLE = ("values", "target", "delta", "output")
 
 def _rows(attribution: Attribution, index: torch.Tensor) -> Attribution:
     """The attribution of the samples ``index`` (the same object when that is all of them)."""
-    from dataclasses import replace
-
     n = _length(attribution)
     if len(index) == n and bool((index.cpu() == torch.arange(n)).all()):
         return attribution
@@ -681,8 +691,6 @@ def _row_of(attribution: Attribution, k: int) -> Attribution:
 def _join(parts: list[Attribution]) -> Attribution:
     """One attribution from per-sample ones, rows in order (a field that is not one tensor
     per sample in every part is kept from the first)."""
-    from dataclasses import replace
-
     if len(parts) == 1:
         return parts[0]
     changes: dict[str, Any] = {}
