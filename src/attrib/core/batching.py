@@ -20,6 +20,7 @@ from typing import Literal, TypeVar, Union
 
 import torch
 
+from attrib.core import memory
 from attrib.core.errors import SettingError
 from attrib.core.inputs import Inputs, leaves
 from attrib.core.progress import run_reporter
@@ -81,20 +82,27 @@ def default_batch_size(example: Inputs, total_rows: int) -> int:
 
 
 def chunks(
-    n_samples: int, rows_per_sample: int, batch_size: int, device: torch.device | str = "cpu"
+    n_samples: int,
+    rows_per_sample: int,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    start: int = 0,
 ) -> Iterator[Chunk]:
-    """Balanced contiguous chunks covering ``n_samples * rows_per_sample`` rows."""
+    """Balanced contiguous chunks covering rows ``start`` to ``n_samples * rows_per_sample``."""
     total = n_samples * rows_per_sample
-    if total == 0:
+    if total <= start:
         return
-    n_chunks = math.ceil(total / batch_size)
-    base, extra = divmod(total, n_chunks)
-    start = 0
+    n_chunks = math.ceil((total - start) / batch_size)
+    base, extra = divmod(total - start, n_chunks)
     for k in range(n_chunks):
         stop = start + base + (1 if k < extra else 0)
-        rows = torch.arange(start, stop, device=device)
-        yield Chunk(start, stop, rows // rows_per_sample, rows % rows_per_sample)
+        yield _chunk(start, stop, rows_per_sample, device)
         start = stop
+
+
+def _chunk(start: int, stop: int, rows_per_sample: int, device: torch.device | str) -> Chunk:
+    rows = torch.arange(start, stop, device=device)
+    return Chunk(start, stop, rows // rows_per_sample, rows % rows_per_sample)
 
 
 def run_chunks(
@@ -106,6 +114,8 @@ def run_chunks(
     weights: torch.Tensor | None = None,
     device: torch.device | str = "cpu",
     origin: torch.Tensor | None = None,
+    *,
+    automatic: bool = False,
 ) -> T:
     """Evaluate every row in chunks and reduce per sample.
 
@@ -118,6 +128,12 @@ def run_chunks(
     The rows of a chunk come from its samples (``chunk.sample``) of the current batch; where
     the ``n_samples`` are not the batch's samples (one entry per path, per (sample, channel)
     pair, ...), ``origin`` gives the batch row of each (``attrib.core.rows``).
+
+    Memory (``attrib.core.memory``): a chunk that runs out of memory is tried again as
+    chunks of half its rows, down to one row; the size that worked is remembered for the
+    next calls of the same ``evaluate`` on the device (one ``OutOfMemoryWarning``).
+    ``automatic=True`` (the caller chose ``batch_size`` itself, not the user): on CUDA the
+    first chunk is one row, whose peak memory and the free memory decide the rest's rows.
     """
     if reduce not in REDUCTIONS:
         raise SettingError("reduce", f"one of {REDUCTIONS}", reduce, "")
@@ -127,12 +143,41 @@ def run_chunks(
     reducer = _Reducer(reduce, n_samples, rows_per_sample, weights)
     report = run_reporter()  # the outermost run of a method reports its chunks
     total = n_samples * rows_per_sample
-    for chunk in chunks(n_samples, rows_per_sample, batch_size, device):
-        rows = chunk.sample if origin is None else origin[chunk.sample.to(origin.device)]
-        with rows_from(rows):
-            reducer.add(chunk, evaluate(chunk))
+    where = torch.device(device)
+    key = (str(where), getattr(evaluate, "__qualname__", type(evaluate).__name__))
+    size = min(batch_size, memory.remembered(key) or batch_size)
+
+    def add(chunk: Chunk, value: T) -> None:
+        reducer.add(chunk, value)
         if report is not None:
             report(chunk.stop, total)
+
+    def run(chunk: Chunk) -> T:
+        rows = chunk.sample if origin is None else origin[chunk.sample.to(origin.device)]
+        with rows_from(rows):
+            return evaluate(chunk)
+
+    done = 0
+    if automatic and total > 1 and memory.remembered(key) is None:
+        first = _chunk(0, 1, rows_per_sample, device)
+        measured = memory.rows_that_fit(where, lambda: run(first), min(total, MAX_DEFAULT_ROWS))
+        if measured is not None:
+            add(first, measured[0])
+            size, done = measured[1], 1
+    while done < total:
+        for chunk in chunks(n_samples, rows_per_sample, size, device, start=done):
+            try:
+                value = run(chunk)
+            except Exception as error:
+                if len(chunk) == 1 or not memory.is_out_of_memory(error):
+                    raise
+                del error  # its traceback holds the failed forward's tensors
+                memory.release(where)
+                size = len(chunk) // 2
+                memory.note_halved(key, size, key[1].split(".<locals>")[0])
+                break
+            add(chunk, value)
+            done = chunk.stop
     result: T = reducer.result()  # type: ignore[assignment]  # the structure evaluate gives
     return result
 

@@ -127,6 +127,7 @@ class LayerConductance(BaselineSettings, Method):
             "sum",
             weights=self.weights.to(x.dtype),
             device=x.device,
+            automatic=self.batch_size is None,
         )
         total = values.flatten(1).sum(1).to(torch.float64)
         delta = total - (scores_x.to(torch.float64) - scores_base.to(torch.float64))

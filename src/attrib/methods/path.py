@@ -307,6 +307,7 @@ class _Paths:
             weights=row_weights.to(dtype),
             device=leaves(self.inputs)[0].device,
             origin=self.sample_of(path),
+            automatic=self.method.batch_size is None,
         )
 
 
@@ -518,7 +519,13 @@ class ExpectedGradients(LayerSettings, Method):
 
         size = self.batch_size or default_batch_size(inputs, n * self.samples)
         values = run_chunks(
-            evaluate, n, self.samples, size, "mean", device=leaves(inputs)[0].device
+            evaluate,
+            n,
+            self.samples,
+            size,
+            "mean",
+            device=leaves(inputs)[0].device,
+            automatic=self.batch_size is None,
         )
         delta = self._delta(values, scores_x, resolved, refs, drawn) if self.delta else None
         return self.result(values, resolved.public, output, baseline=self.references, delta=delta)

@@ -167,7 +167,15 @@ class _NoiseSmoothing(Method):
                 first.append(inner)
             return _pack(inner.values, inner.delta if keep_delta else None)
 
-        packed = run_chunks(evaluate, n, self.samples, size, self.reduction, device=device)
+        packed = run_chunks(
+            evaluate,
+            n,
+            self.samples,
+            size,
+            self.reduction,
+            device=device,
+            automatic=self.batch_size is None,
+        )
         values, delta = _unpack(packed)
         return self.result(
             values, target, output, delta=delta, channel_dim=first[0].channel_dim, seed=seed

@@ -14,18 +14,11 @@ from typing import TypeVar
 
 import torch
 
+from attrib.core.memory import is_out_of_memory
+
 __all__ = ["RowBudget", "is_out_of_memory"]
 
 T = TypeVar("T")
-
-_MESSAGES = ("out of memory", "can't allocate memory", "cannot allocate memory")
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` is an allocator running out of memory (GPU or CPU)."""
-    if isinstance(error, torch.OutOfMemoryError):
-        return True
-    return isinstance(error, RuntimeError) and any(m in str(error).lower() for m in _MESSAGES)
 
 
 class RowBudget:

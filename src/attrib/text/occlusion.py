@@ -84,7 +84,14 @@ class LeaveOneOut(Method):
                 return occluded.to(torch.float64)
 
             occluded = run_chunks(
-                evaluate, len(pairs), 1, size, "keep", device=x.device, origin=pairs[:, 0]
+                evaluate,
+                len(pairs),
+                1,
+                size,
+                "keep",
+                device=x.device,
+                origin=pairs[:, 0],
+                automatic=self.batch_size is None,
             )
             text, position = pairs[:, 0], pairs[:, 1]
             diff[text, position] = scores.to(torch.float64)[text] - occluded[:, 0]

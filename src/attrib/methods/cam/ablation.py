@@ -81,7 +81,10 @@ class AblationCAM(CAMMethod):
 
         row_size = raw[:1] if kind == "traced" else inputs
         size = self.batch_size or default_batch_size(row_size, n * channels)
-        ablated = run_chunks(evaluate, n, channels, size, "keep", device=raw.device)
+        automatic = self.batch_size is None
+        ablated = run_chunks(
+            evaluate, n, channels, size, "keep", device=raw.device, automatic=automatic
+        )
         weights = rules.ablation_weights(got.scores, ablated)
         return Computed(
             rules.weighted_sum(weights, maps, self.reduction),

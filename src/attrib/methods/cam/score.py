@@ -108,7 +108,14 @@ class ScoreCAM(CAMMethod):
         if total:
             batch = self.batch_size or default_batch_size(inputs, total)
             found = run_chunks(
-                evaluate, total, 1, batch, "keep", device=inputs.device, origin=row_sample
+                evaluate,
+                total,
+                1,
+                batch,
+                "keep",
+                device=inputs.device,
+                origin=row_sample,
+                automatic=self.batch_size is None,
             )
             found = found.reshape(total)
         else:  # every map constant, and constant maps weigh 0: nothing to evaluate

@@ -87,7 +87,9 @@ def masked_scores(
         return forward_scores(model, rows, target.rows(chunk.sample), output)[0]
 
     device = leaves(inputs)[0].device
-    scores = run_chunks(evaluate, n, per_sample * k, size, "keep", device=device)
+    scores = run_chunks(
+        evaluate, n, per_sample * k, size, "keep", device=device, automatic=batch_size is None
+    )
     return scores.to(torch.float64).view(n, per_sample, k).mean(2)
 
 
