@@ -21,15 +21,19 @@ from typing import Any
 
 import torch
 
+from attrib.core.batching import default_batch_size, run_chunks
 from attrib.core.errors import SettingError
+from attrib.core.hooks import prepared
 from attrib.core.inputs import Inputs, attribution_dtype
 from attrib.core.result import Attribution
-from attrib.core.settings import REQUIRED, Anything, Setting
+from attrib.core.settings import REQUIRED, Anything, Choice, Number, Optional, Setting
 from attrib.core.target import Target
 from attrib.methods.catalogue import register
 from attrib.methods.perturbation.base import PerturbationMethod
+from attrib.methods.perturbation.incremental import IncrementalForward, NotIncrementalError
 from attrib.methods.perturbation.masks import window_sizes
-from attrib.methods.perturbation.references import resolve_references
+from attrib.methods.perturbation.references import References, resolve_references
+from attrib.methods.perturbation.regions import Patched, Span, crop
 from attrib.methods.perturbation.removal import masked_scores
 
 __all__ = ["Occlusion"]
@@ -71,6 +75,18 @@ class Occlusion(PerturbationMethod):
 
     window = Setting(REQUIRED, Anything("an int or a tuple of sizes of the last dimensions"))
     strides = Setting(None, Anything("None (half the window), an int or a tuple like window"))
+    incremental = Setting(
+        "auto",
+        Choice(
+            (True, False, "auto"),
+            "True: recompute only what each window changes (image CNNs that torch.fx traces); "
+            "False: whole forwards; 'auto': incremental where it applies.",
+        ),
+    )
+    approximate = Setting(
+        None,
+        Optional(Number(0.0, 1.0, low_open=True, purpose="Krypton's projective-field threshold")),
+    )
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
         references = resolve_references(self.baseline, self.background, inputs)
@@ -113,18 +129,105 @@ class Occlusion(PerturbationMethod):
             }
             return {**others, key: mask}
 
-        scores = masked_scores(
-            self.model,
-            inputs,
-            references,
-            keep,
-            windows.count,
-            resolved,
-            self.output,
-            self.batch_size,
-        )
+        engine = self._engine(inputs, x, windows)
+        if engine is not None:
+            scores = self._incremental_scores(engine, x, references, windows, resolved)
+        else:
+            scores = masked_scores(
+                self.model,
+                inputs,
+                references,
+                keep,
+                windows.count,
+                resolved,
+                self.output,
+                self.batch_size,
+            )
         values = windows.spread(full.view(-1, 1) - scores).to(attribution_dtype(x))
-        return values, windows.record()
+        return values, {**windows.record(), "incremental": engine is not None}
+
+    def _engine(self, inputs: Inputs, x: torch.Tensor, windows: _Windows) -> Any:
+        """The incremental forward where it applies (and is wanted), else ``None``."""
+        if self.incremental is False:
+            if self.approximate is not None:
+                raise SettingError(
+                    "approximate",
+                    "None with incremental=False (the approximation is incremental's)",
+                    self.approximate,
+                )
+            return None
+        why = None
+        if isinstance(inputs, dict) or x.dim() != 4 or len(windows.window) != 2:
+            why = "images (N, C, H, W) with a window over H and W"
+        elif not x.is_floating_point():
+            why = "a floating-point input"
+        elif self.incremental == "auto" and self.approximate is None and not _pays(windows):
+            return None
+        engine = None
+        if why is None:
+            try:
+                with prepared(self.model), torch.no_grad():
+                    engine = IncrementalForward(
+                        self.model,  # type: ignore[arg-type]  # refused inside if not a module
+                        x,
+                        limit=self.approximate,
+                    )
+            except NotIncrementalError as error:
+                why = f"a model torch.fx traces as a sequence of image ops: {error}"
+        if engine is None and (self.incremental is True or self.approximate is not None):
+            raise SettingError(
+                "incremental" if self.approximate is None else "approximate",
+                f"a case incremental occlusion handles ({why})",
+                self.incremental if self.approximate is None else self.approximate,
+                "Use incremental=False (or 'auto', which falls back by itself) and "
+                "approximate=None.",
+            )
+        return engine
+
+    def _incremental_scores(
+        self,
+        engine: IncrementalForward,
+        x: torch.Tensor,
+        references: References,
+        windows: _Windows,
+        resolved: Any,
+    ) -> torch.Tensor:
+        """Target scores ``(N, windows)`` float64 of every window (averaged over the
+        references), each occluded copy run as a patch of the clean image."""
+        n, k = x.shape[0], references.count
+        (height, width), (wh, ww) = windows.dims, windows.window
+        (sh, sw), per_row = windows.strides, windows.positions[1]
+        per_sample = windows.count * k
+        size = self.batch_size or default_batch_size(x, n * per_sample)
+        clean = x.detach().contiguous(memory_format=torch.channels_last)
+
+        def evaluate(chunk: Any) -> torch.Tensor:
+            item = torch.div(chunk.item, k, rounding_mode="floor")
+            ref = chunk.item - item * k
+            top = torch.div(item, per_row, rounding_mode="floor") * sh
+            left = (item % per_row) * sw
+            # one size for all rows: a window cut by the border is a full-size rectangle
+            # moved inside, whose extra pixels keep the image's values
+            rows, cols = Span(top.clamp(max=height - wh), wh), Span(left.clamp(max=width - ww), ww)
+            first = chunk.start // per_sample
+            single = (chunk.stop - 1) // per_sample == first
+            base = references.rows(ref, chunk.sample, first if single else None)
+            assert isinstance(base, torch.Tensor)
+            own = torch.arange(len(chunk), device=x.device)
+            filled = crop(base, own if base.shape[0] > 1 else torch.zeros_like(own), rows, cols)
+            kept = crop(clean, chunk.sample, rows, cols)
+            r = rows.start.view(-1, 1) + torch.arange(wh, device=x.device)
+            c = cols.start.view(-1, 1) + torch.arange(ww, device=x.device)
+            inside = (r >= top.view(-1, 1))[:, None, :, None] & (c >= left.view(-1, 1))[
+                :, None, None, :
+            ]
+            patch = torch.where(inside, filled.to(kept.dtype), kept)
+            output = engine.run(Patched(clean, patch, rows, cols), chunk.sample)
+            return resolved.rows(chunk.sample).scores(output)
+
+        with prepared(self.model), torch.no_grad():
+            scores = run_chunks(evaluate, n, per_sample, size, "keep", device=x.device)
+        return scores.to(torch.float64).view(n, windows.count, k).mean(2)
 
     def _geometry(
         self, x: torch.Tensor, key: str | None = None
@@ -161,6 +264,15 @@ class Occlusion(PerturbationMethod):
                 given,
             )
         return window, strides
+
+
+def _pays(windows: _Windows) -> bool:
+    """Whether ``incremental="auto"`` runs incrementally: where a window is small against the
+    image (at most a quarter of its side: changed regions then stay a small share of the
+    early maps, where most of the work is) and the image is not tiny (tracing and the clean
+    run cost a few forwards' worth of Python, repaid only over many windows)."""
+    (height, width), (wh, ww) = windows.dims, windows.window
+    return 4 * wh <= height and 4 * ww <= width and height * width >= 32 * 32
 
 
 def _spread_windows(
