@@ -67,10 +67,33 @@ class Occlusion(PerturbationMethod):
             window (so every feature is covered); default half the window (rounded up).
         baseline: the fill value: a number, a name, a tensor shaped like the input or one
             sample, or a list of these (averaged); ``background``: a set of samples, averaged.
-        output, batch_size: see ``Method``.
+        incremental: ``True``: run the occluded copies incrementally (Nakandala et al.,
+            SIGMOD 2019, "Krypton"; ``attrib.methods.perturbation.incremental``): the model
+            runs once on the clean images, keeping every layer's output, and for each batch
+            of windows only the region a window changes is recomputed, layer by layer, until
+            it covers half a map; then the rest of the network runs as usual. The scores
+            equal the plain path's up to float rounding; ops it does not know (anything but
+            convolutions, pooling, padding, batch norm in eval mode, activations and sums)
+            run whole from there, never wrongly. For images ``(N, C, H, W)``, a window over H
+            and W, and models that ``torch.fx`` traces (else a ``SettingError``).
+            ``False``: whole forwards of the occluded copies. ``"auto"`` (default):
+            incremental where it applies and pays (windows at most a quarter of the image's
+            side, images of at least 32 x 32 pixels), else whole forwards.
+            ``params["incremental"]`` says which ran.
+        approximate: ``None`` (exact) or Krypton's projective-field threshold ``tau`` in
+            ``(0, 1]``: a changed region never grows beyond ``tau`` of its map's side (the
+            changes beyond it are dropped), so more of the network runs on crops. Faster,
+            not exact: the error is bounded only by the change the dropped regions would
+            have made, ``|s_tau - s| <= sum over capped layers l of Lip(f after l) *
+            ||dropped change at l||``, a bound too loose to compute usefully for deep
+            networks; the benchmark ``occlusion-incremental`` measures it. ``1`` caps
+            nothing (exact).
+        output, batch_size: see ``Method``. Incremental chunks hold ``4 x`` the default
+            rows (a row's crops and late maps take a fraction of a whole forward's memory).
 
     It runs ``ceil(N * windows * K / batch_size)`` forwards (``K`` references) plus the one
-    forward at the clean input. Occlusion has no completeness, so ``delta`` is None.
+    forward at the clean input (incremental: the same number of partial forwards, plus one
+    traced run of the clean images). Occlusion has no completeness, so ``delta`` is None.
     """
 
     window = Setting(REQUIRED, Anything("an int or a tuple of sizes of the last dimensions"))
@@ -198,7 +221,10 @@ class Occlusion(PerturbationMethod):
         (height, width), (wh, ww) = windows.dims, windows.window
         (sh, sw), per_row = windows.strides, windows.positions[1]
         per_sample = windows.count * k
-        size = self.batch_size or default_batch_size(x, n * per_sample)
+        # a row's crops (and whole maps from where half a map changed, 1/4 of the first
+        # maps' size or less) take a fraction of a whole row's memory: 4x the rows fit the
+        # same budget, and larger chunks spread each layer's per-call cost
+        size = self.batch_size or min(n * per_sample, 4 * default_batch_size(x, n * per_sample))
         clean = x.detach().contiguous(memory_format=torch.channels_last)
 
         def evaluate(chunk: Any) -> torch.Tensor:
