@@ -139,6 +139,28 @@ def test_ops_the_incremental_path_does_not_know_run_whole_from_there():
     assert profile.mode["conv2"] == "rows"  # after the global op: whole maps
 
 
+class ViewNet(nn.Module):
+    """Flattens with ``view``, which needs the contiguous strides of the plain forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1, stride=4)
+        self.fc = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv2(F.relu(self.conv1(x)))
+        return self.fc(h.view(h.size(0), -1))
+
+
+def test_a_view_of_the_whole_maps_gets_the_layout_of_the_plain_forward():
+    model = ViewNet().double().eval()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    plain, fast = both(model, x, window=4, strides=4)
+    assert_same(plain, fast, score_scale(model, x))
+
+
 class BranchingNet(nn.Module):
     """Data-dependent control flow: torch.fx cannot trace it."""
 

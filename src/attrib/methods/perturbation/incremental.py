@@ -165,6 +165,19 @@ _ELEMENTWISE_METHODS = {
     "clamp_",
 }
 _SHAPE_METHODS = {"size", "dim"}
+# ops whose result depends on a tensor's memory layout (a view needs compatible strides)
+_LAYOUT_SENSITIVE = {
+    "view",
+    "view_as",
+    "stride",
+    "is_contiguous",
+    "data_ptr",
+    "numpy",
+    "storage",
+    "untyped_storage",
+    "as_strided",
+    "set_",
+}
 # ops whose result may share memory with their first argument (an in-place op on the result
 # changes the argument too)
 _VIEW_METHODS = {
@@ -298,28 +311,43 @@ class IncrementalForward:
         self.root = _trace(model)
         self.nodes = list(self.root.graph.nodes)
         self.cover, self.limit, self.profile = cover, limit, profile
+        # whole maps are built channels-last (convolutions on CPU run faster so) unless an
+        # op of the model depends on the layout (a view of a flattened map needs the
+        # contiguous strides the plain forward has)
+        sensitive = any(
+            n.op in ("call_method", "call_function")
+            and (n.target if n.op == "call_method" else getattr(n.target, "__name__", ""))
+            in _LAYOUT_SENSITIVE
+            for n in self.nodes
+        )
+        self.layout = torch.contiguous_format if sensitive else torch.channels_last
         self.n = x.shape[0]
         self.clean: dict[fx.Node, Any] = {}
         self.depends: set[fx.Node] = set()
-        self._record(x)
-        self.last_use = {}
+        self.last_use: dict[fx.Node, int] = {}
         for i, node in enumerate(self.nodes):
             for used in node.all_input_nodes:
                 self.last_use[used] = i
+        self._record(x)
 
     # ---- the clean run ----------------------------------------------------------------
 
     def _record(self, x: torch.Tensor) -> None:
         """Run the graph on the clean images and keep a copy of every node's output (copies:
-        a later in-place op must not change what was recorded)."""
-        for node in self.nodes:
+        a later in-place op must not change what was recorded); the run itself is the plain
+        forward's, on the values as the model makes them."""
+        live: dict[fx.Node, Any] = {}
+        for i, node in enumerate(self.nodes):
             if node.op == "placeholder":
                 value = x
             elif node.op == "output":
                 continue
             else:
-                args, kwargs = _map((node.args, node.kwargs), lambda a: self._clean_of(a))
+                args, kwargs = _map(
+                    (node.args, node.kwargs), lambda a: live[a] if isinstance(a, fx.Node) else a
+                )
                 value = self._call(node, args, kwargs)
+            live[node] = value
             depends = node.op == "placeholder" or any(
                 a in self.depends for a in node.all_input_nodes
             )
@@ -328,6 +356,9 @@ class IncrementalForward:
                 self._check_batch_major(node, value)
                 value = _map(value, _kept)
             self.clean[node] = value
+            for used in node.all_input_nodes:
+                if self.last_use.get(used) == i:
+                    del live[used]
 
     def _check_batch_major(self, node: fx.Node, value: Any) -> None:
         def check(v: Any) -> Any:
@@ -336,9 +367,6 @@ class IncrementalForward:
             return v
 
         _map(value, check)
-
-    def _clean_of(self, a: Any) -> Any:
-        return self.clean[a] if isinstance(a, fx.Node) else a
 
     def _call(self, node: fx.Node, args: Any, kwargs: Any) -> Any:
         if node.op == "call_module":
@@ -379,7 +407,18 @@ class IncrementalForward:
         if all(k is CLEAN for k in kinds):
             return CLEAN
         if self._shape_query(node):
-            return CLEAN
+            # a shape has the chunk's rows, not the clean batch's: asked of a stand-in (a
+            # broadcast view of one clean row), it costs nothing
+            def shape_of(a: Any) -> Any:
+                if not isinstance(a, fx.Node):
+                    return a
+                value = env[a]
+                if isinstance(value, Patched):
+                    return value.clean[:1].expand(len(sample), *value.clean.shape[1:])
+                return self._rows_of(a, env, sample)
+
+            args, kwargs = _map((node.args, node.kwargs), shape_of)
+            return _Rows(self._call(node, args, kwargs))
         start = time.perf_counter() if self.profile is not None else 0.0
         value: Value = None
         if not any(isinstance(k, _Rows) for k in kinds):
@@ -397,7 +436,8 @@ class IncrementalForward:
         return value
 
     def _shape_query(self, node: fx.Node) -> bool:
-        """Shapes do not change under occlusion."""
+        """Shapes, dtypes and devices: the same for every row (and answered without the
+        rows' values)."""
         if node.op == "call_method" and node.target in _SHAPE_METHODS:
             return True
         return (
@@ -414,13 +454,18 @@ class IncrementalForward:
         if isinstance(value, _Rows):
             return value.value
         if isinstance(value, Patched):
-            return materialize(value, sample)
+            return materialize(value, sample, self.layout)
         clean = self.clean[a]
         if a not in self.depends:
             return clean
-        return _map(
-            clean, lambda t: t.index_select(0, sample) if isinstance(t, torch.Tensor) else t
-        )
+
+        def rows(t: Any) -> Any:
+            if not isinstance(t, torch.Tensor):
+                return t
+            picked = t.index_select(0, sample)
+            return picked.contiguous(memory_format=self.layout) if t.dim() == 4 else picked
+
+        return _map(clean, rows)
 
     # ---- the patched rules ----------------------------------------------------------------
 

@@ -111,16 +111,18 @@ def _overlay(values: torch.Tensor, source: Patched, r: torch.Tensor, c: torch.Te
     return torch.where(inside[..., None], patch, values)
 
 
-def materialize(value: Patched, sample: torch.Tensor) -> torch.Tensor:
-    """The whole activations ``(B, C, H, W)``: the clean ones with each row's patch written."""
-    out = value.clean.index_select(0, sample).contiguous(memory_format=torch.channels_last)
-    b, channels, height, width = out.shape
+def materialize(
+    value: Patched, sample: torch.Tensor, layout: torch.memory_format = torch.contiguous_format
+) -> torch.Tensor:
+    """The whole activations ``(B, C, H, W)`` in ``layout``: the clean ones with each row's
+    patch written."""
+    out = value.clean.index_select(0, sample).contiguous(memory_format=layout)
     device = out.device
     r = value.rows.start.view(-1, 1) + torch.arange(value.rows.size, device=device)
     c = value.cols.start.view(-1, 1) + torch.arange(value.cols.size, device=device)
-    index = _grid_index(torch.arange(b, device=device), r, c, height, width)
-    flat = out.permute(0, 2, 3, 1).view(-1, channels)  # a view: out is channels-last
-    flat.index_copy_(0, index.reshape(-1), _channel_rows(value.patch))
+    own = torch.arange(out.shape[0], device=device).view(-1, 1, 1)
+    # written through a (B, H, W, C) view, whatever the layout
+    out.permute(0, 2, 3, 1)[own, r[:, :, None], c[:, None, :]] = value.patch.permute(0, 2, 3, 1)
     return out
 
 
