@@ -233,6 +233,18 @@ def test_incremental_scores_do_not_depend_on_the_chunking():
     assert_same(small, large, score_scale(model, x))
 
 
+def test_incremental_with_several_references_and_per_sample_baselines():
+    """Rows of a window's K references are neighbours in a chunk, as on the plain path."""
+    model = ResidualNet().double().eval()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    background = torch.randn(3, 3, 32, 32, dtype=torch.float64)
+    plain, fast = both(model, x, window=7, strides=5, background=background, batch_size=10)
+    assert_same(plain, fast, score_scale(model, x))
+    per_sample = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    plain, fast = both(model, x, window=7, strides=5, baseline=per_sample, batch_size=10)
+    assert_same(plain, fast, score_scale(model, x))
+
+
 def test_approximate_with_the_whole_map_is_exact_and_smaller_thresholds_stay_close():
     """``approximate=1`` caps nothing (a region never exceeds the map), so it equals the
     exact path; a threshold of 0.5 drops changes far from the window, and its error is

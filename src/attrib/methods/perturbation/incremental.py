@@ -663,6 +663,10 @@ class IncrementalForward:
         if rows.size * cols.size >= self.cover * height * width:
             return None
         failed = False
+        # a patch of the union's own rectangle is read as it is (an op that writes into its
+        # input gets a copy: patches may be shared, by padding, by ops returning their input)
+        shared = not (module is not None and getattr(module, "inplace", False))
+        shared = shared and not _mutates(node, self.root)
 
         def local(a: Any) -> Any:
             nonlocal failed
@@ -670,6 +674,8 @@ class IncrementalForward:
                 return a
             value = env[a]
             if isinstance(value, Patched):
+                if _same_span(value.rows, rows) and _same_span(value.cols, cols):
+                    return value.patch if shared else value.patch.clone()
                 return crop(value, sample, rows, cols)
             clean = self.clean[a]
             if not isinstance(clean, torch.Tensor):
@@ -720,6 +726,10 @@ class IncrementalForward:
         full = rows * positions * per_position
         done = rows * value.area * per_position if isinstance(value, Patched) else full
         self.profile.add(node.name, seconds, done, full, mode)
+
+
+def _same_span(a: Span, b: Span) -> bool:
+    return a.size == b.size and (a.start is b.start or bool(torch.equal(a.start, b.start)))
 
 
 def _kept(value: Any) -> Any:
