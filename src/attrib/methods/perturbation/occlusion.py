@@ -17,6 +17,7 @@ per window.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,6 +38,21 @@ from attrib.methods.perturbation.regions import Patched, Span, crop
 from attrib.methods.perturbation.removal import masked_scores
 
 __all__ = ["Occlusion"]
+
+
+@dataclass(frozen=True)
+class _DescribedChoice(Choice):
+    """A choice listed with what each option does."""
+
+    description: str = ""
+
+    @property
+    def what(self) -> str:
+        return self.description
+
+    def accepts(self, value: Any) -> bool:
+        # by identity for True and False: 1 == True, but 1 is not an option
+        return any(value is o or (isinstance(o, str) and value == o) for o in self.options)
 
 
 def _windows_for_images(context: Any) -> dict[str, Any]:
@@ -100,15 +116,24 @@ class Occlusion(PerturbationMethod):
     strides = Setting(None, Anything("None (half the window), an int or a tuple like window"))
     incremental = Setting(
         "auto",
-        Choice(
+        _DescribedChoice(
             (True, False, "auto"),
-            "True: recompute only what each window changes (image CNNs that torch.fx traces); "
-            "False: whole forwards; 'auto': incremental where it applies.",
+            description="True (recompute only what each window changes, layer by layer: "
+            "image CNNs that torch.fx traces; same scores to float rounding), False (whole "
+            "forwards) or 'auto' (incremental where it applies and pays)",
         ),
     )
     approximate = Setting(
         None,
-        Optional(Number(0.0, 1.0, low_open=True, purpose="Krypton's projective-field threshold")),
+        Optional(
+            Number(
+                0.0,
+                1.0,
+                low_open=True,
+                purpose="Krypton's projective-field threshold: changed regions capped at this "
+                "share of each map's side; faster, not exact",
+            )
+        ),
     )
 
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
