@@ -51,10 +51,9 @@ class _Profiled(Occlusion):
 
     profile: Profile
 
-    def _engine(self, inputs: Any, x: torch.Tensor, windows: Any) -> Any:
-        engine = super()._engine(inputs, x, windows)
-        if isinstance(engine, IncrementalForward):
-            engine.profile = self.__dict__["profile"]
+    def _make_engine(self, images: torch.Tensor) -> IncrementalForward:
+        engine = super()._make_engine(images)
+        engine.profile = self.__dict__["profile"]
         return engine
 
 

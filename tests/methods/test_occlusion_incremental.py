@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attrib import Occlusion
-from attrib.core.errors import SettingError
+from attrib.core.errors import AttribWarning, SettingError
 from attrib.methods.perturbation.incremental import IncrementalForward, Profile
 from attrib.methods.perturbation.regions import Patched, Span
 from tests.conftest import assert_state_restored, model_state
@@ -205,6 +205,25 @@ def test_auto_falls_back_to_plain_where_the_model_cannot_run_incrementally(model
         Occlusion(model, window=4, strides=4, incremental=True)(x, target=0)
 
 
+class _Failing(Occlusion):
+    """An incremental path that fails unexpectedly (a bug of ours, say)."""
+
+    def _incremental_scores(self, *args, **kwargs):
+        raise RuntimeError("an unexpected failure")
+
+
+def test_an_unexpected_failure_of_the_incremental_path_falls_back_under_auto_only():
+    model = ResidualNet().eval()
+    x = torch.randn(1, 3, 32, 32)
+    plain = Occlusion(model, window=8, strides=4, incremental=False)(x, target=0)
+    with pytest.warns(AttribWarning, match="incremental occlusion failed"):
+        auto = _Failing(model, window=8, strides=4)(x, target=0)
+    assert auto.params["incremental"] is False
+    torch.testing.assert_close(auto.values, plain.values, rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="unexpected"):
+        _Failing(model, window=8, strides=4, incremental=True)(x, target=0)
+
+
 def test_auto_uses_the_incremental_path_on_images_with_small_windows_only():
     model = ResidualNet().eval()
     x = torch.randn(1, 3, 32, 32)
@@ -213,6 +232,8 @@ def test_auto_uses_the_incremental_path_on_images_with_small_windows_only():
     assert Occlusion(model, window=11, strides=4)(x, target=0).params["incremental"] is False
     with pytest.raises(SettingError, match="approximate"):
         Occlusion(model, window=8, incremental=False, approximate=0.5)(x, target=0)
+    with pytest.raises(SettingError, match="incremental"):
+        Occlusion(model, window=8, incremental=1)  # not True
 
 
 def test_no_hook_flag_or_gradient_is_left_on_the_model():
@@ -231,6 +252,23 @@ def test_incremental_scores_do_not_depend_on_the_chunking():
     small = Occlusion(model, batch_size=3, **settings)(x, target=1)
     large = Occlusion(model, batch_size=1000, **settings)(x, target=1)
     assert_same(small, large, score_scale(model, x))
+
+
+def test_images_recorded_a_group_at_a_time_give_the_same_scores():
+    """With ``batch_size=2`` the clean images are recorded two at a time (memory), and
+    chunks of rows straddle two groups."""
+    model = ResidualNet().double().eval()
+    x = torch.randn(3, 3, 32, 32, dtype=torch.float64)
+    plain, fast = both(model, x, window=8, strides=8, batch_size=2)
+    assert_same(plain, fast, score_scale(model, x))
+
+    class OneImageAtATime(Occlusion):
+        def _images_per_run(self, x: torch.Tensor) -> int:
+            return 1
+
+    # 16 windows per image in chunks of 7 rows: chunks straddle two images' groups
+    straddling = OneImageAtATime(model, window=8, strides=8, incremental=True, batch_size=7)
+    assert_same(plain, straddling(x, target=torch.arange(3) % 3), score_scale(model, x))
 
 
 def test_incremental_with_several_references_and_per_sample_baselines():

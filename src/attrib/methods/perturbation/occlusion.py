@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from attrib.core.batching import default_batch_size, run_chunks
-from attrib.core.errors import SettingError
+from attrib.core.batching import Chunk, default_batch_size, run_chunks
+from attrib.core.errors import AttribError, SettingError, warn
 from attrib.core.hooks import prepared
 from attrib.core.inputs import Inputs, attribution_dtype
 from attrib.core.result import Attribution
@@ -177,10 +177,25 @@ class Occlusion(PerturbationMethod):
             }
             return {**others, key: mask}
 
-        engine = self._engine(inputs, x, windows)
-        if engine is not None:
-            scores = self._incremental_scores(engine, x, references, windows, resolved)
-        else:
+        # a list, which the incremental path empties: it frees each group's activations
+        engines = [e for e in [self._engine(inputs, x, windows)] if e is not None]
+        incremental = bool(engines)
+        if incremental:
+            try:
+                scores = self._incremental_scores(engines, x, references, windows, resolved)
+            except AttribError:
+                raise
+            except Exception as error:
+                # "auto" must never make a call fail that whole forwards would answer
+                if self.incremental != "auto" or self.approximate is not None:
+                    raise
+                warn(
+                    f"incremental occlusion failed ({type(error).__name__}: {error}); "
+                    "running whole forwards instead. Please report it; incremental=False "
+                    "skips the attempt."
+                )
+                incremental = False
+        if not incremental:
             scores = masked_scores(
                 self.model,
                 inputs,
@@ -192,7 +207,7 @@ class Occlusion(PerturbationMethod):
                 self.batch_size,
             )
         values = windows.spread(full.view(-1, 1) - scores).to(attribution_dtype(x))
-        return values, {**windows.record(), "incremental": engine is not None}
+        return values, {**windows.record(), "incremental": incremental}
 
     def _engine(self, inputs: Inputs, x: torch.Tensor, windows: _Windows) -> Any:
         """The incremental forward where it applies (and is wanted), else ``None``."""
@@ -214,12 +229,7 @@ class Occlusion(PerturbationMethod):
         engine = None
         if why is None:
             try:
-                with prepared(self.model), torch.no_grad():
-                    engine = IncrementalForward(
-                        self.model,  # type: ignore[arg-type]  # refused inside if not a module
-                        x,
-                        limit=self.approximate,
-                    )
+                engine = self._make_engine(x[: self._images_per_run(x)])
             except NotIncrementalError as error:
                 why = f"a model torch.fx traces as a sequence of image ops: {error}"
         if engine is None and (self.incremental is True or self.approximate is not None):
@@ -232,16 +242,32 @@ class Occlusion(PerturbationMethod):
             )
         return engine
 
+    def _make_engine(self, images: torch.Tensor) -> IncrementalForward:
+        """The traced model, run on the clean ``images``."""
+        with prepared(self.model), torch.no_grad():
+            return IncrementalForward(
+                self.model,  # type: ignore[arg-type]  # refused inside if not a module
+                images,
+                limit=self.approximate,
+            )
+
+    def _images_per_run(self, x: torch.Tensor) -> int:
+        """Clean images recorded at once: one forward's worth (every layer's activations of
+        them are kept while their windows run), as the clean forward of the plain path."""
+        n = x.shape[0]
+        return max(1, min(n, self.batch_size or default_batch_size(x, n)))
+
     def _incremental_scores(
         self,
-        engine: IncrementalForward,
+        engines: list[IncrementalForward],
         x: torch.Tensor,
         references: References,
         windows: _Windows,
         resolved: Any,
     ) -> torch.Tensor:
         """Target scores ``(N, windows)`` float64 of every window (averaged over the
-        references), each occluded copy run as a patch of the clean image."""
+        references), each occluded copy run as a patch of the clean image. The images are
+        recorded a group at a time (``engines`` holds the first group's engine)."""
         n, k = x.shape[0], references.count
         (height, width), (wh, ww) = windows.dims, windows.window
         (sh, sw), per_row = windows.strides, windows.positions[1]
@@ -251,8 +277,28 @@ class Occlusion(PerturbationMethod):
         # same budget, and larger chunks spread each layer's per-call cost
         size = self.batch_size or min(n * per_sample, 4 * default_batch_size(x, n * per_sample))
         clean = x.detach().contiguous(memory_format=torch.channels_last)
+        group = self._images_per_run(x)
+        # the engine of the images [first, first + group) (chunks run in order, so each
+        # group's engine is made once; the first one was made to see that the path applies)
+        current: dict[str, Any] = {"first": 0, "engine": engines.pop()}
+
+        def engine_for(first: int) -> IncrementalForward:
+            if current["first"] != first:
+                current["engine"] = None  # free the previous group's activations first
+                current.update(first=first, engine=self._make_engine(x[first : first + group]))
+            found: IncrementalForward = current["engine"]
+            return found
 
         def evaluate(chunk: Any) -> torch.Tensor:
+            starts = torch.div(chunk.sample, group, rounding_mode="floor") * group
+            parts = []
+            for first in torch.unique_consecutive(starts).tolist():
+                inside = starts == first
+                part = Chunk(0, int(inside.sum()), chunk.sample[inside], chunk.item[inside])
+                parts.append(evaluate_group(part, engine_for(first), first))
+            return torch.cat(parts)
+
+        def evaluate_group(chunk: Any, engine: IncrementalForward, first: int) -> torch.Tensor:
             item = torch.div(chunk.item, k, rounding_mode="floor")
             ref = chunk.item - item * k
             top = torch.div(item, per_row, rounding_mode="floor") * sh
@@ -260,9 +306,9 @@ class Occlusion(PerturbationMethod):
             # one size for all rows: a window cut by the border is a full-size rectangle
             # moved inside, whose extra pixels keep the image's values
             rows, cols = Span(top.clamp(max=height - wh), wh), Span(left.clamp(max=width - ww), ww)
-            first = chunk.start // per_sample
-            single = (chunk.stop - 1) // per_sample == first
-            base = references.rows(ref, chunk.sample, first if single else None)
+            one = int(chunk.sample[0])
+            single = bool((chunk.sample == one).all())
+            base = references.rows(ref, chunk.sample, one if single else None)
             assert isinstance(base, torch.Tensor)
             own = torch.arange(len(chunk), device=x.device)
             filled = crop(base, own if base.shape[0] > 1 else torch.zeros_like(own), rows, cols)
@@ -273,8 +319,9 @@ class Occlusion(PerturbationMethod):
                 :, None, None, :
             ]
             patch = torch.where(inside, filled.to(kept.dtype), kept)
-            output = engine.run(Patched(clean, patch, rows, cols), chunk.sample)
-            return resolved.rows(chunk.sample).scores(output)
+            local = chunk.sample - first
+            images = Patched(clean[first : first + group], patch, rows, cols)
+            return resolved.rows(chunk.sample).scores(engine.run(images, local))
 
         with prepared(self.model), torch.no_grad():
             scores = run_chunks(evaluate, n, per_sample, size, "keep", device=x.device)
