@@ -12,9 +12,9 @@ node's output. A batch of occluded copies is then run node by node, each node's 
   the union of its inputs' rectangles;
 - *rows*: whole per-row values, computed by the node's own op on whole inputs. A node
   becomes rows where its changed rectangle would cover ``cover`` of the map or more (the
-  recomputation would cost about as much as the layer), and wherever an op is not one of
-  those above (flatten, linear, global pooling, anything unknown): from there the network
-  runs as usual, so an op the incremental path does not know costs speed, never accuracy.
+  recomputation and its copies would cost about as much as the layer), and wherever an op
+  is not one of those above (flatten, linear, global pooling, anything unknown): from there
+  the network runs as usual, so an op the path does not know costs speed, never accuracy.
 
 Exact: every value is the one the plain forward computes, up to float rounding (a
 convolution over a crop sums the same products, possibly in another order).
@@ -48,10 +48,12 @@ from attrib.methods.perturbation.regions import Patched, Span, crop, materialize
 
 __all__ = ["IncrementalForward", "NotIncrementalError", "Profile"]
 
-# A changed rectangle of at least this share of its map is recomputed as whole maps: the
-# crop's halo, the gather of the crop and the write of the patch make a crop of half the
-# map cost about as much as the whole layer.
-COVER = 0.5
+# A changed rectangle of at least this share of its map is recomputed as whole maps. A
+# layer on crops costs in proportion to the outputs it computes, plus one copy of its input
+# crop; whole maps cost all outputs plus one copy of the map when they begin. On resnet18 at
+# 224 x 224 (window 16) 0.75 rather than 0.5 keeps layer3's first block on crops: 2.23x
+# fewer multiply-adds than whole forwards instead of 2.04x.
+COVER = 0.75
 
 
 class NotIncrementalError(Exception):

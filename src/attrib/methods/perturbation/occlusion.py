@@ -87,10 +87,10 @@ class Occlusion(PerturbationMethod):
             SIGMOD 2019, "Krypton"; ``attrib.methods.perturbation.incremental``): the model
             runs once on the clean images, keeping every layer's output, and for each batch
             of windows only the region a window changes is recomputed, layer by layer, until
-            it covers half a map; then the rest of the network runs as usual. The scores
-            equal the plain path's up to float rounding; ops it does not know (anything but
-            convolutions, pooling, padding, batch norm in eval mode, activations and sums)
-            run whole from there, never wrongly. For images ``(N, C, H, W)``, a window over H
+            it covers three quarters of a map; then the rest of the network runs as usual.
+            The scores equal the plain path's up to float rounding; ops it does not know
+            (anything but convolutions, pooling, padding, batch norm in eval mode,
+            activations and sums) run whole from there, never wrongly. For images ``(N, C, H, W)``, a window over H
             and W, and models that ``torch.fx`` traces (else a ``SettingError``).
             ``False``: whole forwards of the occluded copies. ``"auto"`` (default):
             incremental where it applies and pays (windows at most a quarter of the image's
@@ -105,7 +105,8 @@ class Occlusion(PerturbationMethod):
             networks; the benchmark ``occlusion-incremental`` measures it. ``1`` caps
             nothing (exact).
         output, batch_size: see ``Method``. Incremental chunks hold ``4 x`` the default
-            rows (a row's crops and late maps take a fraction of a whole forward's memory).
+            rows where auto's rule holds (a row's crops and late maps take a fraction of a
+            whole forward's memory).
 
     It runs ``ceil(N * windows * K / batch_size)`` forwards (``K`` references) plus the one
     forward at the clean input (incremental: the same number of partial forwards, plus one
@@ -272,10 +273,12 @@ class Occlusion(PerturbationMethod):
         (height, width), (wh, ww) = windows.dims, windows.window
         (sh, sw), per_row = windows.strides, windows.positions[1]
         per_sample = windows.count * k
-        # a row's crops (and whole maps from where half a map changed, 1/4 of the first
-        # maps' size or less) take a fraction of a whole row's memory: 4x the rows fit the
-        # same budget, and larger chunks spread each layer's per-call cost
-        size = self.batch_size or min(n * per_sample, 4 * default_batch_size(x, n * per_sample))
+        # with windows of at most a quarter of the side (auto's rule), a row's crops are a
+        # small share of the large early maps, and whole maps begin where the maps are
+        # small: 4x the rows fit the plain path's budget, and larger chunks spread each
+        # layer's per-call cost (larger windows: the plain default)
+        rows = default_batch_size(x, n * per_sample) * (4 if _pays(windows) else 1)
+        size = self.batch_size or min(n * per_sample, rows)
         clean = x.detach().contiguous(memory_format=torch.channels_last)
         group = self._images_per_run(x)
         # the engine of the images [first, first + group) (chunks run in order, so each
