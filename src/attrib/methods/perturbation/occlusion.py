@@ -90,8 +90,9 @@ class Occlusion(PerturbationMethod):
             it covers three quarters of a map; then the rest of the network runs as usual.
             The scores equal the plain path's up to float rounding; ops it does not know
             (anything but convolutions, pooling, padding, batch norm in eval mode,
-            activations and sums) run whole from there, never wrongly. For images ``(N, C, H, W)``, a window over H
-            and W, and models that ``torch.fx`` traces (else a ``SettingError``).
+            activations and sums) run whole from there, never wrongly. For images
+            ``(N, C, H, W)``, a window over H and W, and models that ``torch.fx`` traces
+            (else a ``SettingError``).
             ``False``: whole forwards of the occluded copies. ``"auto"`` (default):
             incremental where it applies and pays (windows at most a quarter of the image's
             side, images of at least 32 x 32 pixels), else whole forwards.
