@@ -193,7 +193,16 @@ class SharedInPlaceNet(nn.Module):
         return self.fc((h + r).mean(dim=(2, 3)))
 
 
-@pytest.mark.parametrize("model_class", [BranchingNet, SharedInPlaceNet])
+class PositionalInPlaceNet(SharedInPlaceNet):
+    """``F.relu(h, True)``: in place, said by position."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)
+        r = F.relu(h, True)
+        return self.fc((h + r).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("model_class", [BranchingNet, SharedInPlaceNet, PositionalInPlaceNet])
 def test_auto_falls_back_to_plain_where_the_model_cannot_run_incrementally(model_class):
     model = model_class().eval()
     x = torch.randn(1, 3, 32, 32)

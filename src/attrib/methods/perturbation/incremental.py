@@ -33,6 +33,7 @@ whose activations are not batch-major.
 
 from __future__ import annotations
 
+import inspect
 import math
 import operator
 import time
@@ -232,11 +233,22 @@ def _mutates(node: fx.Node, root: nn.Module) -> bool:
     if node.op == "call_function":
         name = getattr(node.target, "__name__", "")
         in_place = name.endswith("_") and not name.startswith("_")
-        return in_place or node.target in _INPLACE_FUNCTIONS or node.kwargs.get("inplace") is True
+        return in_place or node.target in _INPLACE_FUNCTIONS or _inplace_argument(node)
     if node.op == "call_method":
         name = str(node.target)
         return name.endswith("_") and not name.endswith("__")
     return False
+
+
+def _inplace_argument(node: fx.Node) -> bool:
+    """``inplace=True`` given by keyword or by position (``F.relu(x, True)``)."""
+    if node.kwargs.get("inplace") is True:
+        return True
+    try:
+        bound = inspect.signature(node.target).bind_partial(*node.args, **node.kwargs)  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # a builtin without a signature, or other arguments
+        return False
+    return bound.arguments.get("inplace") is True
 
 
 def _aliases(node: fx.Node) -> list[fx.Node]:
