@@ -134,6 +134,28 @@ def test_sampled_kernel_shap_converges_and_keeps_efficiency(sampling):
     assert errors[2] < errors[0] / 2
 
 
+@pytest.mark.parametrize("sampling", SAMPLINGS)
+def test_paired_draws_are_exact_on_games_of_order_two(sampling):
+    """``v(S) = sum_j a_j + sum_{j<k} b_jk``: each pairwise term is
+    ``z_j z_k = (z_j + z_k) / 2 + h(z)`` with ``h`` equal at a coalition and at its
+    complement and 0 at both ends. A pair's rows add ``w h(z) (z + (1 - z)) = w h(z) 1`` to
+    the normal equations, a constant vector the efficiency constraint absorbs, so ``h`` is
+    estimated 0, its Shapley value (1/2 - 1/2); the linear part is exact from any draw. So
+    paired draws are exact on this game whatever they are; unpaired ones are not."""
+    players = 10
+    g = torch.Generator().manual_seed(8)
+    a = torch.randn(players, generator=g, dtype=torch.float64)
+    b = torch.randn(players, players, generator=g, dtype=torch.float64).triu(1)
+    index = torch.arange(2**players)
+    z = ((index.view(-1, 1) >> torch.arange(players)) & 1).to(torch.float64)
+    game = z @ a + ((z @ b) * z).sum(1)
+    exact = shapley_values(game)
+    paired = explain(game, KernelSHAP, samples=60, sampling=sampling, seed=0)
+    torch.testing.assert_close(paired.params["player_values"][0], exact, rtol=0, atol=1e-10)
+    alone = explain(game, KernelSHAP, samples=60, sampling=sampling, paired=False, seed=0)
+    assert relative_error(alone.params["player_values"][0], exact) > 1e-3
+
+
 def test_leverage_with_every_coalition_is_exact_shapley():
     game = interaction_game(8, seed=4)
     got = explain(game, KernelSHAP, samples=2**8 - 2, sampling="leverage", seed=0)
