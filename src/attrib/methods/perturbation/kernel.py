@@ -12,11 +12,15 @@ coalition the sampler can draw, all of them are taken once with ``w = pi(z)``.
 
 - ``KernelSHAP`` (Lundberg and Lee 2017, "A Unified Approach to Interpreting Model
   Predictions"): the Shapley kernel
-  ``pi(z) = (P - 1) / (C(P, |z|) |z| (P - |z|))``, coalitions drawn with ``q ~ pi`` and in
-  complementary pairs (Covert and Lee 2021), and the infinite weights at the empty and the
-  full coalition as constraints: ``phi_0 = v(empty)`` and ``sum phi = v(all) - v(empty)``
-  (efficiency), solved exactly through the KKT system of the constrained problem. With
-  every coalition it returns the exact Shapley values (the theorem of Lundberg and Lee).
+  ``pi(z) = (P - 1) / (C(P, |z|) |z| (P - |z|))`` and the infinite weights at the empty and
+  the full coalition as constraints: ``phi_0 = v(empty)`` and
+  ``sum phi = v(all) - v(empty)`` (efficiency), solved exactly through the KKT system of
+  the constrained problem. With every coalition it returns the exact Shapley values (the
+  theorem of Lundberg and Lee). Coalitions come in complementary pairs (Covert and Lee
+  2021), drawn by leverage scores (``sampling="leverage"``, the default: Leverage SHAP,
+  Musco and Witter 2025, stratified by size without replacement; see ``leverage``) or
+  with ``q ~ pi`` (``sampling="kernel"``, the classic sampler). Its standard error per
+  player comes from the draw itself (``surrogate_error``); ``tolerance=`` stops early.
 - ``LIME`` (Ribeiro, Singh and Guestrin 2016, "Why Should I Trust You?"): players present
   with probability 1/2 independently, the exponential kernel
   ``pi(z) = exp(-D(1, z)^2 / sigma^2)`` with the cosine distance ``D(1, z) = 1 - sqrt(|z|/P)``
