@@ -398,7 +398,17 @@ def _plot(results: dict[str, dict[str, Any]], path: Path) -> str:
 
 
 def run_shapley_curves(ctx: ReportContext) -> ReportResult:
-    torch.set_num_threads(1)  # counts calls, not time: one thread leaves the CPUs to others
+    # counts calls, not time: one thread leaves the CPUs to others; the run's setting is put
+    # back for the reports after this one, which may time things
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _shapley_curves(ctx)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _shapley_curves(ctx: ReportContext) -> ReportResult:
     title = (
         f"== shapley-curves: relative error vs model calls (mean of {SEEDS} seeds x inputs), "
         f"calls for {TARGET_ERROR:.0%} =="
