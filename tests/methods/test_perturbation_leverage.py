@@ -255,3 +255,19 @@ def test_tolerance_settings():
                 method(model, tolerance=bad)
     with pytest.raises(SettingError, match="sampling"):
         KernelSHAP(model, sampling="uniform")
+
+
+def test_leverage_weights_stay_finite_where_binomials_overflow():
+    """``C(1040, 520) ~ 1e311`` is beyond float64: the weight ``pi(z) N_k / n_k`` is taken
+    as ``(P - 1) / (k (P - k)) * (N_k / C(P, k)) / n_k``, which never forms it."""
+    players = 1040
+    draw = LeverageSampler().draw(4 * players, players, torch.Generator().manual_seed(0), True)
+    method = KernelSHAP(TableGame(torch.zeros(2)), samples=4 * players)
+    sizes = draw.table.sum(1)
+    weights = method.weights(draw, sizes)
+    assert bool(torch.isfinite(weights).all()) and bool((weights > 0).all())
+    small = torch.minimum(sizes, players - sizes).double()
+    n = draw.counts()[draw.stratum[draw.unit]]
+    share = torch.where(small == players / 2, 0.5, 1.0)
+    expected = (players - 1) / (small * (players - small)) * share / n
+    torch.testing.assert_close(weights, expected, rtol=1e-12, atol=0)

@@ -11,9 +11,12 @@ Horvitz-Thompson factor) and, for the standard error, how the rows were drawn:
   has ``n_k = N_k``), or i.i.d. draws (``N_k = inf``).
 
 The expansion of a row of stratum ``k`` is ``base * N_k / n_k`` (``base`` alone for i.i.d.
-draws, where it is ``1 / q(z)`` up to a constant). Units are ordered so that every prefix of
-them is itself a draw of this design at a smaller budget (``prefix``): a surrogate that stops
-early (``tolerance=``) reuses every row it evaluated.
+draws, where it is ``1 / q(z)`` up to a constant); for strata by coalition size it is also
+given relative to the coalitions of that size (``size_expansion``), for kernels whose mass
+per size is known in closed form (the Shapley kernel's: ``(P - 1) / (s (P - s))``).
+Units are ordered so that every prefix of them is itself a draw of this design at a smaller
+budget (``prefix``): a surrogate that stops early (``tolerance=``) reuses every row it
+evaluated.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Draw:
     population: torch.Tensor
     base: torch.Tensor
     enumerated: bool = False
+    size_share: torch.Tensor | None = None
 
     @classmethod
     def iid(
@@ -84,6 +88,17 @@ class Draw:
         )
         return self.base * factor[self.stratum[self.unit]]
 
+    def size_expansion(self) -> torch.Tensor | None:
+        """Per row, for strata of coalitions of one size ``s`` (or two, ``s`` and ``P - s``):
+        ``(N_k / C(P, s)) / n_k``, the expansion relative to the coalitions of the row's
+        size (``size_share`` holds ``N_k / C(P, s)``). A kernel's mass on a whole size times
+        it is ``pi(z) N_k / n_k`` computed without ``C(P, s)``, which overflows float64
+        beyond about 1,000 players. ``None`` for other draws."""
+        if self.size_share is None:
+            return None
+        counts = self.counts().clamp(min=1)
+        return (self.size_share / counts)[self.stratum[self.unit]]
+
     def prefix(self, units: int) -> Draw:
         """The draw of the first ``units`` units (a draw of the same design, fewer units)."""
         if units >= self.units:
@@ -96,4 +111,5 @@ class Draw:
             self.population,
             self.base[:rows],
             False,
+            self.size_share,
         )

@@ -140,6 +140,12 @@ class ShapleyKernel:
     def __call__(self, coalitions: torch.Tensor) -> torch.Tensor:
         return shapley_kernel(coalitions.shape[1], coalitions.sum(1))
 
+    def size_mass(self, players: int, sizes: torch.Tensor) -> torch.Tensor:
+        """``C(P, s) pi(s) = (P - 1) / (s (P - s))``: the kernel's weight on all coalitions
+        of size ``s`` together (``inf`` at 0 and ``P``)."""
+        s = sizes.to(torch.float64)
+        return (players - 1) / (s * (players - s))
+
 
 @dataclass(frozen=True)
 class ExponentialKernel:
@@ -300,6 +306,16 @@ class LinearSurrogate(PlayerMethod):
         draw = self.draw(players, generator)
         return draw.table, draw.enumerated
 
+    def weights(self, draw: Draw, sizes: torch.Tensor) -> torch.Tensor:
+        """``pi(z)`` times each row's expansion (``Draw``): through the kernel's mass per
+        size where it has one and the draw is stratified by size (no ``C(P, s)``, so no
+        overflow for many players), else ``kernel(table) * expansion``."""
+        by_size = draw.size_expansion()
+        mass = getattr(self.kernel, "size_mass", None)
+        if by_size is not None and mass is not None:
+            return mass(draw.table.shape[1], sizes).to(torch.float64) * by_size
+        return self.kernel(draw.table).to(torch.float64) * draw.expansion()
+
     def rounds(self, draw: Draw, players: int) -> list[int]:
         """Units evaluated after each round: all at once, or doubling with ``tolerance``."""
         if self.tolerance is None or draw.enumerated:
@@ -328,8 +344,8 @@ class LinearSurrogate(PlayerMethod):
             else:
                 fresh = game.values_of(new).cpu()
             evaluated = torch.cat([evaluated, fresh], dim=1)
-            weights = self.kernel(table).to(torch.float64) * draw.expansion()
             sizes = table.sum(1)
+            weights = self.weights(draw, sizes)
             if self.efficiency:
                 # the empty and the full coalition are constraints, not rows of the regression
                 trivial = (sizes == 0) | (sizes == p)

@@ -48,6 +48,7 @@ __all__ = ["LeverageSampler", "leverage_strata"]
 # a stratum is enumerated (then permuted) when it has at most this many units, or when the
 # draw takes more than a quarter of it (rejection sampling would then repeat itself often)
 ENUMERATE_UNITS = 4096
+BIG = 2**1000  # populations above this are stored as this (float64 holds up to ~2^1024)
 
 
 def leverage_strata(players: int, paired: bool) -> list[tuple[int, int, float]]:
@@ -98,9 +99,14 @@ class LeverageSampler:
             unit = torch.arange(units).repeat_interleave(2)
         else:
             unit = torch.arange(units)
-        sizes = torch.tensor([float(n) for _, n, _ in strata], dtype=torch.float64)
+        # N_k as a float (beyond float64, a number no draw comes near: the fraction is 0)
+        sizes = torch.tensor([float(min(n, BIG)) for _, n, _ in strata], dtype=torch.float64)
+        # N_k / C(P, s): 1, or 1/2 for the middle stratum of pairs
+        share = torch.tensor(
+            [0.5 if paired and 2 * s == p else 1.0 for s, _, _ in strata], dtype=torch.float64
+        )
         base = torch.ones(table.shape[0], dtype=torch.float64)
-        return Draw(table, unit, order, sizes, base)
+        return Draw(table, unit, order, sizes, base, size_share=share)
 
 
 def _turns(strata: list[tuple[int, int, float]], units: int) -> torch.Tensor:
