@@ -200,7 +200,14 @@ def run(config: Config) -> list[ConfigResult]:
             result.neighbours_methods = meter.share()
             results.append(result)
             print(format_config(result, threads) + "\n", flush=True)
-    context = ReportContext(config.models, config.batches, config.size, config.device, progress)
+    context = ReportContext(
+        config.models,
+        config.batches,
+        config.size,
+        config.device,
+        progress,
+        results_dir=Path(config.out).parent,
+    )
     report_data: dict[str, Any] = {}
     for report in reports:
         progress.prefix = f"{report.name}: "

@@ -14,6 +14,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -97,13 +98,15 @@ class Case:
 
 @dataclass(frozen=True)
 class ReportContext:
-    """What a report may use: the run's models, batches, input size and device."""
+    """What a report may use: the run's models, batches, input size and device, and the
+    folder of the run's JSON results (where a report may write its pictures)."""
 
     models: tuple[str, ...]
     batches: tuple[int, ...]
     size: int
     device: torch.device
     progress: Callable[[str], None]
+    results_dir: Path | None = None
 
 
 @dataclass

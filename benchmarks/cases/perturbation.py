@@ -52,8 +52,9 @@ from typing import Any
 import torch
 
 from attrib import FeatureAblation, KernelSHAP, Occlusion, ShapleySampling
-from attrib.methods.perturbation import grid
+from attrib.methods.perturbation import KernelSampler, grid
 from attrib.methods.perturbation.coalitions import permutations
+from attrib.methods.perturbation.draws import Draw
 from benchmarks.cases import Case, Contenders, register
 from benchmarks.cases._shared import best_rows
 from benchmarks.limits import Need
@@ -205,14 +206,15 @@ def _shapley(setup: Setup, best: bool) -> Contenders:
 
 
 class _GivenCoalitions(KernelSHAP):
-    """KernelSHAP on a given table of sampled coalitions (for the agreement check only)."""
+    """KernelSHAP on a given table of coalitions drawn i.i.d. by the Shapley kernel, as
+    ``sampling="kernel"`` draws them (for the agreement check only)."""
 
     def __init__(self, table: torch.Tensor, **kwargs: Any) -> None:
-        super().__init__(samples=table.shape[0], paired=False, **kwargs)
+        super().__init__(samples=table.shape[0], paired=False, sampling="kernel", **kwargs)
         self.table = table
 
-    def coalitions(self, players: int, generator: torch.Generator) -> tuple[torch.Tensor, bool]:
-        return self.table, False
+    def draw(self, players: int, generator: torch.Generator) -> Draw:
+        return Draw.iid(self.table, 1.0 / KernelSampler().probability(self.table), pairs=False)
 
 
 def _kernel_shap(setup: Setup, best: bool) -> Contenders:
@@ -222,6 +224,7 @@ def _kernel_shap(setup: Setup, best: bool) -> Contenders:
     ours = KernelSHAP(
         setup.model,
         samples=KERNEL_SAMPLES - 2,
+        sampling="kernel",
         paired=False,
         seed=KERNEL_SEED,
         feature_mask=grid(CELL),

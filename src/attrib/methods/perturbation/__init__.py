@@ -5,7 +5,8 @@
 - ``ExactShapley``, ``ShapleySampling``: Shapley values of the removal game, exactly or from
   random orders of the players (Strumbelj and Kononenko 2014).
 - ``KernelSHAP`` (Lundberg and Lee 2017) and ``LIME`` (Ribeiro et al. 2016): one weighted
-  linear surrogate (``LinearSurrogate``), two configurations.
+  linear surrogate (``LinearSurrogate``), two configurations. KernelSHAP draws its
+  coalitions by leverage scores by default (Leverage SHAP, Musco and Witter 2025; ``leverage``).
 
 Players (groups of features) come from ``feature_mask=``: ``grid(cell)``, ``superpixels(n)``
 (scikit-image, optional), a tensor or a callable; see ``masks``.
@@ -31,6 +32,7 @@ from attrib.methods.perturbation.kernel import (
     LinearSurrogate,
     ShapleyKernel,
 )
+from attrib.methods.perturbation.leverage import LeverageSampler
 from attrib.methods.perturbation.masks import grid, superpixels
 from attrib.methods.perturbation.occlusion import Occlusion
 from attrib.methods.perturbation.shapley import ExactShapley, ShapleySampling, shapley_values
@@ -43,6 +45,7 @@ __all__ = [
     "FeatureAblation",
     "KernelSHAP",
     "KernelSampler",
+    "LeverageSampler",
     "LinearSurrogate",
     "Occlusion",
     "ShapleyKernel",

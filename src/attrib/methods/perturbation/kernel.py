@@ -12,11 +12,15 @@ coalition the sampler can draw, all of them are taken once with ``w = pi(z)``.
 
 - ``KernelSHAP`` (Lundberg and Lee 2017, "A Unified Approach to Interpreting Model
   Predictions"): the Shapley kernel
-  ``pi(z) = (P - 1) / (C(P, |z|) |z| (P - |z|))``, coalitions drawn with ``q ~ pi`` and in
-  complementary pairs (Covert and Lee 2021), and the infinite weights at the empty and the
-  full coalition as constraints: ``phi_0 = v(empty)`` and ``sum phi = v(all) - v(empty)``
-  (efficiency), solved exactly through the KKT system of the constrained problem. With
-  every coalition it returns the exact Shapley values (the theorem of Lundberg and Lee).
+  ``pi(z) = (P - 1) / (C(P, |z|) |z| (P - |z|))`` and the infinite weights at the empty and
+  the full coalition as constraints: ``phi_0 = v(empty)`` and
+  ``sum phi = v(all) - v(empty)`` (efficiency), solved exactly through the KKT system of
+  the constrained problem. With every coalition it returns the exact Shapley values (the
+  theorem of Lundberg and Lee). Coalitions come in complementary pairs (Covert and Lee
+  2021), drawn by leverage scores (``sampling="leverage"``, the default: Leverage SHAP,
+  Musco and Witter 2025, stratified by size without replacement; see ``leverage``) or
+  with ``q ~ pi`` (``sampling="kernel"``, the classic sampler). Its standard error per
+  player comes from the draw itself (``surrogate_error``); ``tolerance=`` stops early.
 - ``LIME`` (Ribeiro, Singh and Guestrin 2016, "Why Should I Trust You?"): players present
   with probability 1/2 independently, the exponential kernel
   ``pi(z) = exp(-D(1, z)^2 / sigma^2)`` with the cosine distance ``D(1, z) = 1 - sqrt(|z|/P)``
@@ -31,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -40,11 +45,13 @@ from attrib.core.settings import (
     FLAG,
     REQUIRED,
     SEED,
+    Choice,
     Count,
     Fixed,
     Function,
     Instance,
     Number,
+    Optional,
     Setting,
 )
 from attrib.methods.catalogue import register
@@ -55,8 +62,11 @@ from attrib.methods.perturbation.coalitions import (
     kernel_sample,
     shapley_kernel,
 )
+from attrib.methods.perturbation.draws import Draw
+from attrib.methods.perturbation.leverage import LeverageSampler
 from attrib.methods.perturbation.masks import Players
 from attrib.methods.perturbation.removal import RemovalGame
+from attrib.methods.perturbation.surrogate_error import surrogate_standard_error
 
 __all__ = [
     "LIME",
@@ -64,6 +74,7 @@ __all__ = [
     "ExponentialKernel",
     "KernelSHAP",
     "KernelSampler",
+    "LeverageSampler",
     "LinearSurrogate",
     "ShapleyKernel",
     "fit_surrogate",
@@ -73,6 +84,9 @@ __all__ = [
 MAX_SURROGATE_PLAYERS = 4096
 # 2^P coalitions are enumerated only while that stays small
 MAX_ENUMERATED_PLAYERS = 24
+# with tolerance=, the first round draws this many units (or 2 per player, if more), and
+# every later round twice as many as the one before
+FIRST_ROUND_UNITS = 32
 
 
 # ---- samplers: which coalitions, with which probability q(z) (up to a constant) ------------
@@ -125,6 +139,12 @@ class ShapleyKernel:
 
     def __call__(self, coalitions: torch.Tensor) -> torch.Tensor:
         return shapley_kernel(coalitions.shape[1], coalitions.sum(1))
+
+    def size_mass(self, players: int, sizes: torch.Tensor) -> torch.Tensor:
+        """``C(P, s) pi(s) = (P - 1) / (s (P - s))``: the kernel's weight on all coalitions
+        of size ``s`` together (``inf`` at 0 and ``P``)."""
+        s = sizes.to(torch.float64)
+        return (players - 1) / (s * (players - s))
 
 
 @dataclass(frozen=True)
@@ -201,7 +221,8 @@ def _solve(system: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
 # ---- the method ---------------------------------------------------------------------------
 
 
-Sampler = KernelSampler | BernoulliSampler
+Sampler = KernelSampler | BernoulliSampler | LeverageSampler
+SAMPLINGS = {"leverage": LeverageSampler(), "kernel": KernelSampler()}
 Kernel = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -213,27 +234,49 @@ class LinearSurrogate(PlayerMethod):
 
     Args:
         samples: coalitions (forwards) per sample and reference. When it reaches the number
-            of coalitions the sampler can draw (``2^P - 2`` for the kernel sampler, ``2^P``
-            for Bernoulli), every coalition is taken once instead.
-        sampler: ``KernelSampler()`` or ``BernoulliSampler()``.
+            of coalitions the sampler can draw (``2^P - 2`` for the kernel and leverage
+            samplers, ``2^P`` for Bernoulli), every coalition is taken once instead.
+        sampler: ``LeverageSampler()``, ``KernelSampler()`` or ``BernoulliSampler()``.
         kernel: a function of the coalitions ``(M, P)`` bool giving ``pi(z)`` ``(M,)``.
         efficiency: constrain ``phi_0 = v(empty)`` and ``sum phi = v(all) - v(empty)``.
         alpha: ridge penalty on ``phi`` (only without the efficiency constraint).
         paired: draw coalitions in complementary pairs.
+        tolerance: with ``efficiency``, stop once every player's standard error is at most
+            this (in the units of the target score); ``samples`` is then the most coalitions
+            drawn. Rounds of 32 units (pairs, or coalitions unpaired; at least two per
+            player), doubling, each reusing the rows of the one before. ``None`` (default):
+            all ``samples``.
         seed: makes the coalitions reproducible (``None``: drawn from torch's global RNG,
             recorded in ``params["seed"]``); they are shared by the samples of a batch.
+
+    With ``efficiency``, ``params["player_standard_error"]`` ``(N, P)`` and
+    ``params["standard_error"]`` (spread like ``values``) are the estimate's standard error
+    (``surrogate_error``; 0 when every coalition was taken).
     """
 
     samples = Setting(REQUIRED, Count(1, "coalitions evaluated per sample"))
     sampler = Setting(
         REQUIRED,
-        Instance((KernelSampler, BernoulliSampler), "KernelSampler() or BernoulliSampler()"),
+        Instance(
+            (LeverageSampler, KernelSampler, BernoulliSampler),
+            "LeverageSampler(), KernelSampler() or BernoulliSampler()",
+        ),
     )
     kernel = Setting(REQUIRED, Function("a function coalitions (M, P) -> weights (M,)"))
     efficiency = Setting(REQUIRED, FLAG)
     alpha = Setting(0.0, Number(0, purpose="ridge penalty"))
     paired = Setting(False, FLAG)
+    tolerance = Setting(None, Optional(Number(0, low_open=True, purpose="largest standard error")))
     seed = Setting(None, SEED)
+
+    def configure(self) -> None:
+        if self.tolerance is not None and not self.efficiency:
+            raise SettingError(
+                "tolerance",
+                "None without efficiency=True (the standard error is KernelSHAP's)",
+                self.tolerance,
+                "Use efficiency=True, or leave tolerance=None.",
+            )
 
     def seed_for_call(self) -> int | None:
         return draw_seed(self.seed)
@@ -247,51 +290,100 @@ class LinearSurrogate(PlayerMethod):
                 "Group features into players: feature_mask=grid(cell) or superpixels(n).",
             )
 
+    def draw(self, players: int, generator: torch.Generator) -> Draw:
+        """The coalitions of one call, with their design (``Draw``)."""
+        if players <= MAX_ENUMERATED_PLAYERS and self.samples >= self.sampler.support(players):
+            table = self.sampler.enumerate(players)
+            ones = torch.ones(table.shape[0], dtype=torch.float64)
+            return Draw.iid(table, ones, pairs=False, enumerated=True)
+        if isinstance(self.sampler, LeverageSampler):
+            return self.sampler.draw(self.samples, players, generator, self.paired)
+        table = self.sampler.sample(self.samples, players, generator, self.paired)
+        return Draw.iid(table, 1.0 / self.sampler.probability(table), self.paired)
+
     def coalitions(self, players: int, generator: torch.Generator) -> tuple[torch.Tensor, bool]:
         """The coalitions ``(M, P)`` of one call and whether they are all of them."""
-        if players <= MAX_ENUMERATED_PLAYERS and self.samples >= self.sampler.support(players):
-            return self.sampler.enumerate(players), True
-        return self.sampler.sample(self.samples, players, generator, self.paired), False
+        draw = self.draw(players, generator)
+        return draw.table, draw.enumerated
+
+    def weights(self, draw: Draw, sizes: torch.Tensor) -> torch.Tensor:
+        """``pi(z)`` times each row's expansion (``Draw``): through the kernel's mass per
+        size where it has one and the draw is stratified by size (no ``C(P, s)``, so no
+        overflow for many players), else ``kernel(table) * expansion``."""
+        by_size = draw.size_expansion()
+        mass = getattr(self.kernel, "size_mass", None)
+        if by_size is not None and mass is not None:
+            return mass(draw.table.shape[1], sizes).to(torch.float64) * by_size
+        return self.kernel(draw.table).to(torch.float64) * draw.expansion()
+
+    def rounds(self, draw: Draw, players: int) -> list[int]:
+        """Units evaluated after each round: all at once, or doubling with ``tolerance``."""
+        if self.tolerance is None or draw.enumerated:
+            return [draw.units]
+        units, rounds = max(FIRST_ROUND_UNITS, 2 * players), []
+        while units < draw.units:
+            rounds.append(units)
+            units *= 2
+        return [*rounds, draw.units]
 
     def estimate(self, game: RemovalGame, generator: torch.Generator | None) -> Estimate:
         p = game.players.count
         assert generator is not None  # seed_for_call always gives a seed
-        table, enumerated = self.coalitions(p, generator)
-        sizes = table.sum(1)
-        if self.efficiency and not bool((sizes == 0).any()):
-            # v(empty) is the constraint's intercept: one more row, in the same engine call
-            table = torch.cat([torch.zeros(1, p, dtype=torch.bool), table])
-            sizes = table.sum(1)
-        pi = self.kernel(table).to(torch.float64)
-        weights = pi if enumerated else pi / self.sampler.probability(table)
-        if self.efficiency:
-            # the empty and the full coalition are constraints, not rows of the regression
-            trivial = (sizes == 0) | (sizes == p)
-            weights = torch.where(trivial, torch.zeros_like(weights), weights)
-        if not bool(torch.isfinite(weights).all()):
-            raise SettingError(
-                "kernel",
-                "finite weights at every coalition the sampler draws (an infinite weight "
-                "needs efficiency=True, which makes it a constraint)",
-                self.kernel,
-            )
-        values = game.values_of(table).cpu()
-        empty = values[:, int((sizes == 0).nonzero()[0])] if self.efficiency else None
+        whole = self.draw(p, generator)
         full = game.full.cpu()
-        phi, intercept = fit_surrogate(
-            table,
-            weights,
-            values,
-            alpha=self.alpha,
-            efficiency=None if empty is None else (empty, full),
-        )
+        # v(empty) is the constraint's intercept: one more row, in the first engine call
+        evaluated = torch.zeros(game.n, 0, dtype=torch.float64)
+        empty: torch.Tensor | None = None
+        for units in self.rounds(whole, p):
+            draw = whole.prefix(units)
+            table = draw.table
+            new = table[evaluated.shape[1] :]
+            if self.efficiency and empty is None:
+                got = game.values_of(torch.cat([torch.zeros(1, p, dtype=torch.bool), new]))
+                empty, fresh = got[:, 0].cpu(), got[:, 1:].cpu()
+            else:
+                fresh = game.values_of(new).cpu()
+            evaluated = torch.cat([evaluated, fresh], dim=1)
+            sizes = table.sum(1)
+            weights = self.weights(draw, sizes)
+            if self.efficiency:
+                # the empty and the full coalition are constraints, not rows of the regression
+                trivial = (sizes == 0) | (sizes == p)
+                weights = torch.where(trivial, torch.zeros_like(weights), weights)
+            if not bool(torch.isfinite(weights).all()):
+                raise SettingError(
+                    "kernel",
+                    "finite weights at every coalition the sampler draws (an infinite weight "
+                    "needs efficiency=True, which makes it a constraint)",
+                    self.kernel,
+                )
+            phi, intercept = fit_surrogate(
+                table,
+                weights,
+                evaluated,
+                alpha=self.alpha,
+                efficiency=None if empty is None else (empty, full),
+            )
+            error = None
+            if empty is not None:
+                if draw.enumerated:
+                    error = torch.zeros_like(phi)
+                else:
+                    error = surrogate_standard_error(draw, weights, evaluated, empty, phi)
+                if self.tolerance is not None and float(error.max()) <= self.tolerance:
+                    break
         fitted = intercept.view(-1, 1) + phi @ table.T.to(torch.float64)
         device = game.device
-        extra = {
+        extra: dict[str, Any] = {
             "intercept": intercept.to(device),
-            "fit": _weighted_r2(values, fitted, weights).to(device),
-            "enumerated": enumerated,
+            "fit": _weighted_r2(evaluated, fitted, weights).to(device),
+            "enumerated": draw.enumerated,
         }
+        if error is not None:
+            extra["player_standard_error"] = error.to(device)
+            extra["standard_error"] = game.players.spread(
+                error.to(device), game.inputs, self.spread
+            )
         delta = None if empty is None else (phi.sum(1) - (full - empty)).to(device)
         return Estimate(phi.to(device), delta, extra)
 
@@ -321,25 +413,44 @@ def _weighted_r2(values: torch.Tensor, fitted: torch.Tensor, weights: torch.Tens
 )
 class KernelSHAP(LinearSurrogate):
     """KernelSHAP (Lundberg and Lee 2017): Shapley values as the efficiency-constrained
-    weighted regression with the Shapley kernel, on paired kernel-proportional samples.
+    weighted regression with the Shapley kernel, on paired samples of coalitions.
 
     Args:
         samples: coalitions per sample and reference (default 512); with
             ``samples >= 2^P - 2`` every coalition is used once and the result is exact.
+        sampling: which coalitions are drawn (the regression is the same):
+
+            - ``"leverage"`` (default): Leverage SHAP (Musco and Witter 2025): sizes drawn
+              uniformly (the leverage scores of the regression), in complementary pairs,
+              without replacement and stratified by size, each coalition weighted
+              ``pi(z) N_k / n_k``; small sizes are enumerated first. Fewer model calls for
+              the same error (``benchmarks``: ``shapley-curves``); see ``leverage``.
+            - ``"kernel"``: the classic sampler: i.i.d. coalitions with probability
+              proportional to the Shapley kernel (``p(s) ~ 1 / (s (P - s))``), paired
+              (Covert and Lee 2021).
         paired: complementary pairs (default True).
+        tolerance: stop once every player's standard error is at most this (target-score
+            units); ``samples`` is then the most drawn. See ``LinearSurrogate``.
         seed, feature_mask, spread, baseline, background, output, batch_size: see
             ``LinearSurrogate`` and ``PlayerMethod``.
 
     ``delta`` is the efficiency gap (zero up to rounding: it is a constraint);
-    ``params["intercept"]`` is ``v(empty)``, ``params["fit"]`` the weighted R^2.
+    ``params["intercept"]`` is ``v(empty)``, ``params["fit"]`` the weighted R^2,
+    ``params["player_standard_error"]`` ``(N, P)`` and ``params["standard_error"]`` (spread
+    like ``values``) the standard error of the estimate (0 when enumerated).
     """
 
     samples = Setting(512, Count(1, "coalitions evaluated per sample"))
+    sampling = Setting("leverage", Choice(tuple(SAMPLINGS)))
     paired = Setting(True, FLAG)
-    sampler = Fixed(KernelSampler())
+    sampler = Fixed()
     kernel = Fixed(ShapleyKernel())
     efficiency = Fixed(True)
     alpha = Fixed(0.0)
+
+    def configure(self) -> None:
+        self.assign("sampler", SAMPLINGS[self.sampling])
+        super().configure()
 
 
 @register(
@@ -375,6 +486,7 @@ class LIME(LinearSurrogate):
     sampler = Fixed(BernoulliSampler())
     kernel = Fixed()
     efficiency = Fixed(False)
+    tolerance = Fixed(None)
 
     def configure(self) -> None:
         self.assign("kernel", ExponentialKernel(self.kernel_width))

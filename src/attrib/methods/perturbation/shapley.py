@@ -29,7 +29,7 @@ import torch
 
 from attrib.core.errors import SettingError
 from attrib.core.seeding import draw_seed
-from attrib.core.settings import FLAG, SEED, Count, Setting
+from attrib.core.settings import FLAG, SEED, Count, Number, Optional, Setting
 from attrib.methods.catalogue import register
 from attrib.methods.perturbation.base import Estimate, PlayerMethod, players_grid
 from attrib.methods.perturbation.coalitions import (
@@ -42,6 +42,9 @@ from attrib.methods.perturbation.masks import Players
 from attrib.methods.perturbation.removal import RemovalGame
 
 __all__ = ["ExactShapley", "ShapleySampling", "shapley_values"]
+
+# with tolerance=, the first round evaluates this many orders, every later one twice as many
+FIRST_ROUND_ORDERS = 8
 
 
 def shapley_values(values: torch.Tensor) -> torch.Tensor:
@@ -134,6 +137,12 @@ class ShapleySampling(PlayerMethod):
         samples: orders of the players (permutations) per sample; each costs ``P - 1``
             forwards per reference. With ``antithetic`` it must be even.
         antithetic: pair each order with its reverse (the pair's mean is one draw).
+        tolerance: stop once every player's standard error (below) is at most this, in
+            the units of the target score; ``samples`` is then the most orders evaluated.
+            Rounds of 8 orders, then 16, 32, ... (each adding to the one before; the
+            orders are those of the full draw, so a round's values are those of
+            ``samples=`` its orders). The batch stops together: when its last sample gets
+            there. ``None`` (default): all ``samples``.
         seed: makes the orders reproducible (``None``: drawn from torch's global RNG and
             recorded in ``params["seed"]``). The orders are shared by the samples of a batch,
             so a sample's values do not depend on the batch it is explained in.
@@ -142,11 +151,13 @@ class ShapleySampling(PlayerMethod):
     ``params["standard_error"]`` has the shape of ``values`` (spread like them) and
     ``params["player_standard_error"]`` is ``(N, P)``: the standard deviation of the
     independent draws (orders, or antithetic pairs) over the square root of their number
-    (NaN with a single draw). ``delta`` is the efficiency gap, zero up to rounding.
+    (NaN with a single draw); ``params["orders"]`` the orders evaluated. ``delta`` is the
+    efficiency gap, zero up to rounding.
     """
 
     samples = Setting(32, Count(1, "orders of the players per sample"))
     antithetic = Setting(True, FLAG)
+    tolerance = Setting(None, Optional(Number(0, low_open=True, purpose="largest standard error")))
     seed = Setting(None, SEED)
 
     def configure(self) -> None:
@@ -161,41 +172,81 @@ class ShapleySampling(PlayerMethod):
     def seed_for_call(self) -> int | None:
         return draw_seed(self.seed)
 
+    def rounds(self) -> list[int]:
+        """Orders evaluated after each round: all at once, or doubling with ``tolerance``."""
+        if self.tolerance is None:
+            return [self.samples]
+        orders, rounds = FIRST_ROUND_ORDERS, []
+        while orders < self.samples:
+            rounds.append(orders)
+            orders *= 2
+        return [*rounds, self.samples]
+
     def estimate(self, game: RemovalGame, generator: torch.Generator | None) -> Estimate:
-        p, t, n = game.players.count, self.samples, game.n
+        p, n = game.players.count, game.n
         assert generator is not None  # seed_for_call always gives a seed
-        orders = permutations(t, p, generator, self.antithetic)
+        # every order is drawn first, so that a round's orders are a prefix of the same draw
+        orders = permutations(self.samples, p, generator, self.antithetic)
         rank = orders.argsort(1).to(game.device)  # rank[t, j]: where player j comes in order t
-        inner = p - 1  # prefixes of sizes 1 .. P-1 per order; size 0 and P are shared
-
-        def coalitions(item: torch.Tensor) -> torch.Tensor:
-            # item 0 is the empty coalition; item 1 + t (P-1) + (s-1) the first s of order t
-            shifted = (item - 1).clamp(min=0)
-            order = torch.div(shifted, max(inner, 1), rounding_mode="floor")
-            size = shifted - order * inner + 1
-            present = rank[order] < size.view(-1, 1)
-            return present & (item > 0).view(-1, 1)
-
-        v = game.values(coalitions, 1 + t * inner)
-        empty = v[:, :1]
         full = game.full.view(n, 1)
-        # (N, T, P + 1): v of the first s players of each order, s = 0 .. P
-        first = empty.expand(n, t).unsqueeze(2)
-        last = full.expand(n, t).unsqueeze(2)
-        prefix = torch.cat([first, v[:, 1:].view(n, t, inner), last], dim=2)
-        gains = prefix[:, :, 1:] - prefix[:, :, :-1]  # gain of the player at each position
-        per_player = gains.gather(2, rank.unsqueeze(0).expand(n, t, p))  # (N, T, P)
-        if self.antithetic:
-            per_player = per_player.view(n, t // 2, 2, p).mean(2)
-        draws = per_player.shape[1]
-        phi = per_player.mean(1)
-        if draws > 1:
-            error = per_player.std(1, unbiased=True) / math.sqrt(draws)
-        else:
-            error = torch.full_like(phi, math.nan)
-        delta = phi.sum(1) - (game.full - v[:, 0])
+        gains: list[torch.Tensor] = []
+        empty = full  # replaced by v(empty), evaluated with the first round's rows
+        done = 0
+        for t in self.rounds():
+            # v(empty) and v(all) = f(x) are shared by every order; each order adds P - 1 rows
+            v = self._prefix_values(game, rank[done:t], with_empty=done == 0)
+            if done == 0:
+                empty, v = v[:, :1], v[:, 1:]
+            gains.append(self._gains(v, rank[done:t], empty, full))
+            done = t
+            per_player = torch.cat(gains, dim=1)  # (N, T, P)
+            if self.antithetic:
+                per_player = per_player.view(n, t // 2, 2, p).mean(2)
+            draws = per_player.shape[1]
+            phi = per_player.mean(1)
+            if draws > 1:
+                error = per_player.std(1, unbiased=True) / math.sqrt(draws)
+            else:
+                error = torch.full_like(phi, math.nan)
+            if self.tolerance is not None and float(error.max()) <= self.tolerance:
+                break
+        delta = phi.sum(1) - (game.full - empty[:, 0])
         extra = {
             "standard_error": game.players.spread(error, game.inputs, self.spread),
             "player_standard_error": error,
+            "orders": done,
         }
         return Estimate(phi, delta, extra)
+
+    @staticmethod
+    def _prefix_values(game: RemovalGame, rank: torch.Tensor, with_empty: bool) -> torch.Tensor:
+        """``v`` of the first ``s = 1 .. P-1`` players of each of the orders given by their
+        ranks ``(T, P)``: ``(N, T (P - 1))``, after ``v(empty)`` if ``with_empty``."""
+        t, p = rank.shape
+        inner = p - 1
+        lead = 1 if with_empty else 0
+
+        def coalitions(item: torch.Tensor) -> torch.Tensor:
+            # item lead + t (P-1) + (s-1): the first s players of order t (item 0: empty)
+            shifted = (item - lead).clamp(min=0)
+            order = torch.div(shifted, max(inner, 1), rounding_mode="floor")
+            size = shifted - order * inner + 1
+            present = rank[order] < size.view(-1, 1)
+            return present & (item >= lead).view(-1, 1)
+
+        return game.values(coalitions, lead + t * inner)
+
+    @staticmethod
+    def _gains(
+        v: torch.Tensor, rank: torch.Tensor, empty: torch.Tensor, full: torch.Tensor
+    ) -> torch.Tensor:
+        """Each player's marginal contribution in each order ``(N, T, P)``, from ``v`` of the
+        orders' prefixes ``(N, T (P - 1))`` and the ranks ``(T, P)`` of the players."""
+        t, p = rank.shape
+        n = v.shape[0]
+        # (N, T, P + 1): v of the first s players of each order, s = 0 .. P
+        first = empty.expand(n, t).unsqueeze(2)
+        last = full.expand(n, t).unsqueeze(2)
+        prefix = torch.cat([first, v.view(n, t, p - 1), last], dim=2)
+        gains = prefix[:, :, 1:] - prefix[:, :, :-1]  # gain of the player at each position
+        return gains.gather(2, rank.unsqueeze(0).expand(n, t, p))
