@@ -139,7 +139,7 @@ TEXTS = [
         ["[CLS]", "a", "truly", "wonder", "##ful", "film", "[SEP]"],
     ),
     ("t1", "the worst plot ever", 0, ["[CLS]", "the", "worst", "plot", "ever", "[SEP]"]),
-    ("t2", "markup in a review", 1, ["[CLS]", IMG_TOKEN, "in", "a", "review", "[SEP]"]),
+    ("t2", IMG_TOKEN + " in a review", 1, ["[CLS]", IMG_TOKEN, "in", "a", "review", "[SEP]"]),
 ]
 
 

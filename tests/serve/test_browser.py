@@ -222,6 +222,9 @@ def test_methods_page_two_runs(page, server):
 
 def test_text_run_tokens_are_text(page, server):
     page, _ = page
+    page.goto(f"{server}/#/runs/texts")
+    page.wait_for_selector("#grid .card .snippet")
+    assert page.locator("#grid .snippet", has_text=IMG_TOKEN).count() == 1
     page.goto(f"{server}/#/sample/texts/t2")
     page.wait_for_selector(".tokens span")
     assert page.locator(".tokens span", has_text=IMG_TOKEN).count() == 2

@@ -137,8 +137,8 @@ def _int(request: Request, name: str, default: int | None, low: int = 0, high: i
 
 def _choice(request: Request, name: str, options: Sequence[str], default: str) -> str:
     raw = request.query_params.get(name) or default
-    if raw not in options:
-        raise HTTPException(400, f"{name} must be one of {', '.join(options)}")
+    if raw not in options:  # a name of nothing served, like any other: 404
+        raise NotFoundError(f"no {name} {raw[:40]!r}; one of {', '.join(options)}")
     return raw
 
 

@@ -16,6 +16,7 @@ import math
 import os
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -72,7 +73,7 @@ class ServedRun:
 
     # -- the tables ----------------------------------------------------------------------
 
-    @property
+    @cached_property
     def correct(self) -> np.ndarray:
         """1 where the prediction is the label, 0 where it is not, -1 where unknown."""
         known = (self.labels != UNKNOWN) & (self.predictions != UNKNOWN)
@@ -147,10 +148,11 @@ class ServedRun:
     def row(self, i: int) -> dict[str, Any]:
         label, prediction = int(self.labels[i]), int(self.predictions[i])
         correct = int(self.correct[i])
-        return {
+        text = self.kind == "text"
+        out = {
             "id": self.ids[i],
             "index": i,
-            "name": os.path.basename(self.sources[i]) or self.ids[i],
+            "name": self.ids[i] if text else os.path.basename(self.sources[i]) or self.ids[i],
             "label": None if label == UNKNOWN else label,
             "label_name": self.class_name(label),
             "prediction": None if prediction == UNKNOWN else prediction,
@@ -159,6 +161,10 @@ class ServedRun:
             "status": str(self.statuses[i]),
             "error": self.errors[i],
         }
+        if text:
+            snippet = self._text(i) or ""
+            out["text"] = snippet if len(snippet) <= 160 else snippet[:159] + "…"
+        return out
 
     def position(self, sample_id: str) -> int:
         if not isinstance(sample_id, str) or sample_id not in self.index_of:

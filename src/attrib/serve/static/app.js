@@ -169,6 +169,7 @@ async function overviewPage(name, query, mine) {
 }
 
 function card(run, row) {
+  if (row.text !== undefined) return textCard(run, row);
   const verdict = row.status !== "ok" ? h("span", { class: "badge err" }, "error")
     : row.correct === true ? h("span", { class: "badge ok" }, "✓ correct")
     : row.correct === false ? h("span", { class: "badge wrong" }, "✗ wrong") : null;
@@ -179,6 +180,16 @@ function card(run, row) {
     h("span", { class: "line" }, "pred: ", row.prediction_name ?? "–"),
     h("span", { class: "line" }, verdict, row.sort_value !== undefined ? ` ${fmt(row.sort_value)}` : ""),
   );
+}
+
+function textCard(run, row) {
+  const verdict = row.correct === true ? h("span", { class: "badge ok" }, "✓ correct") : row.correct === false ? h("span", { class: "badge wrong" }, "✗ wrong") : null;
+  return h("a", { class: "card text-card", href: "#/sample/" + enc(run) + "/" + enc(row.id), title: row.id },
+    h("span", { class: "name" }, row.name),
+    h("span", { class: "snippet" }, row.text ?? ""),
+    h("span", { class: "line" }, "label: ", row.label_name ?? "–"),
+    h("span", { class: "line" }, "pred: ", row.prediction_name ?? "–"),
+    h("span", { class: "line" }, verdict, row.sort_value !== undefined ? ` ${fmt(row.sort_value)}` : ""));
 }
 
 // -- sample ------------------------------------------------------------------------------
@@ -258,6 +269,7 @@ function tokenLine(tokens, scores, signed) {
     const span = h("span", { title: fmt(scores[i]) }, t);
     const a = Math.min(1, Math.abs(v));
     span.style.backgroundColor = signed ? (v >= 0 ? `rgba(214, 39, 40, ${a})` : `rgba(31, 119, 180, ${a})`) : `rgba(255, 127, 14, ${a})`;
+    if (a > 0.6) span.style.color = "#fff";
     return span;
   }));
 }

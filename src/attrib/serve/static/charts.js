@@ -46,7 +46,8 @@ const Charts = (() => {
       text(svg, left - 4, y(v) + 3, v.toFixed(1), "end");
     }
     xLabels.forEach((label, i) => {
-      const t = text(svg, x(i), h - bottom + 12, label, "middle");
+      const anchor = i === 0 ? "start" : i === xLabels.length - 1 ? "end" : "middle";
+      const t = text(svg, x(i), h - bottom + 12 + (i % 2) * 11, label, anchor);
       t.setAttribute("font-size", "9");
     });
     series.forEach((s, k) => {
