@@ -85,6 +85,16 @@ def until(page, expression: str, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
+def settled(page) -> None:
+    """Wait until the overview's grid answers the route in the address bar."""
+    until(
+        page,
+        "document.querySelector('#grid') && #grid.dataset.route === location.hash".replace(
+            "#grid.", "document.querySelector('#grid')."
+        ),
+    )
+
+
 def shot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -123,6 +133,7 @@ def test_overview_filter_sort_page(page, server):
 
     page.select_option("#sel-class", label=SCRIPT_CLASS)
     until(page, "location.hash.includes('class=1')")
+    settled(page)
     until(page, "!document.querySelector('#range').textContent.startsWith('11')")
     lines = page.locator("#grid .card .line").all_text_contents()
     labels = [t for t in lines if t.startswith("label: ")]
@@ -130,19 +141,23 @@ def test_overview_filter_sort_page(page, server):
 
     page.select_option("#sel-class", value="")
     until(page, "!location.hash.includes('class=')")
+    settled(page)
     page.select_option("#sel-correct", value="false")
     until(page, "location.hash.includes('correct=false')")
+    settled(page)
     page.wait_for_selector("#grid .card")
     assert page.locator("#grid .badge.ok").count() == 0
     assert page.locator("#grid .badge.wrong").count() > 0
 
     page.select_option("#sel-correct", value="")
     until(page, "!location.hash.includes('correct=')")
+    settled(page)
     page.select_option("#sel-sort", value="GradCAM:deletion")
     until(page, "location.hash.includes('sort=GradCAM')")
+    settled(page)
     page.select_option("#sel-order", value="desc")
     until(page, "location.hash.includes('order=desc')")
-    until(page, "document.querySelectorAll('#grid .card').length === 10")
+    settled(page)
     shown = [
         float(t.split()[-1])
         for t in page.locator("#grid .card .line:last-child").all_text_contents()
@@ -232,3 +247,41 @@ def test_text_run_tokens_are_text(page, server):
     page.goto(f"{server}/#/sample/texts/t0")
     until(page, "document.querySelector('.tokens').textContent.includes('wonderful')")
     shot(page, "text")
+
+
+def test_static_export_opens_from_file_with_no_server(browser, image_run, tmp_path):
+    from attrib.serve.export import export_site
+
+    index = export_site(image_run, tmp_path / "site")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    watch = Watch(page, "file://")
+    page.goto(index.as_uri() + "#/runs/run?limit=10")
+    page.wait_for_selector("#grid .card")
+    assert page.locator("#range").text_content() == "1–10 of 24"
+    assert page.locator("#nav-live").is_hidden()
+    page.select_option("#sel-sort", value="IntegratedGradients:insertion")
+    until(page, "location.hash.includes('sort=Integrated')")
+    settled(page)
+    page.locator("#next").click()
+    until(page, "document.querySelector('#range').textContent.startsWith('11–20')")
+    shot(page, "export-overview")
+    page.locator("#grid .card").first.click()
+    page.wait_for_selector("#maps img.layer")
+    until(
+        page, "[...document.querySelectorAll('#maps img')].every(i => i.complete && i.naturalWidth)"
+    )
+    page.select_option("#sel-mode", value="signed")
+    until(
+        page,
+        "[...document.querySelectorAll('#maps img.layer')].every(i => i.src.includes('signed'))",
+    )
+    until(
+        page, "[...document.querySelectorAll('#maps img')].every(i => i.complete && i.naturalWidth)"
+    )
+    shot(page, "export-sample")
+    page.goto(index.as_uri() + "#/methods")
+    page.wait_for_selector(".panel table.verdict")
+    context.close()
+    assert watch.problems == []

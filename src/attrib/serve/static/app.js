@@ -63,8 +63,9 @@ const Data = {
     return found ? Promise.resolve(found) : Promise.reject(new Error("no such sample"));
   },
   summary(run) { return STATIC ? Promise.resolve(STATIC.summaries[run]) : getJSON(`api/runs/${enc(run)}/summary`); },
-  thumb(run, id) { return STATIC ? STATIC.files[run][id].thumb : `api/runs/${enc(run)}/thumb.png?id=${enc(id)}`; },
-  input(run, id) { return STATIC ? STATIC.files[run][id].input : `api/runs/${enc(run)}/input.png?id=${enc(id)}`; },
+  // a static site has no picture of a sample it could not draw: null
+  thumb(run, id) { return STATIC ? (STATIC.files[run][id] || {}).thumb || null : `api/runs/${enc(run)}/thumb.png?id=${enc(id)}`; },
+  input(run, id) { return STATIC ? (STATIC.files[run][id] || {}).input || null : `api/runs/${enc(run)}/input.png?id=${enc(id)}`; },
   map(run, id, method, cmap, mode, signed) {
     if (STATIC) {
       const chosen = mode === "auto" ? (signed ? "signed" : "absolute") : mode;
@@ -154,7 +155,8 @@ async function overviewPage(name, query, mine) {
     h("label", {}, "order", select("order", [["asc", "lowest first"], ["desc", "highest first"]], q.order, (e) => update({ order: e.target.value }))),
     h("label", {}, "per page", select("limit", [[10, 10], [50, 50], [100, 100], [200, 200]], q.limit, (e) => update({ limit: e.target.value }))),
   );
-  const grid = h("div", { class: "grid", id: "grid" }, page.rows.map((row) => card(name, row)));
+  // data-route: the route this grid answers (tests wait for it to be the current one)
+  const grid = h("div", { class: "grid", id: "grid", "data-route": location.hash }, page.rows.map((row) => card(name, row)));
   const last = Math.min(page.total, q.offset + page.rows.length);
   const pager = h("div", { class: "pager" },
     h("button", { class: "secondary", id: "prev", disabled: q.offset <= 0, onclick: () => go(["runs", name], Object.assign({}, q, { offset: Math.max(0, q.offset - q.limit) })) }, "← previous"),
@@ -168,13 +170,17 @@ async function overviewPage(name, query, mine) {
   );
 }
 
+function picture(src, alt, attrs) {
+  return src ? h("img", Object.assign({ src, alt }, attrs || {})) : h("div", { class: "no-picture" }, "no picture");
+}
+
 function card(run, row) {
   if (row.text !== undefined) return textCard(run, row);
   const verdict = row.status !== "ok" ? h("span", { class: "badge err" }, "error")
     : row.correct === true ? h("span", { class: "badge ok" }, "✓ correct")
     : row.correct === false ? h("span", { class: "badge wrong" }, "✗ wrong") : null;
   return h("a", { class: "card", href: "#/sample/" + enc(run) + "/" + enc(row.id), title: row.id },
-    h("img", { src: Data.thumb(run, row.id), alt: row.name, loading: "lazy", width: 96, height: 96 }),
+    picture(Data.thumb(run, row.id), row.name, { loading: "lazy", width: 96, height: 96 }),
     h("span", { class: "name" }, row.name),
     h("span", { class: "line" }, "label: ", row.label_name ?? "–"),
     h("span", { class: "line" }, "pred: ", row.prediction_name ?? "–"),
@@ -218,13 +224,13 @@ async function samplePage(runName, id, query, mine) {
   const draw = () => {
     clear(figures);
     layers.length = 0;
-    figures.appendChild(h("figure", {}, h("div", { class: "stack" }, h("img", { src: Data.input(runName, sample.id), alt: "input" })), h("figcaption", {}, "input")));
+    figures.appendChild(h("figure", {}, h("div", { class: "stack" }, picture(Data.input(runName, sample.id), "input")), h("figcaption", {}, "input")));
     if (sample.status !== "ok") return;
     for (const m of sample.methods) {
       const layer = h("img", { class: "layer", src: Data.map(runName, sample.id, m.name, viewState.cmap, viewState.mode, m.signed), alt: m.name });
       layer.style.opacity = viewState.opacity;
       layers.push(layer);
-      figures.appendChild(h("figure", {}, h("div", { class: "stack" }, h("img", { src: Data.input(runName, sample.id), alt: "" }), layer), h("figcaption", {}, m.name, m.signed ? " (signed)" : "")));
+      figures.appendChild(h("figure", {}, h("div", { class: "stack" }, picture(Data.input(runName, sample.id), ""), layer), h("figcaption", {}, m.name, m.signed ? " (signed)" : "")));
     }
   };
   const slider = h("input", { type: "range", id: "opacity", min: 0, max: 1, step: 0.05, value: viewState.opacity,
