@@ -36,7 +36,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from attrib.core.errors import AttribError
-from attrib.serve.live import MAX_UPLOAD_BYTES, Live, UploadError
+from attrib.serve.live import MAX_UPLOAD_BYTES, Live, UploadError, signed_method
 from attrib.serve.pictures import COLORMAPS, MODES, THUMBNAIL, PngCache, input_png, map_png
 from attrib.serve.served import NotFoundError, ServedRun
 
@@ -146,6 +146,17 @@ def _signed_for(mode: str, default: bool) -> bool:
     return default if mode == "auto" else mode == "signed"
 
 
+async def _cached_png(cache: PngCache, key: tuple, make: Any) -> Response:
+    """A cached PNG straight from the event loop; one to draw in the thread pool (drawing
+    and reading maps block)."""
+    from starlette.concurrency import run_in_threadpool
+
+    found = cache.peek(key)
+    if found is None:
+        found = await run_in_threadpool(cache.get, key, make)
+    return _png_response(found)
+
+
 def _png_response(data: bytes) -> Response:
     return Response(data, media_type="image/png", headers={"cache-control": "private, max-age=600"})
 
@@ -214,7 +225,7 @@ def make_routes(explorer: Explorer) -> list[Route]:
         served = explorer.run(request)
         return JSON(served.sample(request.query_params.get("id", "")))
 
-    def input_picture(request: Request) -> Response:
+    async def input_picture(request: Request) -> Response:
         served = explorer.run(request)
         sample_id = request.query_params.get("id", "")
         served.position(sample_id)
@@ -226,9 +237,9 @@ def make_routes(explorer: Explorer) -> list[Route]:
                 raise NotFoundError("the run's inputs cannot be read (its source moved?)")
             return input_png(pixels, size)
 
-        return _png_response(explorer.cache.get(("input", served.name, sample_id, size), make))
+        return await _cached_png(explorer.cache, ("input", served.name, sample_id, size), make)
 
-    def thumbnail(request: Request) -> Response:
+    async def thumbnail(request: Request) -> Response:
         served = explorer.run(request)
         sample_id = request.query_params.get("id", "")
         served.position(sample_id)
@@ -242,9 +253,9 @@ def make_routes(explorer: Explorer) -> list[Route]:
             saliency = served.map(sample_id, method)
             return map_png(saliency, signed=False, size=THUMBNAIL)
 
-        return _png_response(explorer.cache.get(("thumb", served.name, sample_id), make))
+        return await _cached_png(explorer.cache, ("thumb", served.name, sample_id), make)
 
-    def map_picture(request: Request) -> Response:
+    async def map_picture(request: Request) -> Response:
         served = explorer.run(request)
         sample_id = request.query_params.get("id", "")
         method = served.check_method(request.query_params.get("method", ""))
@@ -252,9 +263,7 @@ def make_routes(explorer: Explorer) -> list[Route]:
         cmap = _choice(request, "cmap", COLORMAPS, "auto")
         mode = _choice(request, "mode", MODES, "auto")
         size = _int(request, "size", None, 16, 1024)
-        signed = _signed_for(
-            mode, next(m["signed"] for m in served.describe()["methods"] if m["name"] == method)
-        )
+        signed = _signed_for(mode, signed_method(method))
 
         def make() -> bytes:
             saliency = served.map(sample_id, method)
@@ -263,7 +272,7 @@ def make_routes(explorer: Explorer) -> list[Route]:
             return map_png(saliency, signed=signed, cmap=cmap, shape=shape, size=size)
 
         key = ("map", served.name, sample_id, method, cmap, signed, size)
-        return _png_response(explorer.cache.get(key, make))
+        return await _cached_png(explorer.cache, key, make)
 
     def summary(request: Request) -> Response:
         return JSON(explorer.run(request).summary())
@@ -284,14 +293,14 @@ def make_routes(explorer: Explorer) -> list[Route]:
         height, width = made.pixels.shape[:2]
         return JSON({"upload": made.id, "width": width, "height": height, "top": made.top})
 
-    def upload_picture(request: Request) -> Response:
+    async def upload_picture(request: Request) -> Response:
         live = explorer.need_live()
         try:
             made = live.find_upload(request.path_params["upload"])
         except LookupError:
             raise NotFoundError("no such upload") from None
-        return _png_response(
-            explorer.cache.get(("upload", made.id), lambda: input_png(made.pixels))
+        return await _cached_png(
+            explorer.cache, ("upload", made.id), lambda: input_png(made.pixels)
         )
 
     async def submit(request: Request) -> Response:
@@ -323,14 +332,20 @@ def make_routes(explorer: Explorer) -> list[Route]:
         job = live.submit(tensor, pixels, methods, body.get("target"))
         return JSON(job.describe(live.class_name), status_code=202)
 
-    def job_state(request: Request) -> Response:
+    async def job_state(request: Request) -> Response:
         live = explorer.need_live()
         job = _job(live, request)
         if request.method == "DELETE":
             live.cancel(job.id)
+        else:
+            wait = _int(request, "wait", 0, 0, 10_000)  # ms: answer at the job's next change
+            if wait:
+                from starlette.concurrency import run_in_threadpool
+
+                await run_in_threadpool(job.wait_change, wait / 1000)
         return JSON(job.describe(live.class_name))
 
-    def job_map(request: Request) -> Response:
+    async def job_map(request: Request) -> Response:
         live = explorer.need_live()
         job = _job(live, request)
         method = request.query_params.get("method", "")
@@ -338,24 +353,22 @@ def make_routes(explorer: Explorer) -> list[Route]:
             raise NotFoundError("no map of this method in the job")
         cmap = _choice(request, "cmap", COLORMAPS, "auto")
         mode = _choice(request, "mode", MODES, "auto")
-        from attrib.serve.live import _signed
-
-        signed = _signed_for(mode, _signed(method))
+        signed = _signed_for(mode, signed_method(method))
         shape = job.pixels.shape[:2] if job.pixels is not None else None
         key = ("job", job.id, method, cmap, signed)
-        return _png_response(
-            explorer.cache.get(
-                key, lambda: map_png(job.maps[method], signed=signed, cmap=cmap, shape=shape)
-            )
+        return await _cached_png(
+            explorer.cache,
+            key,
+            lambda: map_png(job.maps[method], signed=signed, cmap=cmap, shape=shape),
         )
 
-    def job_input(request: Request) -> Response:
+    async def job_input(request: Request) -> Response:
         live = explorer.need_live()
         job = _job(live, request)
         if job.pixels is None:
             raise NotFoundError("no picture of this input")
         pixels = job.pixels
-        return _png_response(explorer.cache.get(("jobinput", job.id), lambda: input_png(pixels)))
+        return await _cached_png(explorer.cache, ("jobinput", job.id), lambda: input_png(pixels))
 
     return [
         Route("/", page),

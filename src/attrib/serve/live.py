@@ -119,6 +119,17 @@ class Job:
     explained: int | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 
+    def finished(self) -> bool:
+        return self.state not in ("queued", "running")
+
+    def wait_change(self, seconds: float) -> None:
+        """Return when the job ends or a method is done, or after ``seconds`` (a long poll:
+        the page learns of a map as soon as it is there, without polling fast)."""
+        done = len(self.done)
+        deadline = time.monotonic() + seconds
+        while not self.finished() and len(self.done) == done and time.monotonic() < deadline:
+            time.sleep(0.002)
+
     def describe(self, class_name: Any) -> dict[str, Any]:
         return {
             "job": self.id,
@@ -132,7 +143,7 @@ class Job:
             "seconds": dict(self.seconds),
             "target": self.explained,
             "target_name": class_name(self.explained),
-            "signed": {m: _signed(m) for m in self.maps},
+            "signed": {m: signed_method(m) for m in self.maps},
         }
 
 
@@ -323,6 +334,7 @@ def two_d_map(attribution: Any) -> np.ndarray:
     return np.asarray(saliency_maps(attribution, reduce=reduce)[0], dtype=np.float32)
 
 
-def _signed(method: str) -> bool:
+def signed_method(method: str) -> bool:
+    """Whether the catalogue says ``method``'s maps are signed (drawn diverging)."""
     info = catalogue.get(method)
     return bool(info.signed) if info is not None else False

@@ -35,6 +35,14 @@ class PngCache:
         self._bytes = 0
         self._lock = threading.Lock()
 
+    def peek(self, key: tuple) -> bytes | None:
+        """The PNG of ``key`` if it is cached (never draws)."""
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
     def get(self, key: tuple, make: Callable[[], bytes]) -> bytes:
         with self._lock:
             found = self._items.get(key)

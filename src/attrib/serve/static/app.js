@@ -230,7 +230,7 @@ async function samplePage(runName, id, query, mine) {
       const layer = h("img", { class: "layer", src: Data.map(runName, sample.id, m.name, viewState.cmap, viewState.mode, m.signed), alt: m.name });
       layer.style.opacity = viewState.opacity;
       layers.push(layer);
-      figures.appendChild(h("figure", {}, h("div", { class: "stack" }, picture(Data.input(runName, sample.id), ""), layer), h("figcaption", {}, m.name, m.signed ? " (signed)" : "")));
+      figures.appendChild(h("figure", {}, h("div", { class: "stack" }, picture(Data.input(runName, sample.id), "", { class: "base" }), layer), h("figcaption", {}, m.name, m.signed ? " (signed)" : "")));
     }
   };
   const slider = h("input", { type: "range", id: "opacity", min: 0, max: 1, step: 0.05, value: viewState.opacity,
@@ -316,16 +316,16 @@ function runJob(body, out, progress, cancelButton) {
       if (job.errors[name]) { out.appendChild(h("figure", {}, h("p", { class: "error" }, name + ": " + job.errors[name]))); continue; }
       const layer = h("img", { class: "layer", src: `api/jobs/${enc(job.job)}/map.png?method=${enc(name)}&cmap=${enc(viewState.cmap)}&mode=${enc(viewState.mode)}`, alt: name });
       layer.style.opacity = viewState.opacity;
-      out.appendChild(h("figure", { class: "computed" }, h("div", { class: "stack" }, h("img", { src: `api/jobs/${enc(job.job)}/input.png`, alt: "" }), layer),
+      out.appendChild(h("figure", { class: "computed" }, h("div", { class: "stack" }, h("img", { class: "base", src: `api/jobs/${enc(job.job)}/input.png`, alt: "" }), layer),
         h("figcaption", {}, `${name} for ${job.target_name ?? job.target} (${fmt(job.seconds[name], 2)} s)`)));
     }
   };
   const poll = async () => {
-    job = await getJSON(`api/jobs/${enc(job.job)}`);
+    job = await getJSON(`api/jobs/${enc(job.job)}?wait=1000`);
     progress.value = job.progress;
     say(`${job.state}${job.current ? ": " + job.current + " (" + job.passes + " passes)" : ""}`);
     draw();
-    if (job.state === "queued" || job.state === "running") { if (!stopped) setTimeout(() => poll().catch(fail), 150); }
+    if (job.state === "queued" || job.state === "running") { if (!stopped) poll().catch(fail); }
     else { cancelButton.disabled = true; if (job.errors.job) out.appendChild(h("p", { class: "error" }, job.errors.job)); }
   };
   const fail = (error) => { say(""); out.appendChild(h("p", { class: "error" }, "Error: " + error.message)); cancelButton.disabled = true; };
