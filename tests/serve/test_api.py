@@ -330,3 +330,17 @@ def test_serve_binds_the_loopback_address_by_default_and_warns_for_another(monke
         warnings.simplefilter("error")
         with pytest.raises(SystemExit):
             server.serve(object(), host="127.0.0.1", port=1)
+
+
+def test_words_are_the_sum_of_their_pieces_special_tokens_in_none():
+    from attrib.serve.served import _words
+
+    words, scores = _words(["[CLS]", "a", "wonder", "##ful", "film", "[SEP]"], [5, 1, 2, 3, 4, 7])
+    assert words == ["a", "wonderful", "film"] and scores == [1, 5, 4]
+    words, scores = _words(["<s>", "▁un", "watch", "able", "▁film", "</s>"], [9, 1, 2, 3, 4, 9])
+    assert words == ["unwatchable", "film"] and scores == [6, 4]
+
+
+def test_a_job_request_is_small(client):
+    answer = client.post("/api/jobs", content=b"[" + b"1," * 40_000 + b"1]")
+    assert answer.status_code == 413

@@ -59,6 +59,7 @@ STATIC_FILES = {
 }
 """The page's files: the only files the server sends that are not drawn for a request."""
 PAGE_LIMIT = 500
+JOB_REQUEST_BYTES = 64 << 10  # a job request is a small JSON object
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
@@ -305,10 +306,13 @@ def make_routes(explorer: Explorer) -> list[Route]:
 
     async def submit(request: Request) -> Response:
         live = explorer.need_live()
-        if int(request.headers.get("content-length") or 0) > 64 << 10:
-            raise HTTPException(413, "a job request is a small JSON object")
+        raw = bytearray()
+        async for chunk in request.stream():
+            raw.extend(chunk)
+            if len(raw) > JOB_REQUEST_BYTES:
+                raise HTTPException(413, "a job request is a small JSON object")
         try:
-            body = json.loads(await request.body())
+            body = json.loads(bytes(raw))
         except ValueError:
             raise HTTPException(400, "the body must be JSON") from None
         if not isinstance(body, dict):

@@ -243,9 +243,12 @@ class ServedRun:
             where = [k for k, v in enumerate(table["id"].to_pylist()) if v == sample_id]
             if where:
                 row = table.slice(where[0], 1).to_pylist()[0]
+                words, word_scores = _words(row["tokens"], row["scores"])
                 out[method] = {
                     "tokens": row["tokens"],
                     "scores": [_number(v) for v in row["scores"]],
+                    "words": words,
+                    "word_scores": [_number(v) for v in word_scores],
                     "signed": _signed(method),
                 }
         return out
@@ -395,6 +398,39 @@ def served_names(paths: list[str]) -> list[str]:
             name, k = f"{base}-{k}", k + 1
         out.append(name)
     return out
+
+
+SPECIAL_TOKENS = frozenset({"[CLS]", "[SEP]", "[PAD]", "<s>", "</s>", "<pad>", "<cls>", "<sep>"})
+
+
+def _words(tokens: list[str], scores: list[float]) -> tuple[list[str], list[float]]:
+    """A text's words and their scores from its stored tokens: ``attrib.text.aggregate``'s
+    word merge (the sum of a word's pieces), with the word of each piece read from its
+    spelling (a run stores the tokens, not the tokenizer's word ids): a WordPiece ``##``
+    piece, or a piece without SentencePiece's ``▁`` where the text has them, continues the
+    word before it; special tokens belong to no word."""
+    import torch
+
+    from attrib.text.aggregate import merge_words
+
+    sentencepiece = any(t.startswith("▁") for t in tokens)
+    word_ids: list[int | None] = []
+    words: list[str] = []
+    for k, token in enumerate(tokens):
+        if token in SPECIAL_TOKENS:
+            word_ids.append(None)
+            continue
+        continues = token.startswith("##") or (
+            sentencepiece and not token.startswith("▁") and k > 0 and word_ids[-1] is not None
+        )
+        if continues and words:
+            words[-1] += token.removeprefix("##")
+        else:
+            words.append(token.removeprefix("▁"))
+        word_ids.append(len(words) - 1)
+    values = torch.tensor([float("nan") if v is None else v for v in scores], dtype=torch.float64)
+    merged = merge_words(values, word_ids, "sum")
+    return words, merged.tolist()
 
 
 def _ints(column: Any) -> np.ndarray:

@@ -257,17 +257,6 @@ function scoresTable(sample) {
     methods.map((m) => h("tr", {}, h("td", {}, m), metrics.map((k) => h("td", { class: "num" }, fmt(sample.scores[m][k]))))));
 }
 
-// the word-level merge: WordPiece continuations (##) and SentencePiece starts (▁) join words
-function mergeWords(tokens, scores) {
-  const words = [], values = [];
-  tokens.forEach((t, i) => {
-    const continues = t.startsWith("##") || (i > 0 && !t.startsWith("▁") && tokens.some((x) => x.startsWith("▁")));
-    if (continues && words.length) { words[words.length - 1] += t.replace(/^##/, ""); values[values.length - 1] += scores[i] ?? 0; }
-    else { words.push(t.replace(/^▁/, "")); values.push(scores[i] ?? 0); }
-  });
-  return [words, values];
-}
-
 function tokenLine(tokens, scores, signed) {
   const top = Math.max(1e-12, ...scores.map((s) => Math.abs(s ?? 0)));
   return h("div", { class: "tokens" }, tokens.map((t, i) => {
@@ -285,7 +274,8 @@ function textView(sample) {
   const draw = () => {
     clear(box);
     for (const [method, entry] of Object.entries(sample.tokens || {})) {
-      const [tokens, scores] = viewState.words ? mergeWords(entry.tokens, entry.scores) : [entry.tokens, entry.scores];
+      // words: attrib.text.aggregate's merge of the pieces, done on the server
+      const [tokens, scores] = viewState.words ? [entry.words, entry.word_scores] : [entry.tokens, entry.scores];
       box.appendChild(h("h2", {}, method, entry.signed ? " (signed: red for, blue against)" : ""));
       box.appendChild(tokenLine(tokens, scores, entry.signed));
     }
