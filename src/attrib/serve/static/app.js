@@ -365,15 +365,14 @@ function summaryPanel(s) {
   const v = s.verdict;
   const metrics = v.metrics.map((m) => m.name);
   const table = h("table", { class: "verdict" },
-    h("tr", {}, h("th", {}, "#"), h("th", {}, "method"), h("th", {}, "verdict"), metrics.map((m) => h("th", {}, `${m} (${v.metrics.find((x) => x.name === m).direction || "?"} is better)`)), h("th", {}, "sanity: kept"), h("th", {}, "why")),
+    h("tr", {}, h("th", {}, "#"), h("th", {}, "method"), h("th", {}, "verdict"), metrics.map((m) => h("th", {}, m, h("div", { class: "muted" }, `${v.metrics.find((x) => x.name === m).direction || "?"} is better`))), h("th", {}, "sanity: kept")),
     v.methods.map((m) => h("tr", {},
-      h("td", { class: "num" }, m.rank), h("td", {}, m.method), h("td", { class: "trust-" + m.trust }, m.trust),
+      h("td", { class: "num" }, m.rank), h("td", {}, m.method), h("td", { class: "verdict-cell" }, h("span", { class: "trust-" + m.trust }, m.trust), h("div", { class: "muted" }, m.reason)),
       metrics.map((k) => {
         const st = m.stats[k], c = m.comparisons[k];
         return h("td", { class: "num" }, st ? `${fmt(st.mean)} ± ${fmt(st.se)}` : "–", c ? h("div", { class: "muted" }, `${c.outcome} vs random ${fmt(c.random)}`) : null);
       }),
-      h("td", { class: "num" }, m.sanity ? `${fmt(m.sanity.kept, 2)} ${m.sanity.passed ? "✓" : "✗"}` : "–"),
-      h("td", {}, m.reason))));
+      h("td", { class: "num" }, m.sanity ? `${fmt(m.sanity.kept, 2)} ${m.sanity.passed ? "✓" : "✗"}` : "–"))));
   const panel = h("div", { class: "panel" }, h("h2", {}, `Run ${s.run}`),
     h("ul", {}, v.sentences.map((t) => h("li", {}, t))), table);
   if (s.sanity.length) {
