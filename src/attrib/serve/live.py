@@ -5,11 +5,12 @@ Uploads are decoded by Pillow from the request's bytes (never unpickled, never w
 disk): a body over ``MAX_UPLOAD_BYTES``, more than ``MAX_PIXELS`` pixels, or bytes that do not
 decode whole as an image are refused with an ``UploadError`` (the app answers 413 or 400).
 
-Jobs run on one worker thread (the model is used by one job at a time; the event loop never
-waits on it). A job's progress is the methods done and the forward passes of the current one;
-cancelling sets a flag that a forward pre-hook on the model checks (``attrib.core.hooks``,
-removed when the job ends), so even a method of thousands of passes (occlusion, Shapley)
-stops at its next forward.
+Jobs, and the forward pass that gives an upload's top classes, run on one worker thread:
+the model is never run by two threads at once (a job's hooks would see the other's passes);
+the event loop never waits on it. A job's progress is the methods done and the forward
+passes of the current one; cancelling sets a flag that a forward pre-hook on the model
+checks (``attrib.core.hooks``, removed when the job ends), so even a method of thousands
+of passes (occlusion, Shapley) stops at its next forward.
 """
 
 from __future__ import annotations
@@ -196,7 +197,9 @@ class Live:
         array = decode_image(data)
         loaded = prepare(array, self.preset, name="upload")
         pixels = np.asarray(loaded.pixels, dtype=np.float32)
-        top = self.top(loaded.tensor)
+        # on the jobs' thread: the model is never run by two threads at once (a job's hooks
+        # would see this forward, and a cancelled job's hook would stop it)
+        top = self._worker.submit(self.top, loaded.tensor).result()
         upload = Upload(secrets.token_hex(8), pixels, loaded.tensor, top)
         with self._lock:
             self.uploads[upload.id] = upload
