@@ -344,3 +344,27 @@ def test_words_are_the_sum_of_their_pieces_special_tokens_in_none():
 def test_a_job_request_is_small(client):
     answer = client.post("/api/jobs", content=b"[" + b"1," * 40_000 + b"1]")
     assert answer.status_code == 413
+
+
+def test_a_typed_text_is_explained_as_explain_tokens_does(minilm, text_run):
+    from attrib.serve.app import create_app
+    from attrib.serve.live_text import TextLive
+    from attrib.serve.served import open_served
+    from attrib.text import explain_tokens
+
+    live = TextLive(minilm, "minilm-sentiment")
+    with TestClient(create_app([open_served(text_run, "texts")], live)) as c:
+        assert c.get("/api/info").json()["model"]["kind"] == "text"
+        assert c.post("/api/uploads", content=b"\x89PNG").status_code == 409
+        body = {"text": "an unwatchable film", "methods": ["Saliency"], "target": 0}
+        state = _wait(c, c.post("/api/jobs", json=body).json()["job"])
+        too_long = {"text": "a" * 5001, "methods": ["Saliency"]}
+        assert c.post("/api/jobs", json=too_long).status_code == 400
+    assert state["state"] == "done" and state["target"] == 0, state
+    direct = explain_tokens(minilm, ["an unwatchable film"], "saliency", target=[0]).scores()
+    served = state["tokens"]["Saliency"]
+    assert served["tokens"] == [t for t, _ in direct.tokens_and_scores(0)]
+    np.testing.assert_allclose(
+        served["word_scores"], [v for _, v in direct.words_of(0)], rtol=1e-5, atol=1e-7
+    )
+    assert served["words"] == [w for w, _ in direct.words_of(0)]

@@ -320,6 +320,9 @@ def make_routes(explorer: Explorer) -> list[Route]:
         methods = body.get("methods")
         if not isinstance(methods, list):
             raise HTTPException(400, "methods must be a list of names")
+        if "text" in body:
+            job = live.submit_text(body["text"], methods, body.get("target"))
+            return JSON(job.describe(live.class_name), status_code=202)
         if "upload" in body:
             try:
                 made = live.find_upload(str(body["upload"]))

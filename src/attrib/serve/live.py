@@ -115,6 +115,7 @@ class Job:
     current: str | None = None
     passes: int = 0
     maps: dict[str, np.ndarray] = field(default_factory=dict)
+    tokens: dict[str, dict[str, Any]] = field(default_factory=dict)  # text models
     errors: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     explained: int | None = None
@@ -145,11 +146,14 @@ class Job:
             "target": self.explained,
             "target_name": class_name(self.explained),
             "signed": {m: signed_method(m) for m in self.maps},
+            "tokens": self.tokens,
         }
 
 
 class Live:
     """A loaded model (``attrib.runs.models.LoadedModel``), its uploads and jobs."""
+
+    kind = "images"
 
     def __init__(self, loaded: Any, settings: dict[str, Any] | None = None) -> None:
         self.loaded = loaded
@@ -184,6 +188,7 @@ class Live:
             if not info.wrapper and not (scripted and info.python_module)
         ]
         return {
+            "kind": self.kind,
             "label": self.loaded.label,
             "classes": list(self.loaded.class_names or []),
             "methods": methods,
@@ -243,8 +248,11 @@ class Live:
             raise AttribError("target", f"a class index below {count}", target, "")
         return value
 
+    def submit_text(self, text: Any, methods: list[str], target: Any) -> Job:
+        raise UploadError("the loaded model explains images: upload an image", 409)
+
     def submit(
-        self, tensor: torch.Tensor, pixels: np.ndarray | None, methods: list[str], target: Any
+        self, tensor: Any, pixels: np.ndarray | None, methods: list[str], target: Any
     ) -> Job:
         job = Job(
             secrets.token_hex(8),

@@ -51,12 +51,25 @@ def explorer_app(
     from attrib.serve.served import open_served, served_names
 
     runs = [open_served(p, n) for p, n in zip(paths, served_names(list(paths)), strict=True)]
-    live = None
-    if model is not None:
+    live: Live | None = None
+    if model is not None and _text_model(model):
+        from attrib.serve.live_text import TextLive
+        from attrib.text.loading import load_text_model
+
+        live = TextLive(load_text_model(model, argument="--model"), model, settings)
+    elif model is not None:
         from attrib.runs.models import load_model
 
         live = Live(load_model(model, weights, device=device, labels=labels), settings)
     return create_app(runs, live, host=host, allowed_hosts=None if is_loopback(host) else ["*"])
+
+
+def _text_model(spec: str) -> bool:
+    """The shipped text classifier's names (``demo`` is the image demo, as for attrib run)."""
+    from attrib.runs.models import DEMO_MODELS
+    from attrib.text.loading import TEXT_MODELS
+
+    return spec in TEXT_MODELS and spec not in DEMO_MODELS
 
 
 def serve(

@@ -304,6 +304,12 @@ function runJob(body, out, progress, cancelButton) {
     clear(out);
     for (const name of job.done) {
       if (job.errors[name]) { out.appendChild(h("figure", {}, h("p", { class: "error" }, name + ": " + job.errors[name]))); continue; }
+      const tokens = job.tokens && job.tokens[name];
+      if (tokens) {
+        const [words, scores] = viewState.words ? [tokens.words, tokens.word_scores] : [tokens.tokens, tokens.scores];
+        out.appendChild(h("div", { class: "computed text-result" }, h("h2", {}, `${name} for ${job.target_name ?? job.target} (${fmt(job.seconds[name], 2)} s)`), tokenLine(words, scores, tokens.signed)));
+        continue;
+      }
       const layer = h("img", { class: "layer", src: `api/jobs/${enc(job.job)}/map.png?method=${enc(name)}&cmap=${enc(viewState.cmap)}&mode=${enc(viewState.mode)}`, alt: name });
       layer.style.opacity = viewState.opacity;
       out.appendChild(h("figure", { class: "computed" }, h("div", { class: "stack" }, h("img", { class: "base", src: `api/jobs/${enc(job.job)}/input.png`, alt: "" }), layer),
@@ -412,6 +418,7 @@ async function livePage(mine) {
     show(h("h1", {}, "Live"), h("p", { class: "notice" }, "No model is loaded. Start the explorer with a model to explain uploaded images: attrib serve RUN --model resnet18 --weights r18.pth"));
     return;
   }
+  if (INFO.model.kind === "text") { liveText(mine); return; }
   const limit = INFO.max_upload_bytes;
   const file = h("input", { type: "file", id: "file", accept: "image/*" });
   const names = INFO.model.methods.map((m) => m.name);
@@ -447,6 +454,22 @@ async function livePage(mine) {
     h("p", { class: "muted" }, `Model: ${INFO.model.label}. Upload an image (at most ${(limit / 1048576).toFixed(0)} MiB), choose methods and a target class.`),
     h("div", { class: "toolbar" }, h("label", {}, "image", file), h("label", {}, "target class", target), explain, cancel, progress),
     checks, uploaded, out);
+}
+
+function liveText(mine) {
+  const names = INFO.model.methods.map((m) => m.name);
+  const checks = methodChecks(names, names.filter((n) => n === "IntegratedGradients" || n === "Saliency"));
+  const text = h("textarea", { id: "text", rows: 3, cols: 80, maxlength: INFO.model.max_text_chars, placeholder: "a text to explain" });
+  const target = targetSelect("live-target", "predicted");
+  const progress = h("progress", { max: 1, value: 0, id: "job-progress" });
+  const cancel = h("button", { class: "secondary", id: "cancel", disabled: true }, "cancel");
+  const out = h("div", { id: "computed" });
+  const explain = h("button", { id: "explain", onclick: () => { clear(out); runJob({ text: text.value, methods: checkedMethods(checks), target: target.value }, out, progress, cancel); } }, "explain");
+  if (mine !== generation) return;
+  show(h("h1", {}, "Live"),
+    h("p", { class: "muted" }, `Model: ${INFO.model.label}. Type a text, choose methods and a target class; words are the sum of their pieces.`),
+    h("div", { class: "toolbar" }, h("label", {}, "text", text), h("label", {}, "target class", target), explain, cancel, progress),
+    checks, out);
 }
 
 route();
