@@ -53,8 +53,12 @@ def explorer_app(
     runs = [open_served(p, n) for p, n in zip(paths, served_names(list(paths)), strict=True)]
     live: Live | None = None
     if model is not None and _text_model(model):
+        from attrib.core.errors import SettingError
         from attrib.serve.live_text import TextLive
         from attrib.text.loading import load_text_model
+
+        if weights is not None:
+            raise SettingError("--weights", "nothing for a text model", weights, "")
 
         live = TextLive(load_text_model(model, argument="--model"), model, settings)
     elif model is not None:
@@ -65,10 +69,15 @@ def explorer_app(
 
 
 def _text_model(spec: str) -> bool:
-    """The shipped text classifier's names (``demo`` is the image demo, as for attrib run)."""
+    """The shipped text classifier's names (``demo`` is the image demo, as for attrib run),
+    or a folder of a Hugging Face model (its ``config.json``)."""
+    import os
+
     from attrib.runs.models import DEMO_MODELS
     from attrib.text.loading import TEXT_MODELS
 
+    if os.path.isfile(os.path.join(spec, "config.json")):
+        return True
     return spec in TEXT_MODELS and spec not in DEMO_MODELS
 
 
