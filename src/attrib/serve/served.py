@@ -103,8 +103,9 @@ class ServedRun:
                 {"key": key, "method": key.split(":")[0], "metric": key.split(":", 1)[1]}
                 for key in self.scores
             ],
+            # position k names class k (the class filter sends k)
             "classes": self.class_names
-            or [str(c) for c in sorted(set(self.labels.tolist()) - {UNKNOWN})],
+            or [str(c) for c in range(int(self.labels.max(initial=UNKNOWN)) + 1)],
             "model": self.run.manifest.model.get("spec"),
             "target": self.run.manifest.target,
         }
