@@ -67,12 +67,15 @@ def live_model() -> Any:
 
 
 def make_app(paths: list[Path], names: list[str], loaded: Any = None) -> Any:
-    from attrib.serve.app import create_app
+    from attrib.serve.app import LOOPBACK, create_app
     from attrib.serve.live import Live
     from attrib.serve.served import open_served
 
     runs = [open_served(p, n) for p, n in zip(paths, names, strict=True)]
-    return create_app(runs, Live(loaded) if loaded is not None else None)
+    # Starlette's test client calls itself "testserver"; a real server answers only the
+    # loopback names (attrib.serve.app.LOOPBACK)
+    hosts = [*LOOPBACK, "testserver"]
+    return create_app(runs, Live(loaded) if loaded is not None else None, allowed_hosts=hosts)
 
 
 def free_port() -> int:

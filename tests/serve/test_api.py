@@ -193,7 +193,8 @@ def test_a_long_job_reports_progress_and_is_cancelled_leaving_the_model_clean():
     model = slow_cnn(delay=0.02)
     before = model_state(model)
     live = Live(LoadedModel(model, "slow", "none", ["a", "b", "c", "d"], "inner.features.9"))
-    with TestClient(create_app([], live), raise_server_exceptions=False) as c:
+    app = create_app([], live, allowed_hosts=["testserver"])
+    with TestClient(app, raise_server_exceptions=False) as c:
         upload = c.post("/api/uploads", content=_png(np.zeros((32, 32, 3), np.uint8))).json()
         # Occlusion with a 2 x 2 window, stride 1: 31 x 31 masked copies, one forward each
         live.settings = {"Occlusion.window": 2, "Occlusion.strides": 1, "batch_size": 1}
@@ -299,9 +300,18 @@ def test_bad_requests_are_4xx_with_a_message(client):
     assert answer.status_code == 400
 
 
-def test_the_host_header_must_be_the_loopback_one(client):
+def test_the_host_header_must_be_the_loopback_one(client, image_run):
+    from attrib.serve.app import create_app
+    from attrib.serve.served import open_served
+
     assert client.get("/api/info", headers={"host": "evil.example"}).status_code == 400
     assert client.get("/api/info", headers={"host": "127.0.0.1:8765"}).status_code == 200
+    # as served: the loopback names only
+    with TestClient(create_app([open_served(image_run, "r")], host="127.0.0.1")) as c:
+        assert c.get("/api/info").status_code == 400  # "testserver"
+        for host in ("127.0.0.1:8765", "localhost:8765", "[::1]:8765"):
+            assert c.get("/api/info", headers={"host": host}).status_code == 200, host
+        assert c.get("/api/info", headers={"host": "attacker.example:8765"}).status_code == 400
 
 
 def test_the_text_page_escapes_nothing_itself_the_page_does(client):
@@ -353,7 +363,8 @@ def test_a_typed_text_is_explained_as_explain_tokens_does(minilm, text_run):
     from attrib.text import explain_tokens
 
     live = TextLive(minilm, "minilm-sentiment")
-    with TestClient(create_app([open_served(text_run, "texts")], live)) as c:
+    app = create_app([open_served(text_run, "texts")], live, allowed_hosts=["testserver"])
+    with TestClient(app) as c:
         assert c.get("/api/info").json()["model"]["kind"] == "text"
         assert c.post("/api/uploads", content=b"\x89PNG").status_code == 409
         body = {"text": "an unwatchable film", "methods": ["Saliency"], "target": 0}

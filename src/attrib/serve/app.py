@@ -464,7 +464,7 @@ def create_app(
     explorer = Explorer(runs, live)
     middleware = [Middleware(SecurityHeaders)]
     if allowed_hosts is None and host in LOOPBACK:
-        allowed_hosts = [*LOOPBACK, "testserver"]
+        allowed_hosts = list(LOOPBACK)
     if allowed_hosts is not None:
         middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)))
     app = Starlette(
