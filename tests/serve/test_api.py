@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from attrib.core.errors import AttribError as AttribError_
 from attrib.core.errors import AttribWarning
 from attrib.runs import open_run
 from attrib.runs.models import LoadedModel
@@ -99,6 +100,7 @@ def test_pages_filter_sort_and_slice_as_the_tables_say(client, image_run):
     assert {r["label_name"] for r in one["rows"]} == {SCRIPT_CLASS}
 
     errors = client.get("/api/runs/images/samples", params={"status": "error"}).json()
+    assert [r["id"] for r in errors["rows"]] == ["00006", "00013", "00020"]
     assert [r["id"] for r in errors["rows"]] == [r["id"] for r in rows if r["status"] == "error"]
 
     ranked = sorted(scores, key=lambda k: -scores[k])  # the error rows have no score: last
@@ -379,3 +381,26 @@ def test_a_typed_text_is_explained_as_explain_tokens_does(minilm, text_run):
         served["word_scores"], [v for _, v in direct.words_of(0)], rtol=1e-5, atol=1e-7
     )
     assert served["words"] == [w for w, _ in direct.words_of(0)]
+
+
+def test_run_maps_of_some_ids_read_only_their_shards_and_equal_the_whole_read(image_run):
+    run = open_run(image_run)
+    every_ids, every = run.maps("GradCAM")
+    wanted = ["00017", "00002", "00017", "00009"]  # three shards of 8, one id twice
+    ids, some = run.maps("GradCAM", wanted)
+    assert ids == wanted
+    np.testing.assert_array_equal(some, every[[every_ids.index(i) for i in wanted]])
+    assert run._shards_of(wanted) == {0, 1, 2}
+    with pytest.raises(AttribError_, match="ids"):
+        run.maps("GradCAM", ["00006"])  # an error row: no map
+
+
+def test_run_source_opens_the_runs_source_again(image_run, tmp_path):
+    run = open_run(image_run)
+    source = run.source()
+    assert [source[i].id for i in range(3)] == run.samples["id"].to_pylist()[:3]
+    (tmp_path / "moved").mkdir()
+    manifest = json.loads((image_run / "manifest.json").read_text())
+    manifest["source"]["location"] = str(tmp_path / "gone.csv")
+    (tmp_path / "moved" / "manifest.json").write_text(json.dumps(manifest))
+    assert open_run(tmp_path / "moved").source() is None
