@@ -7,7 +7,7 @@ REQS := requirements/dev.txt requirements/nodeps.txt requirements/constraints.tx
 STAMP := $(VENV)/.stamp-$(shell cat $(REQS) pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
 PYTEST_WORKERS ?= 2
 
-.PHONY: all venv test lint bench demo clean
+.PHONY: all venv chromium test lint bench demo clean
 
 all: test
 
@@ -21,7 +21,13 @@ $(STAMP): $(REQS) pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# the explorer's browser tests drive Debian's chromium (playwright never downloads a browser)
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "make: the explorer's browser tests need chromium: run 'apt-get install -y chromium' as root" >&2; exit 1; fi; }
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
 
 lint: $(STAMP)

@@ -61,3 +61,16 @@ def assert_state_restored(model: nn.Module, before: dict) -> None:
     for key in ("params", "buffers"):
         for name, value in before[key].items():
             assert torch.equal(after[key][name], value), f"{key} {name} changed"
+
+
+_SESSION_START = __import__("time").time()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Name the folder of the explorer's browser screenshots when this session wrote them."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "out" / "test-artifacts" / "serve"
+    fresh = [p for p in folder.glob("*.png") if p.stat().st_mtime >= _SESSION_START]
+    if fresh:
+        terminalreporter.write_line(f"explorer screenshots ({len(fresh)} pages): {folder}")

@@ -230,6 +230,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_command.add_summarize_arguments(summary)
 
+    from attrib.cli import serve as serve_command
+
+    explorer = command(
+        "serve",
+        "serve",
+        "the explorer: a web page over runs and live explanations (127.0.0.1 by default)",
+        [debug],
+    )
+    explorer.epilog = _EPILOG
+    serve_command.add_serve_arguments(explorer)
+    explore = command(
+        "explore",
+        "serve",
+        "write a run's explorer as static files that open from file:// (small runs)",
+        [debug],
+    )
+    serve_command.add_explore_arguments(explore)
+
     demo = command("demo", "demo", "run the demo on the embedded ImageNet model", [debug])
     demo.add_argument("--out", default="out/demo", metavar="DIR", help="default out/demo")
     demo.add_argument("--images", default=None, metavar="NAME[,NAME...]", help="photos to use")

@@ -56,6 +56,7 @@ class Run:
         self.store = RunStore(path)
         self.path = self.store.root
         self.manifest = self.store.manifest()
+        self._shard_of: dict[str, int] | None = None
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, methods={self.methods})"
@@ -131,18 +132,58 @@ class Run:
             hint = did_you_mean(method, list(self.manifest.methods))
             raise SettingError("method", f"one of {self.methods}", method, hint or "")
 
+    def source(self) -> Source | None:
+        """The run's source opened again (to draw its inputs), or ``None`` where it cannot
+        be (a torch or Hugging Face dataset, a moved or deleted file)."""
+        described = self.manifest.source
+        location = described.get("location")
+        if described.get("source") not in ("ImageFolder", "Manifest", "TextFile"):
+            return None
+        if not isinstance(location, str) or not os.path.exists(location):
+            return None
+        columns = described.get("columns") or {}
+        options: dict[str, Any] = {}
+        if described.get("source") == "TextFile":
+            options["text_column"] = columns.get("text") or "text"
+        elif described.get("source") == "Manifest":
+            options["path_column"] = columns.get("path") or "path"
+        for key in ("label", "mask", "id"):
+            if columns.get(key):
+                options[f"{key}_column"] = columns[key]
+        try:
+            return open_source(
+                location,
+                preset=described.get("preset") or "none",
+                class_names=described.get("class_names"),
+                **options,
+            )
+        except AttribError:
+            return None
+
+    def _shards_of(self, ids: Sequence[str]) -> set[int] | None:
+        """The shards that hold ``ids`` (``None`` when one is unknown: read every shard)."""
+        if self._shard_of is None:
+            table = self.samples
+            self._shard_of = dict(
+                zip(table["id"].to_pylist(), table["shard"].to_pylist(), strict=True)
+            )
+        found = {self._shard_of.get(i) for i in ids}
+        return None if None in found else {int(k) for k in found if k is not None}
+
     def _maps(self, method: str, ids: Sequence[str] | None, full: bool) -> tuple[list[str], Any]:
         import numpy as np
 
         self._check_method(method)
-        files = self.store.map_files(method, full=full)
+        files = self.store.map_files(
+            method, full=full, shards=self._shards_of(ids) if ids is not None else None
+        )
         if not files:
             what = "full attributions (run with maps='full')" if full else "maps"
             raise SettingError("method", f"a method with {what}", method, "")
         found_ids: list[str] = []
         arrays = []
         for path in files:
-            file_ids, array = map_files.read_maps(path)
+            file_ids, array = self._read_maps(path, ids)
             found_ids.extend(file_ids)
             arrays.append(np.asarray(array))
         every = np.concatenate(arrays) if arrays else np.zeros((0,))
@@ -158,6 +199,18 @@ class Run:
                 "",
             )
         return list(ids), every[[where[i] for i in ids]]
+
+    def _read_maps(self, path: Any, ids: Sequence[str] | None) -> tuple[list[str], Any]:
+        """The maps of ``path`` (a shard's file) among ``ids``: only the chunks that hold
+        them are decoded, when the samples table says which ids the shard holds."""
+        if ids is None or self._shard_of is None:
+            return map_files.read_maps(path)
+        shard = int(path.parent.parent.name)
+        here = [i for i in dict.fromkeys(ids) if self._shard_of.get(i) == shard]
+        try:
+            return map_files.read_maps(path, here)
+        except AttribError:  # an id of the shard without a map (an error row): read them all
+            return map_files.read_maps(path)
 
 
 def open_run(path: str | os.PathLike[str]) -> Run:

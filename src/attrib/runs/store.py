@@ -232,12 +232,16 @@ class RunStore:
                             found.add(path.name[: -len(suffix)])
         return sorted(found)
 
-    def map_files(self, method: str, full: bool = False) -> list[Path]:
-        """The files of ``method``'s maps, one per done shard, in shard order."""
+    def map_files(
+        self, method: str, full: bool = False, shards: Iterable[int] | None = None
+    ) -> list[Path]:
+        """The files of ``method``'s maps, one per done shard (of ``shards``, default all),
+        in shard order."""
         folder = "full" if full else "maps"
         name = safe_name(method)
         out = []
-        for shard in sorted(self.done_shards()):
+        done = self.done_shards()
+        for shard in sorted(done if shards is None else done.intersection(shards)):
             directory = self.shard_dir(shard) / folder
             if directory.is_dir():
                 names = {name + suffix for suffix in map_files.SUFFIXES.values()}

@@ -1,0 +1,2 @@
+// The page data of a static export (attrib explore); null when a server answers the API.
+window.ATTRIB_DATA = null;
