@@ -183,6 +183,20 @@ def test_batch_size_does_not_change_the_matrix(model, tok, method):
     close(one.matrix, many.matrix, TOL)
 
 
+def test_the_copied_rows_give_the_same_matrix(model, tok, monkeypatch):
+    # where the batched backward of the shared forward is unavailable (an operation without a
+    # vmap rule), one copied row per step serves gradient x input and saliency
+    from attrib.text import generation
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("vmap: no batching rule")
+
+    shared = explain_generation(model, tok, PROMPT, continuation=CONTINUATION, batch_size=3)
+    monkeypatch.setattr(generation, "_shared_forward_rows", unavailable)
+    copied = explain_generation(model, tok, PROMPT, continuation=CONTINUATION, batch_size=3)
+    close(copied.matrix, shared.matrix, TOL)
+
+
 def test_causal_structure(model, tok):
     result = explain_generation(model, tok, PROMPT, continuation=CONTINUATION)
     for s in range(result.steps):

@@ -30,14 +30,17 @@ Methods (``method=``), each at the input embeddings as ``attrib.text`` does for 
   (needs a model that returns them: ``attn_implementation="eager"``).
 
 Batching (the steps share work): ``attrib.core.batching.run_chunks`` evaluates rows in
-chunks of at most ``batch_size``. For the gradient methods a row is one step (one
-interpolation point of one step for IG): a copy of the embeddings, cut after the last
-position its chunk needs (causality makes the rest irrelevant), and one forward and one
-backward per chunk give every row's gradient, since a row's score depends on that row only.
-For leave-one-out a row is one occluded position, and one forward of the whole sequence
-gives the occluded scores of every step at once (teacher forcing). The plain scores of every
-step come from one forward over the full sequence. Memory is bounded by ``batch_size`` rows
-of the sequence, never by the number of steps.
+chunks of at most ``batch_size``. Gradient x input and saliency: ONE forward over the
+sequence (teacher forcing) gives every step's score, and each chunk of ``k`` steps is one
+batched backward through that graph (``torch.autograd.grad(..., is_grads_batched=True)``:
+``k`` vector-Jacobian products vectorised by ``vmap``). Integrated gradients evaluates the
+model away from ``E``: a row is one (step, node) pair, a copy of the interpolated
+embeddings cut after the last position its chunk needs (causality makes the rest
+irrelevant), one forward and one backward per chunk. For leave-one-out a row is one
+occluded position, and one forward of the whole sequence gives the occluded scores of every
+step at once (teacher forcing). The plain scores of every step come from one forward over
+the full sequence. Memory is bounded by ``batch_size`` rows (gradients, copies) of the
+sequence, never by the number of steps.
 """
 
 from __future__ import annotations
@@ -370,16 +373,99 @@ def _gradient_rows(
     rule: str,
     batch_size: int | None,
 ) -> torch.Tensor:
-    """``(steps, T)`` token scores of the gradient methods, rows through ``run_chunks``."""
+    """``(steps, T)`` token scores of the gradient methods.
+
+    Gradient x input and saliency share one forward (``_shared_forward_rows``); integrated
+    gradients evaluates the model at other points than ``E``, one copy per (step, node)
+    (``_copied_rows``). Where the batched backward of the shared forward is not available
+    (an operation without a ``vmap`` rule), the copies serve those methods too."""
+    if method != "integrated_gradients":
+        try:
+            return _shared_forward_rows(
+                model, method, embeds, positions, targets, contrasts, batch_size
+            )
+        except RuntimeError as error:
+            if "vmap" not in str(error) and "batch" not in str(error).lower():
+                raise
+    return _copied_rows(
+        model, method, embeds, base, positions, targets, contrasts, steps, rule, batch_size
+    )
+
+
+def _reduce(method: str, grad: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """One score per token from ``(k, L, d)`` gradients: the L2 norm for saliency, else the
+    signed sum of ``grad * factor`` (``E`` for gradient x input, ``E - E'`` for IG)."""
+    if method == "saliency":
+        return grad.norm(dim=-1)
+    return (grad * factor).sum(-1)
+
+
+def _shared_forward_rows(
+    model: nn.Module,
+    method: str,
+    embeds: torch.Tensor,
+    positions: torch.Tensor,
+    targets: torch.Tensor,
+    contrasts: torch.Tensor,
+    batch_size: int | None,
+) -> torch.Tensor:
+    """One forward over the sequence (teacher forcing) gives every step's score ``S_s``;
+    then a chunk of ``k`` steps is one batched backward (``is_grads_batched``: the
+    vector-Jacobian products of the one-hot rows ``e_s`` through the same graph, vectorised
+    by ``vmap``), so memory holds one graph and ``k`` gradients, never ``steps``."""
+    length, n = embeds.shape[0], len(positions)
+    needed = int(positions.max()) + 1
+    size = batch_size or default_batch_size(embeds[None], n)
+    with prepared(model), torch.enable_grad():
+        tracked = embeds[None, :needed].detach().clone().requires_grad_(True)
+        logits = _logits(model, tracked)[0, positions]  # (steps, V)
+        scores = _score(logits, targets, contrasts)  # (steps,)
+        eye = torch.eye(n, dtype=scores.dtype, device=scores.device)
+
+        def evaluate(chunk: Chunk) -> torch.Tensor:
+            (grad,) = torch.autograd.grad(
+                scores,
+                tracked,
+                grad_outputs=eye[chunk.sample.to(eye.device)],
+                retain_graph=True,
+                is_grads_batched=True,
+            )  # (k, 1, needed, d)
+            out = grad.new_zeros(len(chunk), length, dtype=torch.float64)
+            out[:, :needed] = _reduce(method, grad[:, 0], embeds[None, :needed]).detach()
+            return out
+
+        kept = run_chunks(
+            evaluate, n, 1, size, "keep", device=embeds.device, automatic=batch_size is None
+        )
+    return kept[:, 0]
+
+
+def _copied_rows(
+    model: nn.Module,
+    method: str,
+    embeds: torch.Tensor,
+    base: torch.Tensor,
+    positions: torch.Tensor,
+    targets: torch.Tensor,
+    contrasts: torch.Tensor,
+    steps: int,
+    rule: str,
+    batch_size: int | None,
+) -> torch.Tensor:
+    """One row per step (per step and node for IG): a copy of the embeddings (IG: the
+    point ``E' + a (E - E')``) cut after the last position its chunk needs (causality makes
+    the rest irrelevant); one forward and backward per chunk give every row's gradient,
+    since a row's score depends on that row only."""
     length, n = embeds.shape[0], len(positions)
     integrated = method == "integrated_gradients"
     alphas, weights = quadrature(rule, steps) if integrated else (torch.ones(1), torch.ones(1))
     alphas = alphas.to(embeds.device, embeds.dtype)
     delta = embeds - base  # (T, d): IG's (E - E')
+    factor = delta if integrated else embeds
 
     def evaluate(chunk: Chunk) -> torch.Tensor:
         pos, item = positions[chunk.sample], chunk.item.to(embeds.device)
-        cut = int(pos.max()) + 1  # positions after the chunk's last query are never seen
+        cut = int(pos.max()) + 1
         if integrated:
             rows = base + alphas[item].view(-1, 1, 1) * delta[None, :cut]
         else:
@@ -390,15 +476,9 @@ def _gradient_rows(
             picked = logits[torch.arange(len(chunk), device=logits.device), pos]
             scores = _score(picked, targets[chunk.sample], contrasts[chunk.sample])
             (grad,) = torch.autograd.grad(scores.sum(), tracked)
-        if method == "saliency":
-            values = grad.norm(dim=-1)
-        elif integrated:
-            values = (grad * delta[None, :cut]).sum(-1)
-        else:
-            values = (grad * embeds[None, :cut]).sum(-1)
-        out = values.new_zeros(len(chunk), length)
-        out[:, :cut] = values.detach()
-        return out.to(torch.float64)
+        out = grad.new_zeros(len(chunk), length, dtype=torch.float64)
+        out[:, :cut] = _reduce(method, grad, factor[None, :cut]).detach()
+        return out
 
     rows_per_step = steps if integrated else 1
     size = batch_size or default_batch_size(embeds[None], n * rows_per_step)
