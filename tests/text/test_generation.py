@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -252,6 +253,23 @@ def test_json_and_html(model, tok):
     assert data["matrix"][0][2:] == [None, None]
     page = result.html()
     assert "<b>&" not in page and "&lt;b&gt;&amp;" in page
+
+
+def test_heat_map_draws_the_matrix(model, tok):
+    pytest.importorskip("matplotlib")
+    from attrib import viz
+
+    result = explain_generation(model, tok, PROMPT, continuation=" dull a good")
+    fig = viz.generation_figure(result)
+    image = fig.axes[0].images[0]
+    drawn = image.get_array()
+    assert drawn.shape == (3, 6)
+    assert drawn.mask.tolist() == result.matrix.isnan().tolist()  # undefined: blank
+    np.testing.assert_array_equal(drawn.data[~drawn.mask], result.matrix[~result.matrix.isnan()])
+    low, high = image.get_clim()
+    assert low == -high == -float(result.matrix.nan_to_num().abs().max())  # signed: symmetric
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["dull", "a", "good"]
 
 
 def test_bad_inputs(model, tok):
