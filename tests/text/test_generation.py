@@ -135,6 +135,15 @@ def test_matrix_equals_the_per_step_loop(model, tok, method):
     assert result.matrix.shape == (7, 10)
     close(result.matrix, reference(model, ids, 3, method), TOL)
     assert result.params["token_reduction"] == ("l2" if method == "saliency" else "sum")
+    assert_scores(model, result, ids)
+
+
+def assert_scores(model, result, ids: list[int]) -> None:
+    """``result.scores`` are the steps' log-probabilities, each from its prefix alone."""
+    embeds = model.get_input_embeddings().weight[torch.tensor(ids)].detach()
+    with torch.no_grad():
+        expected = [prefix_score(model, embeds, p, ids[p]) for p in range(3, len(ids))]
+    torch.testing.assert_close(result.scores, torch.stack(expected), rtol=0, atol=TOL)
 
 
 def test_integrated_gradients_equal_the_loop_and_complete(model, tok):
@@ -159,6 +168,7 @@ def test_leave_one_out_equals_the_loop(model, tok):
     )
     ids = ids_of(tok, PROMPT + " dull a good")
     close(result.matrix, reference(model, ids, 3, "leave_one_out"), TOL)
+    assert_scores(model, result, ids)
     assert result.params["occlusion"] == "replace"
 
 

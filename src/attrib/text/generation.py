@@ -151,26 +151,29 @@ def explain_generation(
     ids_t = torch.tensor(ids, dtype=torch.long, device=device)
     targets = ids_t[start:]
     contrasts = _contrasts(tokenizer, model, contrast, n_steps, device)
+    positions = torch.arange(start - 1, length - 1, device=device)
     with prepared(model), torch.no_grad():
         embeds = layer(ids_t[None])[0].detach()  # (T, d)
         base_row = _baseline(tokenizer, layer, baseline, embeds)
-        logits = _logits(model, embeds[None, : length - 1])[0]  # (T - 1, V)
-        positions = torch.arange(start - 1, length - 1, device=device)
-        scores = _score(logits[positions], targets, contrasts)
+    scores: torch.Tensor | None = None
     params: dict[str, Any] = {"batch_size": batch_size}
     if method in _GRADIENT_METHODS:
-        values = _gradient_rows(
+        values, scores = _gradient_rows(
             model, method, embeds, base_row, positions, targets, contrasts, steps, rule, batch_size
         )
         params["token_reduction"] = "l2" if method == "saliency" else "sum"
         if method == "integrated_gradients":
             params.update(steps=steps, rule=rule, baseline=_name(baseline))
-    elif method == "leave_one_out":
+    if scores is None:  # the plain scores of every step: one forward (teacher forcing)
+        with prepared(model), torch.no_grad():
+            logits = _logits(model, embeds[None, : length - 1])[0]  # (T - 1, V)
+            scores = _score(logits[positions], targets, contrasts)
+    if method == "leave_one_out":
         values = scores[:, None] - _occluded_scores(
             model, embeds, base_row, positions, targets, contrasts, batch_size
         )
         params.update(baseline=_name(baseline), occlusion="replace")
-    else:
+    elif method == "attention":
         values = _last_attention(model, embeds, positions)
         params.update(layer="last", heads="mean")
     matrix = torch.full((n_steps, length), float("nan"), dtype=torch.float64)
@@ -372,8 +375,9 @@ def _gradient_rows(
     steps: int,
     rule: str,
     batch_size: int | None,
-) -> torch.Tensor:
-    """``(steps, T)`` token scores of the gradient methods.
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(steps, T)`` token scores of the gradient methods, and the steps' scores ``S_s``
+    where the forward gave them (the shared forward does; else ``None``).
 
     Gradient x input and saliency share one forward (``_shared_forward_rows``); integrated
     gradients evaluates the model at other points than ``E``, one copy per (step, node)
@@ -387,9 +391,10 @@ def _gradient_rows(
         except RuntimeError as error:
             if "vmap" not in str(error) and "batch" not in str(error).lower():
                 raise
-    return _copied_rows(
+    values = _copied_rows(
         model, method, embeds, base, positions, targets, contrasts, steps, rule, batch_size
     )
+    return values, None
 
 
 def _reduce(method: str, grad: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -408,7 +413,7 @@ def _shared_forward_rows(
     targets: torch.Tensor,
     contrasts: torch.Tensor,
     batch_size: int | None,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One forward over the sequence (teacher forcing) gives every step's score ``S_s``;
     then a chunk of ``k`` steps is one batched backward (``is_grads_batched``: the
     vector-Jacobian products of the one-hot rows ``e_s`` through the same graph, vectorised
@@ -437,7 +442,7 @@ def _shared_forward_rows(
         kept = run_chunks(
             evaluate, n, 1, size, "keep", device=embeds.device, automatic=batch_size is None
         )
-    return kept[:, 0]
+    return kept[:, 0], scores.detach()
 
 
 def _copied_rows(
