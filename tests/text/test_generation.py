@@ -146,6 +146,14 @@ def assert_scores(model, result, ids: list[int]) -> None:
     torch.testing.assert_close(result.scores, torch.stack(expected), rtol=0, atol=TOL)
 
 
+def test_sdpa_attention_gives_the_loop_too(tok):
+    # the batched backward runs through scaled_dot_product_attention's backward under vmap
+    model = lm(attn="sdpa")
+    result = explain_generation(model, tok, PROMPT, continuation=CONTINUATION, batch_size=4)
+    ids = ids_of(tok, PROMPT + CONTINUATION)
+    close(result.matrix, reference(model, ids, 3, "gradient_x_input"), TOL)
+
+
 def test_integrated_gradients_equal_the_loop_and_complete(model, tok):
     result = explain_generation(
         model, tok, PROMPT, continuation=" dull a good", method="integrated_gradients", steps=16
