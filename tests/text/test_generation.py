@@ -191,6 +191,22 @@ def test_attention_is_the_last_layer_mean_over_heads(model, tok):
         assert float(result.row(s).sum()) == pytest.approx(1.0, abs=1e-12)
 
 
+def test_attention_rollout_is_the_product_of_the_mixed_layers(model, tok):
+    result = explain_generation(
+        model, tok, PROMPT, continuation=" dull a", method="attention_rollout"
+    )
+    ids = ids_of(tok, PROMPT + " dull a")
+    with torch.no_grad():
+        layers = model(torch.tensor([ids]), output_attentions=True).attentions
+    flow = torch.eye(len(ids), dtype=torch.float64)
+    for a in layers:  # Abnar and Zuidema: (mean over heads + I) / 2, rows renormalised
+        mixed = (a[0].mean(0) + torch.eye(len(ids), dtype=torch.float64)) / 2
+        flow = (mixed / mixed.sum(-1, keepdim=True)) @ flow
+    for s, p in enumerate(range(3, len(ids))):
+        torch.testing.assert_close(result.row(s), flow[p - 1, :p], rtol=0, atol=1e-12)
+        assert float(result.row(s).sum()) == pytest.approx(1.0, abs=1e-12)  # causal: all of it
+
+
 @pytest.mark.parametrize("method", ["gradient_x_input", "integrated_gradients"])
 def test_batch_size_does_not_change_the_matrix(model, tok, method):
     one = explain_generation(

@@ -27,7 +27,10 @@ Methods (``method=``), each at the input embeddings as ``attrib.text`` does for 
   and Jurafsky 2016): the token is *replaced* by the baseline embedding, not dropped, so
   positions stay where they were;
 - ``"attention"``: the last layer's attention weights, mean over heads, of query ``p - 1``
-  (needs a model that returns them: ``attn_implementation="eager"``).
+  (needs a model that returns them: ``attn_implementation="eager"``);
+- ``"attention_rollout"``: row ``p - 1`` of the rollout ``A_hat_L ... A_hat_1`` with
+  ``A_hat_l = (mean_h A^h_l + I) / 2`` rows renormalised (Abnar and Zuidema 2020;
+  ``attrib.text.attention.rollout``).
 
 Batching (the steps share work): ``attrib.core.batching.run_chunks`` evaluates rows in
 chunks of at most ``batch_size``. Gradient x input and saliency: ONE forward over the
@@ -55,6 +58,7 @@ from attrib.core.batching import Chunk, check_batch_size, default_batch_size, ru
 from attrib.core.errors import SettingError
 from attrib.core.hooks import prepared
 from attrib.methods.quadrature import quadrature
+from attrib.text.attention import rollout
 from attrib.text.errors import (
     AttentionUnavailableError,
     ContinuationSplitError,
@@ -76,6 +80,7 @@ GENERATION_METHODS = (
     "integrated_gradients",
     "leave_one_out",
     "attention",
+    "attention_rollout",
 )
 _GRADIENT_METHODS = ("gradient_x_input", "saliency", "integrated_gradients")
 
@@ -174,8 +179,11 @@ def explain_generation(
         )
         params.update(baseline=_name(baseline), occlusion="replace")
     elif method == "attention":
-        values = _last_attention(model, embeds, positions)
+        values = _attention_rows(model, embeds, positions, rolled=False)
         params.update(layer="last", heads="mean")
+    elif method == "attention_rollout":
+        values = _attention_rows(model, embeds, positions, rolled=True)
+        params.update(residual=0.5, heads="mean")
     matrix = torch.full((n_steps, length), float("nan"), dtype=torch.float64)
     for s in range(n_steps):
         matrix[s, : start + s] = values[s, : start + s].detach().to("cpu", torch.float64)
@@ -198,6 +206,11 @@ def explain_generation(
 def _check_language_model(model: Any) -> None:
     getter = getattr(model, "get_output_embeddings", None)
     head = getter() if callable(getter) else None
+    config = getattr(model, "config", None)
+    # an encoder-decoder (T5, BART) has a head, but its logits follow the decoder's inputs,
+    # not the prompt's: only decoder-only models are explained here
+    if getattr(config, "is_encoder_decoder", False) is True:
+        head = None
     if not isinstance(model, nn.Module) or head is None:
         raise NotALanguageModelError(
             "model",
@@ -540,21 +553,25 @@ def _occluded_scores(
     return out
 
 
-def _last_attention(
-    model: nn.Module, embeds: torch.Tensor, positions: torch.Tensor
+def _attention_rows(
+    model: nn.Module, embeds: torch.Tensor, positions: torch.Tensor, rolled: bool
 ) -> torch.Tensor:
+    """Row ``p - 1`` of the last layer's mean attention (or of the rollout) per step."""
     needed = int(positions.max()) + 1
     with prepared(model), torch.no_grad():
         out = model(inputs_embeds=embeds[None, :needed], output_attentions=True, use_cache=False)
     found = getattr(out, "attentions", None)
-    if not found or found[-1] is None:
+    if not found or any(a is None for a in found):
         raise AttentionUnavailableError(
             "model",
             "a model that returns attention weights",
             type(model).__name__,
             'Load it with attn_implementation="eager" (SDPA and flash attention return none).',
         )
-    last = found[-1][0].mean(0)  # (L, L): mean over heads
-    out_rows = torch.zeros(len(positions), embeds.shape[0], dtype=torch.float64)
-    out_rows[:, :needed] = last[positions].to("cpu", torch.float64)
-    return out_rows
+    if rolled:
+        flow = rollout(torch.stack([a[0] for a in found]))  # (L, L)
+    else:
+        flow = found[-1][0].mean(0)  # (L, L): mean over heads
+    rows = torch.zeros(len(positions), embeds.shape[0], dtype=torch.float64)
+    rows[:, :needed] = flow[positions].to("cpu", torch.float64)
+    return rows

@@ -158,7 +158,7 @@ def generation_figure(
     row per generated token (the token it explains on the left), one column per token of
     the sequence, prompt and generated (a line after the prompt). Signed methods are drawn
     with the diverging map, symmetric about 0; saliency and attention with the sequential
-    map. The undefined entries (the explained token and later ones) are left blank."""
+    map (and attention). The undefined entries (the explained token and later ones) are left blank."""
     matrix = getattr(result, "matrix", None)
     if not isinstance(matrix, torch.Tensor) or matrix.dim() != 2:
         raise SettingError("result", "a GenerationAttribution", result, "")
@@ -166,7 +166,7 @@ def generation_figure(
     steps, length = values.shape
     start = int(result.prompt_length)
     tokens = list(result.tokens)
-    signed = result.method not in ("saliency", "attention")
+    signed = result.method not in ("saliency", "attention", "attention_rollout")
     finite = values[np.isfinite(values)]
     bound = float(np.abs(finite).max()) if finite.size else 1.0
     bound = bound or 1.0
