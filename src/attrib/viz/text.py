@@ -157,8 +157,9 @@ def generation_figure(
     """A heat map of a ``GenerationAttribution`` (``attrib.text.explain_generation``): one
     row per generated token (the token it explains on the left), one column per token of
     the sequence, prompt and generated (a line after the prompt). Signed methods are drawn
-    with the diverging map, symmetric about 0; saliency and attention with the sequential
-    map (and attention). The undefined entries (the explained token and later ones) are left blank."""
+    with the diverging map, symmetric about 0; saliency and attention (weights,
+    rollout) with the sequential map. The undefined entries (the explained token and later
+    ones) are left blank."""
     matrix = getattr(result, "matrix", None)
     if not isinstance(matrix, torch.Tensor) or matrix.dim() != 2:
         raise SettingError("result", "a GenerationAttribution", result, "")
