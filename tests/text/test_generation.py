@@ -232,6 +232,16 @@ def test_the_copied_rows_give_the_same_matrix(model, tok, monkeypatch):
     close(copied.matrix, shared.matrix, TOL)
 
 
+def test_a_float32_model_agrees_with_the_float64_loop(tok):
+    # the default dtype: float32 rounding (eps 6e-8) through 2 layers and a log-softmax over
+    # 32 words moves values of size <= 1 by ~1e-6; 1e-4 absolute is well above that and
+    # well below the values themselves (~1e-2 .. 1)
+    model = lm()
+    result = explain_generation(model.float(), tok, PROMPT, continuation=CONTINUATION)
+    ids = ids_of(tok, PROMPT + CONTINUATION)
+    close(result.matrix, reference(model.double(), ids, 3, "gradient_x_input"), 1e-4)
+
+
 def test_causal_structure(model, tok):
     result = explain_generation(model, tok, PROMPT, continuation=CONTINUATION)
     for s in range(result.steps):
@@ -330,6 +340,13 @@ def test_bad_inputs(model, tok):
     ).eval()
     with pytest.raises(NotALanguageModelError):
         explain_generation(bert, tok, PROMPT)
+    t5 = transformers.T5ForConditionalGeneration(
+        transformers.T5Config(
+            vocab_size=len(WORDS), d_model=16, d_kv=8, d_ff=16, num_layers=1, num_heads=2
+        )
+    ).eval()
+    with pytest.raises(NotALanguageModelError):  # encoder-decoder: logits follow the decoder
+        explain_generation(t5, tok, PROMPT)
     with pytest.raises(AttribError, match="method"):
         explain_generation(model, tok, PROMPT, method="gradcam")
     with pytest.raises(AttribError, match="one token"):
