@@ -218,7 +218,8 @@ def test_batch_size_does_not_change_the_matrix(model, tok, method):
     close(one.matrix, many.matrix, TOL)
 
 
-def test_the_copied_rows_give_the_same_matrix(model, tok, monkeypatch):
+@pytest.mark.parametrize("method", ["gradient_x_input", "saliency", "integrated_gradients"])
+def test_the_copied_rows_give_the_same_matrix(model, tok, monkeypatch, method):
     # where the batched backward of the shared forward is unavailable (an operation without a
     # vmap rule), one copied row per step serves gradient x input and saliency
     from attrib.text import generation
@@ -226,9 +227,14 @@ def test_the_copied_rows_give_the_same_matrix(model, tok, monkeypatch):
     def unavailable(*args, **kwargs):
         raise RuntimeError("vmap: no batching rule")
 
-    shared = explain_generation(model, tok, PROMPT, continuation=CONTINUATION, batch_size=3)
+    def run():
+        return explain_generation(
+            model, tok, PROMPT, continuation=CONTINUATION, method=method, steps=4, batch_size=3
+        )
+
+    shared = run()
     monkeypatch.setattr(generation, "_shared_forward_rows", unavailable)
-    copied = explain_generation(model, tok, PROMPT, continuation=CONTINUATION, batch_size=3)
+    copied = run()
     close(copied.matrix, shared.matrix, TOL)
 
 

@@ -37,13 +37,15 @@ chunks of at most ``batch_size``. Gradient x input and saliency: ONE forward ove
 sequence (teacher forcing) gives every step's score, and each chunk of ``k`` steps is one
 batched backward through that graph (``torch.autograd.grad(..., is_grads_batched=True)``:
 ``k`` vector-Jacobian products vectorised by ``vmap``). Integrated gradients evaluates the
-model away from ``E``: a row is one (step, node) pair, a copy of the interpolated
-embeddings cut after the last position its chunk needs (causality makes the rest
-irrelevant), one forward and one backward per chunk. For leave-one-out a row is one
-occluded position, and one forward of the whole sequence gives the occluded scores of every
-step at once (teacher forcing). The plain scores of every step come from one forward over
-the full sequence. Memory is bounded by ``batch_size`` rows (gradients, copies) of the
-sequence, never by the number of steps.
+model at each node ``E' + a_k (E - E')`` the same way: one forward per node, every step's
+gradient from batched backwards through it, rows summed with the node weights. (Where an
+operation has no ``vmap`` rule, a row is one step (one (step, node) pair for IG): a copy of
+the embeddings cut after the last position its chunk needs, one forward and one backward
+per chunk.) For leave-one-out a row is one occluded position, and one forward of the whole
+sequence gives the occluded scores of every step at once (teacher forcing). The plain
+scores of every step come from the same one forward over the full sequence. Memory is
+bounded by ``batch_size`` rows (gradients, copies) of the sequence, never by the number of
+steps.
 """
 
 from __future__ import annotations
@@ -392,18 +394,29 @@ def _gradient_rows(
     """``(steps, T)`` token scores of the gradient methods, and the steps' scores ``S_s``
     where the forward gave them (the shared forward does; else ``None``).
 
-    Gradient x input and saliency share one forward (``_shared_forward_rows``); integrated
-    gradients evaluates the model at other points than ``E``, one copy per (step, node)
-    (``_copied_rows``). Where the batched backward of the shared forward is not available
-    (an operation without a ``vmap`` rule), the copies serve those methods too."""
-    if method != "integrated_gradients":
-        try:
+    Every step shares the forward at each point (``_shared_forward_rows``): gradient x input
+    and saliency at ``E``, integrated gradients at each node ``E' + a_k (E - E')``, whose
+    rows are summed with the weights ``w_k``. Where the batched backward of a shared forward
+    is not available (an operation without a ``vmap`` rule), one copied row per step (per
+    step and node) serves instead (``_copied_rows``)."""
+    try:
+        if method != "integrated_gradients":
             return _shared_forward_rows(
-                model, method, embeds, positions, targets, contrasts, batch_size
+                model, method, embeds, embeds, positions, targets, contrasts, batch_size
             )
-        except RuntimeError as error:
-            if "vmap" not in str(error) and "batch" not in str(error).lower():
-                raise
+        alphas, weights = quadrature(rule, steps)
+        delta = embeds - base
+        total = torch.zeros(len(positions), embeds.shape[0], dtype=torch.float64)
+        for a, w in zip(alphas.tolist(), weights.tolist(), strict=True):
+            point = base + a * delta
+            rows, _ = _shared_forward_rows(
+                model, method, point, delta, positions, targets, contrasts, batch_size
+            )
+            total = total.to(rows.device) + w * rows
+        return total, None
+    except RuntimeError as error:
+        if "vmap" not in str(error) and "batch" not in str(error).lower():
+            raise
     values = _copied_rows(
         model, method, embeds, base, positions, targets, contrasts, steps, rule, batch_size
     )
@@ -422,15 +435,17 @@ def _shared_forward_rows(
     model: nn.Module,
     method: str,
     embeds: torch.Tensor,
+    factor: torch.Tensor,
     positions: torch.Tensor,
     targets: torch.Tensor,
     contrasts: torch.Tensor,
     batch_size: int | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward over the sequence (teacher forcing) gives every step's score ``S_s``;
-    then a chunk of ``k`` steps is one batched backward (``is_grads_batched``: the
+    """One forward over the sequence ``embeds`` (teacher forcing) gives every step's score
+    ``S_s``; then a chunk of ``k`` steps is one batched backward (``is_grads_batched``: the
     vector-Jacobian products of the one-hot rows ``e_s`` through the same graph, vectorised
-    by ``vmap``), so memory holds one graph and ``k`` gradients, never ``steps``."""
+    by ``vmap``), so memory holds one graph and ``k`` gradients, never ``steps``. The
+    gradients are reduced to tokens with ``factor`` (``_reduce``)."""
     length, n = embeds.shape[0], len(positions)
     needed = int(positions.max()) + 1
     size = batch_size or default_batch_size(embeds[None], n)
@@ -449,7 +464,7 @@ def _shared_forward_rows(
                 is_grads_batched=True,
             )  # (k, 1, needed, d)
             out = grad.new_zeros(len(chunk), length, dtype=torch.float64)
-            out[:, :needed] = _reduce(method, grad[:, 0], embeds[None, :needed]).detach()
+            out[:, :needed] = _reduce(method, grad[:, 0], factor[None, :needed]).detach()
             return out
 
         kept = run_chunks(
