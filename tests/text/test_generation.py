@@ -22,6 +22,7 @@ from attrib.text import (
     NotALanguageModelError,
     TextTooLongError,
     explain_generation,
+    explain_generations,
 )
 
 transformers = pytest.importorskip("transformers")
@@ -246,6 +247,44 @@ def test_a_float32_model_agrees_with_the_float64_loop(tok):
     result = explain_generation(model.float(), tok, PROMPT, continuation=CONTINUATION)
     ids = ids_of(tok, PROMPT + CONTINUATION)
     close(result.matrix, reference(model.double(), ids, 3, "gradient_x_input"), 1e-4)
+
+
+@pytest.mark.parametrize("method", ["gradient_x_input", "saliency", "leave_one_out"])
+def test_several_prompts_equal_each_prompt_alone(model, tok, method):
+    # three lengths in one call: right padding is never seen by an explained score
+    prompts = ["the plot was", "a", "good film the bad"]
+    continuations = [" dull a good", " film was", " plot"]
+    many = explain_generations(
+        model,
+        tok,
+        prompts,
+        continuations=continuations,
+        method=method,
+        batch_size=4,
+        contrast="bad",
+    )
+    assert len(many) == 3
+    for prompt, continuation, got in zip(prompts, continuations, many, strict=True):
+        alone = explain_generation(
+            model, tok, prompt, continuation=continuation, method=method, contrast="bad"
+        )
+        assert got.tokens == alone.tokens and got.prompt_length == alone.prompt_length
+        close(got.matrix, alone.matrix, TOL)
+        torch.testing.assert_close(got.scores, alone.scores, rtol=0, atol=TOL)
+        assert got.contrast_ids.tolist() == alone.contrast_ids.tolist()
+    ids = ids_of(tok, prompts[1] + continuations[1])
+    bad = tok.convert_tokens_to_ids("bad")
+    if method != "leave_one_out":
+        close(many[1].matrix, reference(model, ids, 1, method, [bad, bad]), TOL)
+
+
+def test_several_prompts_bad_inputs(model, tok):
+    with pytest.raises(AttribError, match="list of prompts"):
+        explain_generations(model, tok, "the plot")
+    with pytest.raises(AttribError, match="one continuation per prompt"):
+        explain_generations(model, tok, ["a", "b"], continuations=[" good"])
+    with pytest.raises(EmptyTextError):
+        explain_generations(model, tok, ["a", ""], max_new_tokens=2)
 
 
 def test_causal_structure(model, tok):

@@ -37,7 +37,7 @@ from attrib.text.errors import (
     TextTooLongError,
 )
 from attrib.text.explain import explain_tokens, method_names
-from attrib.text.generation import GENERATION_METHODS, explain_generation
+from attrib.text.generation import GENERATION_METHODS, explain_generation, explain_generations
 from attrib.text.generation_result import GenerationAttribution
 from attrib.text.html import highlight
 from attrib.text.loading import load_text_model
@@ -73,6 +73,7 @@ __all__ = [
     "erased",
     "erasure_tests",
     "explain_generation",
+    "explain_generations",
     "explain_tokens",
     "highlight",
     "js_divergence",

@@ -132,28 +132,14 @@ def explain_generation(
     Returns:
         a ``GenerationAttribution`` (``matrix`` ``(steps, T)``, NaN at ``j >= P + s``).
     """
-    if method not in GENERATION_METHODS:
-        raise SettingError("method", f"one of {GENERATION_METHODS}", method, "")
-    check_batch_size(batch_size)
-    if (
-        isinstance(max_new_tokens, bool)
-        or not isinstance(max_new_tokens, int)
-        or max_new_tokens < 1
-    ):
-        raise SettingError("max_new_tokens", "an int >= 1", max_new_tokens, "")
-    _check_language_model(model)
+    _check_call(model, method, batch_size, max_new_tokens)
     layer = input_embeddings(model)
     weight = getattr(layer, "weight", None)
     device = weight.device if isinstance(weight, torch.Tensor) else torch.device("cpu")
-    prompt_ids = _prompt_ids(tokenizer, prompt)
-    context = _context_length(model)
-    if continuation is None:
-        _check_length(len(prompt_ids) + max_new_tokens, context, "prompt + max_new_tokens")
-        ids = _greedy(model, prompt_ids, max_new_tokens, _eos(tokenizer, stop_at_eos), device)
-    else:
-        ids = _forced(tokenizer, prompt, prompt_ids, continuation)
-        _check_length(len(ids), context, "prompt + continuation")
-    length, start = len(ids), len(prompt_ids)
+    ids, start = _sequence(
+        model, tokenizer, prompt, continuation, max_new_tokens, stop_at_eos, device
+    )
+    length = len(ids)
     n_steps = length - start
     ids_t = torch.tensor(ids, dtype=torch.long, device=device)
     targets = ids_t[start:]
@@ -186,23 +172,182 @@ def explain_generation(
     elif method == "attention_rollout":
         values = _attention_rows(model, embeds, positions, rolled=True)
         params.update(residual=0.5, heads="mean")
+    return _result(
+        tokenizer,
+        ids,
+        start,
+        values,
+        method,
+        params,
+        None if contrast is None else contrasts,
+        scores,
+    )
+
+
+def explain_generations(
+    model: nn.Module,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    *,
+    continuations: Sequence[str] | None = None,
+    max_new_tokens: int = 16,
+    method: str = "gradient_x_input",
+    contrast: TokenChoice = None,
+    batch_size: int | None = None,
+    stop_at_eos: bool = True,
+    **settings: Any,
+) -> list[GenerationAttribution]:
+    """``explain_generation`` for several prompts (and forced continuations, one per
+    prompt), one result per prompt.
+
+    Gradient x input and saliency run every sequence in ONE forward: the sequences are
+    right-padded to the longest (no attention mask is needed: a causal model's position
+    ``p - 1`` sees only positions ``<= p - 1``, all real tokens, so the padding changes no
+    explained score), and the steps of all sequences share the batched backwards (chunks of
+    ``batch_size`` steps). Other methods run one sequence after the other. ``contrast`` is
+    one token (or ``None``) for every step of every sequence; ``settings`` are those of
+    ``explain_generation`` (``steps``, ``rule``, ``baseline``)."""
+    if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not prompts:
+        raise SettingError("prompts", "a non-empty list of prompts", prompts, "")
+    if continuations is not None and len(continuations) != len(prompts):
+        raise SettingError(
+            "continuations", f"one continuation per prompt ({len(prompts)})", continuations, ""
+        )
+    if contrast is not None and not isinstance(contrast, (int, str)):
+        raise SettingError("contrast", "one token for every step, or None", contrast, "")
+    forced: list[str | None] = list(continuations) if continuations else [None] * len(prompts)
+    if method not in ("gradient_x_input", "saliency"):
+        return [
+            explain_generation(
+                model,
+                tokenizer,
+                p,
+                continuation=c,
+                batch_size=batch_size,
+                stop_at_eos=stop_at_eos,
+                max_new_tokens=max_new_tokens,
+                method=method,
+                contrast=contrast,
+                **settings,
+            )
+            for p, c in zip(prompts, forced, strict=True)
+        ]
+    unknown = set(settings) - {"steps", "rule", "baseline"}
+    if unknown:
+        raise SettingError("settings", "steps, rule or baseline", sorted(unknown), "")
+    _check_call(model, method, batch_size, max_new_tokens)
+    layer = input_embeddings(model)
+    weight = getattr(layer, "weight", None)
+    device = weight.device if isinstance(weight, torch.Tensor) else torch.device("cpu")
+    sequences = [
+        _sequence(model, tokenizer, p, c, max_new_tokens, stop_at_eos, device)
+        for p, c in zip(prompts, forced, strict=True)
+    ]
+    width = max(len(ids) for ids, _ in sequences)
+    with prepared(model), torch.no_grad():
+        padded = torch.zeros(len(sequences), width, dtype=torch.long, device=device)
+        for i, (ids, _) in enumerate(sequences):
+            padded[i, : len(ids)] = torch.tensor(ids, device=device)
+            padded[i, len(ids) :] = ids[-1]  # any real id: never seen by an explained score
+        embeds = layer(padded).detach()  # (N, L, d)
+    rows, positions, targets = [], [], []
+    for i, (ids, start) in enumerate(sequences):
+        rows += [i] * (len(ids) - start)
+        positions += list(range(start - 1, len(ids) - 1))
+        targets += ids[start:]
+    row_t = torch.tensor(rows, device=device)
+    pos_t = torch.tensor(positions, device=device)
+    target_t = torch.tensor(targets, device=device)
+    contrasts = _contrasts(tokenizer, model, contrast, len(rows), device)
+    values, scores = _shared_forward_rows(
+        model, method, embeds, embeds, pos_t, target_t, contrasts, batch_size, row_t
+    )
+    out = []
+    for i, (ids, start) in enumerate(sequences):
+        mine = row_t == i
+        out.append(
+            _result(
+                tokenizer,
+                ids,
+                start,
+                values[mine][:, : len(ids)],
+                method,
+                {
+                    "batch_size": batch_size,
+                    "token_reduction": "l2" if method == "saliency" else "sum",
+                },
+                None if contrast is None else contrasts[mine],
+                scores[mine],
+            )
+        )
+    return out
+
+
+def _sequence(
+    model: nn.Module,
+    tokenizer: Any,
+    prompt: str,
+    continuation: str | None,
+    max_new_tokens: int,
+    stop_at_eos: bool,
+    device: torch.device,
+) -> tuple[list[int], int]:
+    """The token ids of prompt and generated (greedy) or forced tokens, and the prompt's
+    length, checked against the model's context."""
+    prompt_ids = _prompt_ids(tokenizer, prompt)
+    context = _context_length(model)
+    if continuation is None:
+        _check_length(len(prompt_ids) + max_new_tokens, context, "prompt + max_new_tokens")
+        ids = _greedy(model, prompt_ids, max_new_tokens, _eos(tokenizer, stop_at_eos), device)
+    else:
+        ids = _forced(tokenizer, prompt, prompt_ids, continuation)
+        _check_length(len(ids), context, "prompt + continuation")
+    return ids, len(prompt_ids)
+
+
+def _result(
+    tokenizer: Any,
+    ids: list[int],
+    start: int,
+    values: torch.Tensor,
+    method: str,
+    params: dict[str, Any],
+    contrasts: torch.Tensor | None,
+    scores: torch.Tensor,
+) -> GenerationAttribution:
+    """The result, with NaN at every position a step does not see."""
+    n_steps, length = len(ids) - start, len(ids)
     matrix = torch.full((n_steps, length), float("nan"), dtype=torch.float64)
     for s in range(n_steps):
         matrix[s, : start + s] = values[s, : start + s].detach().to("cpu", torch.float64)
+    token_ids = torch.tensor(ids, dtype=torch.long)
     return GenerationAttribution(
         tokens=[tokenizer.decode([i]) for i in ids],
-        token_ids=ids_t.cpu(),
+        token_ids=token_ids,
         prompt_length=start,
         matrix=matrix,
         method=method,
         params=params,
-        target_ids=targets.cpu(),
-        contrast_ids=None if contrast is None else contrasts.cpu(),
+        target_ids=token_ids[start:],
+        contrast_ids=None if contrasts is None else contrasts.cpu(),
         scores=scores.detach().to("cpu", torch.float64),
     )
 
 
 # ----------------------------------------------------------------------------- checks
+
+
+def _check_call(model: Any, method: str, batch_size: int | None, max_new_tokens: int) -> None:
+    if method not in GENERATION_METHODS:
+        raise SettingError("method", f"one of {GENERATION_METHODS}", method, "")
+    check_batch_size(batch_size)
+    if (
+        isinstance(max_new_tokens, bool)
+        or not isinstance(max_new_tokens, int)
+        or max_new_tokens < 1
+    ):
+        raise SettingError("max_new_tokens", "an int >= 1", max_new_tokens, "")
+    _check_language_model(model)
 
 
 def _check_language_model(model: Any) -> None:
@@ -440,18 +585,23 @@ def _shared_forward_rows(
     targets: torch.Tensor,
     contrasts: torch.Tensor,
     batch_size: int | None,
+    sequence: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward over the sequence ``embeds`` (teacher forcing) gives every step's score
+    """One forward over the sequence ``embeds`` ``(T, d)`` (or the sequences ``(N, T, d)``,
+    step ``s`` belonging to sequence ``sequence[s]``; teacher forcing) gives every step's score
     ``S_s``; then a chunk of ``k`` steps is one batched backward (``is_grads_batched``: the
     vector-Jacobian products of the one-hot rows ``e_s`` through the same graph, vectorised
     by ``vmap``), so memory holds one graph and ``k`` gradients, never ``steps``. The
     gradients are reduced to tokens with ``factor`` (``_reduce``)."""
-    length, n = embeds.shape[0], len(positions)
+    if sequence is None:
+        embeds, factor = embeds[None], factor[None]
+        sequence = torch.zeros_like(positions)
+    length, n = embeds.shape[1], len(positions)
     needed = int(positions.max()) + 1
-    size = batch_size or default_batch_size(embeds[None], n)
+    size = batch_size or default_batch_size(embeds, n)
     with prepared(model), torch.enable_grad():
-        tracked = embeds[None, :needed].detach().clone().requires_grad_(True)
-        logits = _logits(model, tracked)[0, positions]  # (steps, V)
+        tracked = embeds[:, :needed].detach().clone().requires_grad_(True)
+        logits = _logits(model, tracked)[sequence, positions]  # (steps, V)
         scores = _score(logits, targets, contrasts)  # (steps,)
         eye = torch.eye(n, dtype=scores.dtype, device=scores.device)
 
@@ -462,9 +612,12 @@ def _shared_forward_rows(
                 grad_outputs=eye[chunk.sample.to(eye.device)],
                 retain_graph=True,
                 is_grads_batched=True,
-            )  # (k, 1, needed, d)
+            )  # (k, N, needed, d)
+            mine = sequence[chunk.sample.to(sequence.device)]
+            rows = torch.arange(len(chunk), device=grad.device)
+            own = grad[rows, mine]  # each step's gradient lives in its own sequence only
             out = grad.new_zeros(len(chunk), length, dtype=torch.float64)
-            out[:, :needed] = _reduce(method, grad[:, 0], factor[None, :needed]).detach()
+            out[:, :needed] = _reduce(method, own, factor[mine, :needed]).detach()
             return out
 
         kept = run_chunks(
