@@ -259,9 +259,28 @@ def explain_generations(
     pos_t = torch.tensor(positions, device=device)
     target_t = torch.tensor(targets, device=device)
     contrasts = _contrasts(tokenizer, model, contrast, len(rows), device)
-    values, scores = _shared_forward_rows(
-        model, method, embeds, embeds, pos_t, target_t, contrasts, batch_size, row_t
-    )
+    try:
+        values, scores = _shared_forward_rows(
+            model, method, embeds, embeds, pos_t, target_t, contrasts, batch_size, row_t
+        )
+    except RuntimeError as error:  # no vmap rule for an operation: one prompt at a time
+        if "vmap" not in str(error) and "batch" not in str(error).lower():
+            raise
+        return [
+            explain_generation(
+                model,
+                tokenizer,
+                p,
+                continuation=c,
+                max_new_tokens=max_new_tokens,
+                method=method,
+                contrast=contrast,
+                batch_size=batch_size,
+                stop_at_eos=stop_at_eos,
+                **settings,
+            )
+            for p, c in zip(prompts, forced, strict=True)
+        ]
     out = []
     for i, (ids, start) in enumerate(sequences):
         mine = row_t == i
@@ -598,7 +617,8 @@ def _shared_forward_rows(
         sequence = torch.zeros_like(positions)
     length, n = embeds.shape[1], len(positions)
     needed = int(positions.max()) + 1
-    size = batch_size or default_batch_size(embeds, n)
+    # each step's gradient has the shape of all the sequences together
+    size = batch_size or default_batch_size(embeds.reshape(1, -1), n)
     with prepared(model), torch.enable_grad():
         tracked = embeds[:, :needed].detach().clone().requires_grad_(True)
         logits = _logits(model, tracked)[sequence, positions]  # (steps, V)
