@@ -74,6 +74,7 @@ from attrib.text.models import input_embeddings
 __all__ = [
     "GENERATION_METHODS",
     "explain_generation",
+    "explain_generations",
 ]
 
 GENERATION_METHODS = (
