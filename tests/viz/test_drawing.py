@@ -117,6 +117,7 @@ def _every_figure() -> dict:
     """One call of each figure function of ``attrib.viz``, on small made-up results."""
     from attrib.metrics import ComparisonTable, Curve, RandomizationResult
     from attrib.text.erasure import SetErasure, SingleWeightErasure
+    from attrib.text.generation_result import GenerationAttribution
 
     curve = Curve(
         fractions=torch.linspace(0, 1, 3),
@@ -143,11 +144,19 @@ def _every_figure() -> dict:
     flips = np.array([True, False])
     single = SingleWeightErasure(*([np.array([0.5, 0.1])] * 4), flips, ~flips)
     sets = SetErasure({"attention": np.array([1, 0])}, np.array([4, 4]))
+    generated = GenerationAttribution(
+        tokens=["a", "b", "c"],
+        token_ids=torch.tensor([0, 1, 2]),
+        prompt_length=1,
+        matrix=torch.tensor([[0.5, float("nan"), float("nan")], [-0.2, 0.1, float("nan")]]),
+        method="gradient_x_input",
+    )
     return {
         "show": lambda: viz.show(_result(), _image()),
         "grid": lambda: viz.grid([_image()], {"GxI": _result(1)}),
         "token_figure": lambda: viz.token_figure([0.5, -1.0], tokens=["good", "bad"]),
         "attention_figure": lambda: viz.attention_figure(torch.eye(2), ["a", "b"]),
+        "generation_figure": lambda: viz.generation_figure(generated),
         "curves_figure": lambda: viz.curves_figure(curve, title="deletion"),
         "sanity_figure": lambda: viz.sanity_figure(randomized),
         "randomization_figure": lambda: viz.randomization_figure(randomized),

@@ -10,8 +10,10 @@ from attrib.core.errors import InputError, LayerError, ModelOutputError
 
 __all__ = [
     "AttentionUnavailableError",
+    "ContinuationSplitError",
     "EmbeddingsUnavailableError",
     "EmptyTextError",
+    "NotALanguageModelError",
     "TextTooLongError",
 ]
 
@@ -31,3 +33,13 @@ class AttentionUnavailableError(ModelOutputError):
 class EmbeddingsUnavailableError(LayerError):
     """The model offers no input embeddings to explain: ``get_input_embeddings()`` returns
     ``None`` or raises, or its forward does not accept ``inputs_embeds=``."""
+
+
+class ContinuationSplitError(InputError):
+    """A forced continuation that the tokenizer splits differently once it follows the
+    prompt: its tokens in context are not the ones it has alone."""
+
+
+class NotALanguageModelError(ModelOutputError):
+    """Generation was to be explained, but the model has no language-model head (no
+    next-token logits): a classifier, or a bare ``GPT2Model``."""

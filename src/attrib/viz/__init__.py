@@ -49,7 +49,7 @@ from attrib.viz.maps import (
     upsample,
 )
 from attrib.viz.overlay import overlay
-from attrib.viz.text import attention_figure, token_figure, token_html
+from attrib.viz.text import attention_figure, generation_figure, token_figure, token_html
 from attrib.viz.titles import explained_class, map_title
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "default_reduction",
     "drawn_signed",
     "explained_class",
+    "generation_figure",
     "grid",
     "is_signed",
     "map_title",

@@ -5,7 +5,8 @@ notebooks); ``token_figure`` draws the same highlighting as a matplotlib figure,
 Both show the words of ``TokenScores.words`` by default (sub-word pieces merged, spelled as
 in the text), the words the command line prints; ``words=False`` shows the tokens.
 A ``TokenAttribution`` is reduced by its method's own reduction (``TokenAttribution.scores``).
-``attention_figure`` draws one attention matrix (queries x keys) with the tokens on both axes.
+``attention_figure`` draws one attention matrix (queries x keys) with the tokens on both axes;
+``generation_figure`` the steps x tokens matrix of ``attrib.text.explain_generation``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from attrib.core.errors import SettingError
 from attrib.viz._deps import figure
 from attrib.viz.colors import DIVERGING, SEQUENTIAL, colorize
 
-__all__ = ["attention_figure", "token_figure", "token_html"]
+__all__ = ["attention_figure", "generation_figure", "token_figure", "token_html"]
 
 
 def token_html(scores: Any, **options: Any) -> str:
@@ -146,5 +147,50 @@ def attention_figure(
     ax.set_ylabel("query")
     fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
     ax.set_title(title or "attention, " + ", ".join(label), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def generation_figure(
+    result: Any, *, title: str | None = None, cell: float = 0.28, max_size: float = 14.0
+) -> Any:
+    """A heat map of a ``GenerationAttribution`` (``attrib.text.explain_generation``): one
+    row per generated token (the token it explains on the left), one column per token of
+    the sequence, prompt and generated (a line after the prompt). Signed methods are drawn
+    with the diverging map, symmetric about 0; saliency and attention (weights,
+    rollout) with the sequential map. The undefined entries (the explained token and later
+    ones) are left blank."""
+    matrix = getattr(result, "matrix", None)
+    if not isinstance(matrix, torch.Tensor) or matrix.dim() != 2:
+        raise SettingError("result", "a GenerationAttribution", result, "")
+    values = matrix.detach().to("cpu", torch.float64).numpy()
+    steps, length = values.shape
+    start = int(result.prompt_length)
+    tokens = list(result.tokens)
+    signed = result.method not in ("saliency", "attention", "attention_rollout")
+    finite = values[np.isfinite(values)]
+    bound = float(np.abs(finite).max()) if finite.size else 1.0
+    bound = bound or 1.0
+    width = min(max_size, 2.0 + cell * length)
+    height = min(max_size, 1.5 + cell * steps)
+    fig = figure(width, height)
+    ax = fig.add_subplot(1, 1, 1)
+    shown = ax.imshow(
+        np.ma.masked_invalid(values),
+        cmap=DIVERGING if signed else SEQUENTIAL,
+        vmin=-bound if signed else 0.0,
+        vmax=bound,
+        aspect="auto",
+        interpolation="nearest",
+    )
+    ax.set_xticks(range(length))
+    ax.set_xticklabels([repr(t)[1:-1] for t in tokens], rotation=90, fontsize=7)
+    ax.set_yticks(range(steps))
+    ax.set_yticklabels([repr(t)[1:-1] for t in tokens[start:]], fontsize=7)
+    ax.axvline(start - 0.5, color="black", linewidth=0.8)
+    ax.set_xlabel("earlier token (prompt | generated)")
+    ax.set_ylabel("generated token")
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(title or f"{result.method}: log p(generated token)", fontsize=9)
     fig.tight_layout()
     return fig
