@@ -65,14 +65,15 @@ class CancelledError(Exception):
 
 def decode_image(data: bytes) -> np.ndarray:
     """The RGB pixels ``(H, W, 3)`` uint8 of an uploaded image (see the module)."""
-    from PIL import Image, UnidentifiedImageError
+    from attrib.viz._deps import pil_image  # pictures are read through viz (tests/test_layers)
 
+    image = pil_image()
     if len(data) > MAX_UPLOAD_BYTES:
         raise UploadError(f"the upload is larger than {MAX_UPLOAD_BYTES >> 20} MiB", 413)
     if not data:
         raise UploadError("the upload is empty: send the bytes of an image file")
     try:
-        with Image.open(io.BytesIO(data)) as opened:
+        with image.open(io.BytesIO(data)) as opened:
             width, height = opened.size
             if width * height > MAX_PIXELS:
                 raise UploadError(
@@ -83,9 +84,9 @@ def decode_image(data: bytes) -> np.ndarray:
             return np.asarray(opened.convert("RGB"))
     except UploadError:
         raise
-    except Image.DecompressionBombError:
+    except image.DecompressionBombError:
         raise UploadError(f"the image has more than {MAX_PIXELS:,} pixels", 413) from None
-    except UnidentifiedImageError:
+    except image.UnidentifiedImageError:
         raise UploadError(
             "the upload is not an image Pillow can read (PNG, JPEG, WebP, ...)"
         ) from None
