@@ -36,7 +36,7 @@ from benchmarks.memory import peak_memory_mib
 from benchmarks.report import text_table
 from benchmarks.timing import interleaved, median_ms
 
-REPEATS = 5
+REPEATS = int(os.environ.get("BENCH_GENERATION_REPEATS", "5"))
 BARE_TARGET = 1.2
 LOOP_TARGET = 3.0
 
