@@ -20,6 +20,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -289,52 +290,69 @@ class Live:
         self._run(job)
 
     def _run(self, job: Job) -> None:
-        if job.cancel.is_set():
-            job.state = "cancelled"
-            return
-        job.state = "running"
-
-        def check(module: Any, args: Any) -> None:
-            if job.cancel.is_set():
-                raise CancelledError()
-            job.passes += 1
-
         x = job.input[None].to(self._device)
         size = (int(x.shape[-2]), int(x.shape[-1]))
-        try:
-            with hooked(self.model, forward_pre=check):
-                if job.target == "predicted":
-                    with torch.no_grad():
-                        target = int(self.model(x).argmax(dim=1)[0])
-                else:
-                    target = int(job.target)
-                job.explained = target
-                context = ImageContext(
-                    self.model, size, layer=self.loaded.layer, settings=self.settings
-                )
-                for name in job.methods:
-                    job.current, job.passes = name, 0
-                    start = time.perf_counter()
-                    try:
-                        method = build_for_image(name, context)
-                        attribution = method(x, target=target)
-                        job.maps[name] = two_d_map(attribution)
-                    except CancelledError:
-                        raise
-                    except AttribError as error:
-                        job.errors[name] = " ".join(str(error).split())
-                    except Exception as error:  # one method failing leaves the others
-                        job.errors[name] = f"{type(error).__name__}: {error}".splitlines()[0]
-                    job.seconds[name] = time.perf_counter() - start
-                    job.done.append(name)
-            job.state = "done"
-        except CancelledError:
-            job.state = "cancelled"
-        except Exception as error:
-            job.errors["job"] = f"{type(error).__name__}: {error}".splitlines()[0]
-            job.state = "failed"
-        finally:
-            job.current = None
+        context = ImageContext(self.model, size, layer=self.loaded.layer, settings=self.settings)
+
+        def predict() -> int:
+            with torch.no_grad():
+                return int(self.model(x).argmax(dim=1)[0])
+
+        def explain(name: str, target: int) -> None:
+            method = build_for_image(name, context)
+            job.maps[name] = two_d_map(method(x, target=target))
+
+        run_job(job, self.model, predict, explain)
+
+
+def run_job(
+    job: Job,
+    model: Any,
+    predict: Callable[[], int],
+    explain: Callable[[str, int], None],
+) -> None:
+    """Run ``job``'s methods one after the other on ``model`` (images and texts alike).
+
+    The target is ``predict()`` for ``"predicted"``; ``explain(name, target)`` stores one
+    method's result on the job. A forward pre-hook counts the passes and raises
+    ``CancelledError`` at the next forward once the job is cancelled (the hook goes with
+    ``hooked``'s ``finally``). One method that fails records its error and leaves the others.
+    """
+    if job.cancel.is_set():
+        job.state = "cancelled"
+        return
+    job.state = "running"
+
+    def check(module: Any, args: Any) -> None:
+        if job.cancel.is_set():
+            raise CancelledError()
+        job.passes += 1
+
+    try:
+        with hooked(model, forward_pre=check):
+            target = predict() if job.target == "predicted" else int(job.target)
+            job.explained = target
+            for name in job.methods:
+                job.current, job.passes = name, 0
+                start = time.perf_counter()
+                try:
+                    explain(name, target)
+                except CancelledError:
+                    raise
+                except AttribError as error:
+                    job.errors[name] = " ".join(str(error).split())
+                except Exception as error:  # one method failing leaves the others
+                    job.errors[name] = f"{type(error).__name__}: {error}".splitlines()[0]
+                job.seconds[name] = time.perf_counter() - start
+                job.done.append(name)
+        job.state = "done"
+    except CancelledError:
+        job.state = "cancelled"
+    except Exception as error:
+        job.errors["job"] = f"{type(error).__name__}: {error}".splitlines()[0]
+        job.state = "failed"
+    finally:
+        job.current = None
 
 
 def two_d_map(attribution: Any) -> np.ndarray:

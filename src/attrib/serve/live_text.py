@@ -6,14 +6,12 @@ merged by ``attrib.text.aggregate``)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import torch
 
 from attrib.core.errors import AttribError
-from attrib.core.hooks import hooked
-from attrib.serve.live import CancelledError, Job, Live, UploadError, signed_method
+from attrib.serve.live import Job, Live, UploadError, run_job, signed_method
 
 __all__ = ["MAX_TEXT_CHARS", "TextLive"]
 
@@ -84,63 +82,32 @@ class TextLive(Live):
         return self.submit(text, None, methods, target)
 
     def _run(self, job: Job) -> None:
+        from attrib.methods.recipes import settings_for
         from attrib.text.explain import explain_tokens
 
-        if job.cancel.is_set():
-            job.state = "cancelled"
-            return
-        job.state = "running"
-
-        def check(module: Any, args: Any) -> None:
-            if job.cancel.is_set():
-                raise CancelledError()
-            job.passes += 1
-
         text = str(job.input)
-        try:
-            with hooked(self.model, forward_pre=check):
-                if job.target == "predicted":
-                    with torch.no_grad():
-                        target = int(self.classifier.logits([text], truncate=True).argmax(1)[0])
-                else:
-                    target = int(job.target)
-                job.explained = target
-                for name in job.methods:
-                    job.current, job.passes = name, 0
-                    start = time.perf_counter()
-                    try:
-                        from attrib.methods.recipes import settings_for
 
-                        result = explain_tokens(
-                            self.classifier,
-                            [text],
-                            name,
-                            target=[target],
-                            truncate=True,
-                            **settings_for(name, self.settings),
-                        )
-                        pieces = result.scores().tokens_and_scores(0)
-                        words = result.scores().words_of(0)
-                        job.tokens[name] = {
-                            "tokens": [t for t, _ in pieces],
-                            "scores": [float(v) for _, v in pieces],
-                            "words": [w for w, _ in words],
-                            "word_scores": [float(v) for _, v in words],
-                            "signed": signed_method(name),
-                        }
-                    except CancelledError:
-                        raise
-                    except AttribError as error:
-                        job.errors[name] = " ".join(str(error).split())
-                    except Exception as error:  # one method failing leaves the others
-                        job.errors[name] = f"{type(error).__name__}: {error}".splitlines()[0]
-                    job.seconds[name] = time.perf_counter() - start
-                    job.done.append(name)
-            job.state = "done"
-        except CancelledError:
-            job.state = "cancelled"
-        except Exception as error:
-            job.errors["job"] = f"{type(error).__name__}: {error}".splitlines()[0]
-            job.state = "failed"
-        finally:
-            job.current = None
+        def predict() -> int:
+            with torch.no_grad():
+                return int(self.classifier.logits([text], truncate=True).argmax(1)[0])
+
+        def explain(name: str, target: int) -> None:
+            result = explain_tokens(
+                self.classifier,
+                [text],
+                name,
+                target=[target],
+                truncate=True,
+                **settings_for(name, self.settings),
+            )
+            pieces = result.scores().tokens_and_scores(0)
+            words = result.scores().words_of(0)
+            job.tokens[name] = {
+                "tokens": [t for t, _ in pieces],
+                "scores": [float(v) for _, v in pieces],
+                "words": [w for w, _ in words],
+                "word_scores": [float(v) for _, v in words],
+                "signed": signed_method(name),
+            }
+
+        run_job(job, self.model, predict, explain)
