@@ -236,12 +236,20 @@ class Live:
     def check_methods(self, names: list[str]) -> list[str]:
         if not names or not all(isinstance(n, str) for n in names) or len(names) > 32:
             raise AttribError("methods", "a list of method names", names, "")
+        return self.method_names(names)
+
+    def method_names(self, names: list[str]) -> list[str]:
+        """The catalogue names of ``names`` (an image model's methods)."""
         return catalogue.resolve_names(",".join(names), IMAGE_INPUTS, argument="methods")
+
+    def class_count(self) -> int:
+        """How many classes the loaded model names (0: unknown)."""
+        return len(self.loaded.class_names or [])
 
     def check_target(self, target: Any) -> int | str:
         if target in (None, "", "predicted"):
             return "predicted"
-        count = len(self.loaded.class_names or [])
+        count = self.class_count()
         try:
             value = int(target)
         except (TypeError, ValueError):

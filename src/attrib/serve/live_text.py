@@ -55,24 +55,13 @@ class TextLive(Live):
     def upload(self, data: bytes) -> Any:
         raise UploadError("the loaded model explains texts: send a text, not an image", 409)
 
-    def check_methods(self, names: list[str]) -> list[str]:
+    def method_names(self, names: list[str]) -> list[str]:
         from attrib.text.explain import find_text_method
 
-        if not names or not all(isinstance(n, str) for n in names) or len(names) > 32:
-            raise AttribError("methods", "a list of method names", names, "")
         return [find_text_method(n).name for n in names]
 
-    def check_target(self, target: Any) -> int | str:
-        if target in (None, "", "predicted"):
-            return "predicted"
-        count = len(self.classifier.labels or [])
-        try:
-            value = int(target)
-        except (TypeError, ValueError):
-            raise AttribError("target", "'predicted' or a class index", target, "") from None
-        if value < 0 or (count and value >= count):
-            raise AttribError("target", f"a class index below {count}", target, "")
-        return value
+    def class_count(self) -> int:
+        return len(self.classifier.labels or [])
 
     def submit_text(self, text: Any, methods: list[str], target: Any) -> Job:
         if not isinstance(text, str) or not text.strip():
