@@ -63,6 +63,11 @@ from attrib.methods.perturbation.coalitions import (
     shapley_kernel,
 )
 from attrib.methods.perturbation.draws import Draw
+from attrib.methods.perturbation.interactions import (
+    choose_order,
+    interaction_design,
+    shapley_readout,
+)
 from attrib.methods.perturbation.leverage import LeverageSampler
 from attrib.methods.perturbation.masks import Players
 from attrib.methods.perturbation.removal import RemovalGame
@@ -171,8 +176,13 @@ def fit_surrogate(
     *,
     alpha: float = 0.0,
     efficiency: tuple[torch.Tensor, torch.Tensor] | None = None,
+    design: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted least squares ``v(z) ~ phi_0 + phi . z``; returns ``(phi (N, P), phi_0 (N,))``.
+
+    With ``efficiency``, ``design`` ``(M, k)`` replaces the columns ``z`` by a surrogate's
+    own (``interactions``: monomials of up to 3 players), and the coefficients ``(N, k)``
+    are returned in place of ``phi``.
 
     ``coalitions`` is ``(M, P)`` bool, ``weights`` ``(M,)``, ``values`` ``(N, M)``. With
     ``efficiency=(v_empty, v_full)`` (each ``(N,)``) the intercept is fixed to ``v_empty`` and
@@ -188,6 +198,9 @@ def fit_surrogate(
     n = y.shape[0]
     if efficiency is not None:
         empty, full = (t.to(torch.float64).cpu() for t in efficiency)
+        if design is not None:
+            z = design.to(torch.float64).cpu()
+            p = z.shape[1]
         gram = z.T @ (w.view(-1, 1) * z)
         system = torch.zeros(p + 1, p + 1, dtype=torch.float64)
         system[:p, :p] = gram
@@ -222,6 +235,7 @@ def _solve(system: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
 
 
 Sampler = KernelSampler | BernoulliSampler | LeverageSampler
+SURROGATES = ("auto", "linear", "cubic")
 SAMPLINGS = {"leverage": LeverageSampler(), "kernel": KernelSampler()}
 Kernel = Callable[[torch.Tensor], torch.Tensor]
 
@@ -241,6 +255,10 @@ class LinearSurrogate(PlayerMethod):
         efficiency: constrain ``phi_0 = v(empty)`` and ``sum phi = v(all) - v(empty)``.
         alpha: ridge penalty on ``phi`` (only without the efficiency constraint).
         paired: draw coalitions in complementary pairs.
+        surrogate: ``"linear"`` (the additive model), or, with ``efficiency``, ``"cubic"``
+            (monomials of up to 3 players; its Shapley values read off exactly:
+            ``interactions``) or ``"auto"`` (cubic once the draw holds twice as many
+            coalitions as the cubic has coefficients, and not every coalition).
         tolerance: with ``efficiency``, stop once every player's standard error is at most
             this (in the units of the target score); ``samples`` is then the most coalitions
             drawn. Rounds of 32 units (pairs, or coalitions unpaired; at least two per
@@ -266,10 +284,18 @@ class LinearSurrogate(PlayerMethod):
     efficiency = Setting(REQUIRED, FLAG)
     alpha = Setting(0.0, Number(0, purpose="ridge penalty"))
     paired = Setting(False, FLAG)
+    surrogate = Setting("linear", Choice(SURROGATES))
     tolerance = Setting(None, Optional(Number(0, low_open=True, purpose="largest standard error")))
     seed = Setting(None, SEED)
 
     def configure(self) -> None:
+        if self.surrogate != "linear" and not self.efficiency:
+            raise SettingError(
+                "surrogate",
+                "'linear' without efficiency=True (the others read Shapley values off)",
+                self.surrogate,
+                "Use efficiency=True, or surrogate='linear'.",
+            )
         if self.tolerance is not None and not self.efficiency:
             raise SettingError(
                 "tolerance",
@@ -357,27 +383,35 @@ class LinearSurrogate(PlayerMethod):
                     "needs efficiency=True, which makes it a constraint)",
                     self.kernel,
                 )
-            phi, intercept = fit_surrogate(
+            order = choose_order(self.surrogate, p, table.shape[0], draw.enumerated)
+            design = interaction_design(table, order)
+            readout = shapley_readout(p, order) if order > 1 else None
+            coefficients, intercept = fit_surrogate(
                 table,
                 weights,
                 evaluated,
                 alpha=self.alpha,
                 efficiency=None if empty is None else (empty, full),
+                design=design if readout is not None else None,
             )
+            phi = coefficients if readout is None else coefficients @ readout.T
             error = None
             if empty is not None:
                 if draw.enumerated:
                     error = torch.zeros_like(phi)
                 else:
-                    error = surrogate_standard_error(draw, weights, evaluated, empty, phi)
+                    error = surrogate_standard_error(
+                        draw, weights, evaluated, empty, coefficients, design, readout
+                    )
                 if self.tolerance is not None and float(error.max()) <= self.tolerance:
                     break
-        fitted = intercept.view(-1, 1) + phi @ table.T.to(torch.float64)
+        fitted = intercept.view(-1, 1) + coefficients @ design.T
         device = game.device
         extra: dict[str, Any] = {
             "intercept": intercept.to(device),
             "fit": _weighted_r2(evaluated, fitted, weights).to(device),
             "enumerated": draw.enumerated,
+            "surrogate_order": order,
         }
         if error is not None:
             extra["player_standard_error"] = error.to(device)
@@ -429,6 +463,13 @@ class KernelSHAP(LinearSurrogate):
               proportional to the Shapley kernel (``p(s) ~ 1 / (s (P - s))``), paired
               (Covert and Lee 2021).
         paired: complementary pairs (default True).
+        surrogate: the function fitted to the coalitions (``interactions``): ``"auto"``
+            (default) fits the additive model, or, once the draw holds twice as many
+            coalitions as a cubic has coefficients (377 for 13 players, 696 for 16), a
+            polynomial with the interactions of up to 3 players, whose Shapley values are
+            exact (the regression-adjusted estimator of Witter et al. 2025): 3 to 4 times
+            fewer calls for 1% error on the ``shapley-curves`` games. ``"linear"``: always
+            the additive model (KernelSHAP as published); ``"cubic"``: always the cubic.
         tolerance: stop once every player's standard error is at most this (target-score
             units); ``samples`` is then the most drawn. See ``LinearSurrogate``.
         seed, feature_mask, spread, baseline, background, output, batch_size: see
@@ -443,6 +484,7 @@ class KernelSHAP(LinearSurrogate):
     samples = Setting(512, Count(1, "coalitions evaluated per sample"))
     sampling = Setting("leverage", Choice(tuple(SAMPLINGS)))
     paired = Setting(True, FLAG)
+    surrogate = Setting("auto", Choice(SURROGATES))
     sampler = Fixed()
     kernel = Fixed(ShapleyKernel())
     efficiency = Fixed(True)
@@ -486,6 +528,7 @@ class LIME(LinearSurrogate):
     sampler = Fixed(BernoulliSampler())
     kernel = Fixed()
     efficiency = Fixed(False)
+    surrogate = Fixed("linear")
     tolerance = Fixed(None)
 
     def configure(self) -> None:
