@@ -128,16 +128,24 @@ def _pair(value: Any) -> tuple[int, int]:
     return int(value), int(value)
 
 
+def _torchvision_class(module: nn.Module) -> str | None:
+    """The name of the torchvision model class ``module`` is (or subclasses), if any."""
+    for kind in type(module).__mro__:
+        if kind.__module__.startswith("torchvision.models"):
+            return kind.__name__
+    return None
+
+
 def _family_of_module(module: nn.Module) -> Family | None:
-    kind = type(module)
-    if kind.__module__.startswith("torchvision.models"):
-        if kind.__name__ == "VisionTransformer":
-            return Family("vit", "torchvision VisionTransformer", 1, _pair(module.patch_size))
-        if kind.__name__ == "SwinTransformer":
-            features: Any = module.features
-            patch = _pair(features[0][0].stride)
-            merges = sum(type(m).__name__.startswith("PatchMerging") for m in features)
-            return Family("swin", "torchvision SwinTransformer", 0, patch, merges, True)
+    torchvision_class = _torchvision_class(module)
+    if torchvision_class == "VisionTransformer":
+        return Family("vit", "torchvision VisionTransformer", 1, _pair(module.patch_size))
+    if torchvision_class == "SwinTransformer":
+        features: Any = module.features
+        patch = _pair(features[0][0].stride)
+        merges = sum(type(m).__name__.startswith("PatchMerging") for m in features)
+        return Family("swin", "torchvision SwinTransformer", 0, patch, merges, True)
+    if torchvision_class is not None:
         return None
     config = getattr(module, "config", None)
     model_type = getattr(config, "model_type", None)
