@@ -684,9 +684,17 @@ def test_a_layer_name_that_does_not_exist_lists_close_names(method):
 
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_a_layer_without_spatial_maps_needs_a_reshape(method):
+    """On 13 x 13 images TinyViT's 1 + 3 x 3 tokens (patches of 4, the border dropped) fit no
+    grid (13 / p) x (13 / p): no layout is found (``attrib.methods.cam.layouts``)."""
     model = TinyViT().eval()
-    with pytest.raises(LayerError, match="vit_reshape"):
-        method(model, "norm")(torch.randn(2, 3, 12, 12), target=0)
+    with pytest.raises(LayerError, match="reshape='vit'"):
+        method(model, "norm")(torch.randn(2, 3, 13, 13), target=0)
+    # on 12 x 12 images the tokens fit one layout: 1 class token and 3 x 3 patches of 4
+    x = torch.randn(2, 3, 12, 12)
+    found = GradCAM(model, "norm", upsample=False)(x, target=0).values
+    torch.testing.assert_close(
+        found, GradCAM(model, "norm", reshape=vit_reshape(), upsample=False)(x, target=0).values
+    )
 
 
 @pytest.mark.parametrize("method", ALL_METHODS)
@@ -715,8 +723,8 @@ def test_bad_settings():
         GradCAM(model, upsample="yes")
     with pytest.raises(SettingError):
         GradCAM(model, layer=3)
-    with pytest.raises(SettingError):
-        GradCAM(model, reshape="vit")
+    with pytest.raises(SettingError, match="'swin'"):
+        GradCAM(model, reshape="deit")
     with pytest.raises(SettingError):
         GradCAMPlusPlus(model, eps=-1)
     with pytest.raises(SettingError):

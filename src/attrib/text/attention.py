@@ -33,6 +33,7 @@ import torch
 from attrib.core.errors import SettingError
 from attrib.core.hooks import prepared
 from attrib.core.target import Target, resolve_target, select_output, target_for_rows
+from attrib.methods.attention import rollout
 from attrib.text.encoding import Encoding
 from attrib.text.errors import AttentionUnavailableError
 from attrib.text.models import TextClassifier, call_with_embeddings
@@ -166,19 +167,6 @@ def last_layer_attention(
         params={"query": query or classifier.pooling, "layer": layer},
         labels=classifier.labels,
     )
-
-
-def rollout(maps: torch.Tensor, residual: float = 0.5) -> torch.Tensor:
-    """Attention rollout of ``(layers, heads, L, L)`` maps: ``A_hat_L ... A_hat_1``, ``(L, L)``."""
-    if not 0.0 <= residual <= 1.0:
-        raise SettingError("residual", "a weight in [0, 1]", residual, "")
-    eye = torch.eye(maps.shape[-1], dtype=torch.float64, device=maps.device)
-    flow = eye
-    for layer in maps.to(torch.float64):
-        mixed = (1 - residual) * layer.mean(0) + residual * eye
-        mixed = mixed / mixed.sum(-1, keepdim=True)
-        flow = mixed @ flow
-    return flow
 
 
 def attention_rollout(

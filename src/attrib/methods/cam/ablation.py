@@ -66,7 +66,8 @@ class AblationCAM(CAMMethod):
         got = self.capture(inputs, target, layer)
         raw = got.activations  # the layer's own output; maps may be a reshaped view of it
         maps = self.maps(raw, name, inputs)
-        positions = channel_positions(raw, self.reshape, name)  # (K, h w) per ablated channel
+        # (K, h w): the flat positions of each ablated channel in the raw output
+        positions = channel_positions(raw, self.layout(raw, name, inputs), name)
         n, channels = maps.shape[:2]
 
         def score(output: Any, sample: torch.Tensor) -> torch.Tensor:

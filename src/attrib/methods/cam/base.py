@@ -32,11 +32,21 @@ from attrib.core.grad import LayerCapture, batched_layer_gradients
 from attrib.core.inputs import Inputs, Model, batch_size_of, module_of
 from attrib.core.layers import last_conv_layer, layer_name, resolve_layer
 from attrib.core.result import Attribution
-from attrib.core.settings import FLAG, Check, Choice, Function, Optional, Setting
+from attrib.core.settings import FLAG, Check, Choice, Setting
 from attrib.core.target import ResolvedTarget, Target
 from attrib.methods.base import Method
 from attrib.methods.cam import rules
-from attrib.methods.cam.maps import NORMALIZATIONS, finish, fuse, input_size, min_max, spatial
+from attrib.methods.cam.layouts import LAYOUTS, choose_reshape, default_transformer_layer
+from attrib.methods.cam.maps import (
+    NORMALIZATIONS,
+    Reshape,
+    finish,
+    fuse,
+    image_size,
+    input_size,
+    min_max,
+    spatial,
+)
 
 __all__ = ["AUGMENTATIONS", "CAMMethod", "Computed", "LayerSpec"]
 
@@ -71,6 +81,21 @@ class _Layers(Check):
         return tuple(value) if isinstance(value, list) else value
 
 
+class _Reshape(Check):
+    """``"auto"``, ``"vit"``, ``"swin"`` (``attrib.methods.cam.layouts``), ``None`` (the
+    layer's output as it is) or a callable."""
+
+    @property
+    def what(self) -> str:
+        return (
+            "'auto' (found from the model or the shapes), 'vit', 'swin', None (the output as "
+            "it is) or a callable tensor -> (N, C, H, W)"
+        )
+
+    def accepts(self, value: Any) -> bool:
+        return value is None or callable(value) or (isinstance(value, str) and value in LAYOUTS)
+
+
 def _shown_layer(layer: Any) -> Any:
     if isinstance(layer, tuple):
         return [_shown_layer(one) for one in layer]
@@ -94,13 +119,19 @@ class CAMMethod(Method):
     Args:
         model: the ``nn.Module`` to explain.
         layer: a dotted name from ``model.named_modules()`` or the module itself; default:
-            the last convolution (``attrib.core.layers.last_conv_layer``). A list of layers
+            the last convolution (``attrib.core.layers.last_conv_layer``), or in a known
+            vision transformer the first normalisation of its last block (Swin: the last
+            one; ``attrib.methods.cam.layouts.default_transformer_layer``). A list of layers
             fuses their maps (``attrib.methods.cam.maps.fuse``: each map ReLU'd, min-max
             scaled at its layer's resolution, upsampled, then averaged), as pytorch-grad-cam
             does with several ``target_layers``; ``params["layer"]`` lists their names. Each
             layer costs what one layer costs (gradient CAMs: a forward and a backward).
-        reshape: turns the layer's output into maps ``(N, C, h, w)``; needed for transformer
-            tokens (``vit_reshape()``, or any callable that only moves values).
+        reshape: how the layer's output becomes maps ``(N, C, h, w)``: ``"auto"`` (default)
+            finds the layout of transformer tokens from the model (torchvision and Hugging
+            Face ViT, DeiT, Swin) or, failing that, from the shapes, and takes 4-D outputs
+            as they are (see ``attrib.methods.cam.layouts``); ``"vit"`` or ``"swin"`` name
+            the layout; ``None`` takes the output as it is; a callable (``vit_reshape(...)``
+            or any function that only moves values) is used as it is.
         upsample: bilinear upsampling to the input's ``(H, W)`` (``False`` keeps ``(h, w)``).
         normalize: ``None`` (the formula's values) or ``"minmax"`` (each map to [0, 1]).
         relu: apply the ReLU of the papers (``False`` keeps the sign).
@@ -116,7 +147,7 @@ class CAMMethod(Method):
     module: nn.Module  # the network whose layers CAM methods look up (inside bind(...) too)
 
     layer = Setting(None, _Layers(), positional=True, shown=_shown_layer)
-    reshape = Setting(None, Optional(Function("a callable tensor -> (N, C, H, W)")))
+    reshape = Setting("auto", _Reshape())
     upsample = Setting(True, FLAG)
     normalize = Setting(None, Choice(NORMALIZATIONS))
     relu = Setting(True, FLAG)
@@ -135,9 +166,9 @@ class CAMMethod(Method):
         specs = self.layer if isinstance(self.layer, tuple) else (self.layer,)
         found = []
         for spec in specs:
-            module = resolve_layer(
-                self.module, spec if spec is not None else last_conv_layer(self.module)
-            )
+            if spec is None:
+                spec = default_transformer_layer(self.module) or last_conv_layer(self.module)
+            module = resolve_layer(self.module, spec)
             found.append((module, layer_name(self.module, module)))
         names = [name for _, name in found]
         if len(set(map(id, (m for m, _ in found)))) < len(found):
@@ -158,9 +189,15 @@ class CAMMethod(Method):
             self.model, inputs, layer, target, self.output, self.batch_size
         )
 
+    def layout(self, tensor: torch.Tensor, name: str, inputs: Inputs) -> Reshape | None:
+        """The reshape of layer ``name``'s output ``tensor`` (``reshape`` resolved: see
+        ``attrib.methods.cam.layouts.choose_reshape``)."""
+        layer = self.module.get_submodule(name) if name else self.module
+        return choose_reshape(self.reshape, self.module, layer, name, tensor, image_size(inputs))
+
     def maps(self, tensor: torch.Tensor, name: str, inputs: Inputs) -> torch.Tensor:
         """A captured layer tensor as ``(N, C, h, w)`` maps (through ``reshape``)."""
-        return spatial(tensor, self.reshape, name, batch_size_of(inputs))
+        return spatial(tensor, self.layout(tensor, name, inputs), name, batch_size_of(inputs))
 
     def compute(
         self, inputs: Inputs, target: Target, layer: nn.Module, name: str

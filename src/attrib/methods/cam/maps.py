@@ -30,6 +30,7 @@ __all__ = [
     "TokenGrid",
     "finish",
     "fuse",
+    "image_size",
     "input_size",
     "min_max",
     "spatial",
@@ -117,8 +118,9 @@ def spatial(
             "Check that reshape= returns (N, C, H, W)."
             if reshape is not None
             else "CAM methods need a layer that outputs feature maps (N, C, H, W), such as a "
-            "convolution. For transformer tokens pass reshape=vit_reshape() (class token + "
-            "square grid) or any callable that returns (N, C, H, W)."
+            "convolution, or transformer tokens (N, tokens, C). For tokens whose layout was "
+            "not found pass reshape='vit', reshape='swin', vit_reshape(grid=(h, w), "
+            "class_tokens=k) or any callable that returns (N, C, H, W)."
         )
         raise LayerError(
             "layer",
@@ -133,6 +135,14 @@ def _shape(value: object) -> str:
     if isinstance(value, torch.Tensor):
         return f"a tensor of shape {tuple(value.shape)}"
     return type(value).__name__
+
+
+def image_size(inputs: Inputs) -> tuple[int, int] | None:
+    """The (H, W) of the first image-shaped input ``(N, C, H, W)``, ``None`` without one."""
+    for tensor in leaves(inputs):
+        if tensor.dim() == 4:
+            return int(tensor.shape[-2]), int(tensor.shape[-1])
+    return None
 
 
 def input_size(inputs: Inputs) -> tuple[int, int]:
