@@ -466,7 +466,9 @@ def _shapley_curves(ctx: ReportContext) -> ReportResult:
         lines.append(f"  {name}: mean relative error (mean calls) at each budget m")
         ms = budgets(got["players"])
         curve_rows = [
-            [label] + [f"{e:.1e} ({c:,.0f})" for c, e in zip(calls, errors, strict=True)]
+            [label]
+            + [f"{e:.1e} ({c:,.0f})" for c, e in zip(calls, errors, strict=True)]
+            + ["-"] * (len(ms) - len(calls))  # a curve stops once well past the target
             for label, (calls, errors) in got["curves"].items()
         ]
         header_m = ["estimator", *[f"m={m:,}" for m in ms]]

@@ -217,3 +217,25 @@ def test_too_many_players_for_a_surrogate():
     model = GapCNN().eval()
     with pytest.raises(SettingError, match="at most 4096 players"):
         KernelSHAP(model, samples=10)(torch.randn(1, 3, 40, 40), target=0)
+
+
+@pytest.mark.parametrize("surrogate", ["linear", "cubic"])
+def test_a_player_missing_from_one_sample_gets_zero_and_the_pixels_stay_efficient(surrogate):
+    """Per-sample masks where sample 1 has no feature of player 3 (as superpixels of two
+    images): player 3 is a dummy there, so its value is 0 and the features of sample 1 sum
+    to ``f(x) - f(baseline)`` from a sampled draw; with every coalition both samples get
+    their exact Shapley values. (Before, the dummy took a share of the sampling noise that
+    no feature showed, and sample 1's features missed efficiency by it.)"""
+    model = MLP(n_in=8).double().eval()
+    x = torch.randn(2, 8, dtype=torch.float64)
+    mask = torch.tensor([[0, 0, 1, 1, 2, 2, 3, 3], [0, 0, 0, 1, 1, 2, 2, 2]])
+    got = KernelSHAP(model, feature_mask=mask, samples=10, seed=0, surrogate=surrogate)(x, target=0)
+    assert got.params["enumerated"] is False
+    assert float(got.params["player_values"][1, 3]) == 0.0
+    with torch.no_grad():
+        gap = model(x)[:, 0] - model(torch.zeros_like(x))[:, 0]
+    torch.testing.assert_close(got.values.sum(1), gap, rtol=0, atol=1e-10)
+    # with every coalition: each sample's exact Shapley values (the dummy's exactly 0)
+    exact = ExactShapley(model, feature_mask=mask)(x, target=0)
+    full = KernelSHAP(model, feature_mask=mask, samples=14, seed=0)(x, target=0)
+    torch.testing.assert_close(full.values, exact.values, rtol=0, atol=1e-10)

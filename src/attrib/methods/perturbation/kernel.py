@@ -360,6 +360,8 @@ class LinearSurrogate(PlayerMethod):
         # v(empty) is the constraint's intercept: one more row, in the first engine call
         evaluated = torch.zeros(game.n, 0, dtype=torch.float64)
         empty: torch.Tensor | None = None
+        # players with no feature in a sample (superpixels of another image of the batch)
+        absent = (game.players.sizes == 0).cpu()
         for units in self.rounds(whole, p):
             draw = whole.prefix(units)
             table = draw.table
@@ -383,35 +385,17 @@ class LinearSurrogate(PlayerMethod):
                     "needs efficiency=True, which makes it a constraint)",
                     self.kernel,
                 )
-            order = choose_order(self.surrogate, p, table.shape[0], draw.enumerated)
-            design = interaction_design(table, order)
-            readout = shapley_readout(p, order) if order > 1 else None
-            coefficients, intercept = fit_surrogate(
-                table,
-                weights,
-                evaluated,
-                alpha=self.alpha,
-                efficiency=None if empty is None else (empty, full),
-                design=design if readout is not None else None,
-            )
-            phi = coefficients if readout is None else coefficients @ readout.T
-            error = None
-            if empty is not None:
-                if draw.enumerated:
-                    error = torch.zeros_like(phi)
-                else:
-                    error = surrogate_standard_error(
-                        draw, weights, evaluated, empty, coefficients, design, readout
-                    )
-                if self.tolerance is not None and float(error.max()) <= self.tolerance:
+            fit = self._fit(draw, weights, evaluated, empty, full, absent)
+            phi, error = fit.phi, fit.error
+            if self.tolerance is not None and error is not None:
+                if float(error.max()) <= self.tolerance:
                     break
-        fitted = intercept.view(-1, 1) + coefficients @ design.T
         device = game.device
         extra: dict[str, Any] = {
-            "intercept": intercept.to(device),
-            "fit": _weighted_r2(evaluated, fitted, weights).to(device),
+            "intercept": fit.intercept.to(device),
+            "fit": _weighted_r2(evaluated, fit.fitted, weights).to(device),
             "enumerated": draw.enumerated,
-            "surrogate_order": order,
+            "surrogate_order": fit.order,
         }
         if error is not None:
             extra["player_standard_error"] = error.to(device)
@@ -420,6 +404,68 @@ class LinearSurrogate(PlayerMethod):
             )
         delta = None if empty is None else (phi.sum(1) - (full - empty)).to(device)
         return Estimate(phi.to(device), delta, extra)
+
+    def _fit(
+        self,
+        draw: Draw,
+        weights: torch.Tensor,
+        evaluated: torch.Tensor,
+        empty: torch.Tensor | None,
+        full: torch.Tensor,
+        absent: torch.Tensor,
+    ) -> _Fit:
+        """The surrogate fitted to ``evaluated`` ``(N, M)``, per group of samples that lack the
+        same players: a player with no feature in a sample is a dummy there (its exact
+        Shapley value is 0), so its column is left out of that sample's regression rather
+        than given a share of the sampling noise that no feature would show."""
+        n, p = absent.shape
+        phi = torch.zeros(n, p, dtype=torch.float64)
+        error = None if empty is None else torch.zeros(n, p, dtype=torch.float64)
+        intercept = torch.zeros(n, dtype=torch.float64)
+        fitted = torch.zeros_like(evaluated)
+        orders = []
+        groups, group_of = torch.unique(absent, dim=0, return_inverse=True)
+        for g, lacks in enumerate(groups):
+            rows = (group_of == g).nonzero().view(-1)
+            keep = (~lacks).nonzero().view(-1)
+            table = draw.table[:, keep]
+            order = choose_order(self.surrogate, len(keep), table.shape[0], draw.enumerated)
+            design = interaction_design(table, order)
+            readout = shapley_readout(len(keep), order) if order > 1 else None
+            values = evaluated[rows]
+            bounds = None if empty is None else (empty[rows], full[rows])
+            coefficients, icpt = fit_surrogate(
+                table,
+                weights,
+                values,
+                alpha=self.alpha,
+                efficiency=bounds,
+                design=design if readout is not None else None,
+            )
+            phi[rows.view(-1, 1), keep] = (
+                coefficients if readout is None else coefficients @ readout.T
+            )
+            intercept[rows] = icpt
+            fitted[rows] = icpt.view(-1, 1) + coefficients @ design.T
+            orders.append((len(rows), order))
+            if error is not None and bounds is not None and not draw.enumerated:
+                error[rows.view(-1, 1), keep] = surrogate_standard_error(
+                    draw, weights, values, bounds[0], coefficients, design, readout
+                )
+        return _Fit(phi, intercept, fitted, error, max(orders)[1])
+
+
+@dataclass
+class _Fit:
+    """A fitted surrogate: Shapley estimates ``phi`` ``(N, P)``, intercepts, fitted values
+    ``(N, M)``, standard errors (``None`` without efficiency) and the polynomial's order (that
+    of the largest group of samples)."""
+
+    phi: torch.Tensor
+    intercept: torch.Tensor
+    fitted: torch.Tensor
+    error: torch.Tensor | None
+    order: int
 
 
 def _weighted_r2(values: torch.Tensor, fitted: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
