@@ -51,9 +51,7 @@ def test_perplexity_and_unigram_baseline_follow_their_formulas():
         config = transformers.GPT2Config(n_positions=4)
 
         def forward(self, ids):
-            return transformers.modeling_outputs.CausalLMOutput(
-                logits=torch.zeros(*ids.shape, 7)
-            )
+            return transformers.modeling_outputs.CausalLMOutput(logits=torch.zeros(*ids.shape, 7))
 
     assert tiny_lm.perplexity(Uniform(), [1, 2, 3, 4, 5, 6, 0, 1, 2]) == pytest.approx(7.0)
     assert tiny_lm.unigram_perplexity([3] * 10, [3, 3], vocab=5) == pytest.approx(15 / 11)
