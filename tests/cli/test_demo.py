@@ -90,3 +90,13 @@ def test_text_sections_show_the_words_of_the_text_output(minilm, monkeypatch):
     assert "L2 norm" in section.html
     (ax,) = figures[0].axes
     assert [t.get_text() for t in ax.texts if t.get_bbox_patch() is not None] == words
+
+
+def test_the_generation_section_explains_the_tiny_lm():
+    pytest.importorskip("transformers")
+    from attrib.cli.demo.text import generation_section
+
+    section = generation_section("The for statement", 3)
+    assert section.title.startswith("Generation")
+    assert section.pictures and section.pictures[0].png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "statement" in section.html and section.html.count("border:1px solid") == 3

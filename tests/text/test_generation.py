@@ -364,6 +364,10 @@ def test_heat_map_draws_the_matrix(model, tok):
 def test_bad_inputs(model, tok):
     with pytest.raises(EmptyTextError, match="prompt"):
         explain_generation(model, tok, "  ")
+    with pytest.raises(EmptyTextError, match="prompt"):
+        explain_generation(model, tok, "", continuation=" a good")
+    with pytest.raises(EmptyTextError, match="continuation"):
+        explain_generation(model, tok, PROMPT, continuation="")
     with pytest.raises(ContinuationSplitError, match="boundary"):
         explain_generation(model, tok, "the plot", continuation="was")  # "plotwas": [UNK]
     with pytest.raises(TextTooLongError, match="16 tokens"):
@@ -374,6 +378,15 @@ def test_bad_inputs(model, tok):
     bare = transformers.GPT2Model(model.config).eval()
     with pytest.raises(NotALanguageModelError, match="AutoModelForCausalLM"):
         explain_generation(bare, tok, PROMPT)
+    bert_config = transformers.BertConfig(
+        vocab_size=len(WORDS),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+    )
+    with pytest.raises(NotALanguageModelError, match="language-model head"):
+        explain_generation(transformers.BertModel(bert_config).eval(), tok, PROMPT)
     bert = transformers.BertForSequenceClassification(
         transformers.BertConfig(
             vocab_size=len(WORDS),
@@ -396,3 +409,108 @@ def test_bad_inputs(model, tok):
         explain_generation(model, tok, PROMPT, method="gradcam")
     with pytest.raises(AttribError, match="one token"):
         explain_generation(model, tok, PROMPT, continuation=" a", contrast="a good")
+
+
+class ScaledLogitsLM(torch.nn.Module):
+    """A causal LM whose logits are its head's, doubled (as models that scale or cap their
+    logits after the head do): the body/head split must notice and not be used."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.config = inner.config
+
+    @property
+    def base_model(self):
+        return self.inner.transformer
+
+    def get_input_embeddings(self):
+        return self.inner.get_input_embeddings()
+
+    def get_output_embeddings(self):
+        return self.inner.get_output_embeddings()
+
+    def forward(self, **kwargs):
+        out = self.inner(**kwargs)
+        out.logits = 2 * out.logits
+        return out
+
+
+def test_the_body_head_split_and_the_full_logits_give_the_loop(model, tok, monkeypatch):
+    from attrib.text import generation
+
+    probe = model.get_input_embeddings().weight[None, :1].detach()
+    assert generation._body_and_head(model, probe) is not None  # GPT-2 splits exactly
+    ids = ids_of(tok, PROMPT + CONTINUATION)
+    expected = reference(model, ids, 3, "gradient_x_input")
+    split = explain_generation(model, tok, PROMPT, continuation=CONTINUATION, batch_size=3)
+    close(split.matrix, expected, TOL)
+    monkeypatch.setattr(generation, "_body_and_head", lambda model, probe: None)
+    full = explain_generation(model, tok, PROMPT, continuation=CONTINUATION, batch_size=3)
+    close(full.matrix, expected, TOL)
+    monkeypatch.undo()
+    scaled = ScaledLogitsLM(model).eval()
+    assert generation._body_and_head(scaled, probe) is None  # head(body(E)) != its logits
+    got = explain_generation(scaled, tok, PROMPT, continuation=CONTINUATION, batch_size=3)
+    close(got.matrix, reference(scaled, ids, 3, "gradient_x_input"), TOL)
+
+
+def spy_passes(model, monkeypatch):
+    """Lists that fill with the shape of every forward of the model's body and the rows of
+    every batched backward (the rows in flight)."""
+    forwards, backwards = [], []
+    hook = model.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: forwards.append(tuple(kwargs["inputs_embeds"].shape)),
+        with_kwargs=True,
+    )
+    grad = torch.autograd.grad
+
+    def counting_grad(outputs, inputs, grad_outputs=None, **kwargs):
+        if kwargs.get("is_grads_batched"):
+            backwards.append(len(grad_outputs))
+        return grad(outputs, inputs, grad_outputs=grad_outputs, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", counting_grad)
+    return forwards, backwards, hook
+
+
+def text_of(n: int) -> str:
+    words = WORDS[2:10]
+    return " ".join(words[i % len(words)] for i in range(n))
+
+
+@pytest.mark.parametrize(
+    ("length", "prompt", "passes"),
+    [
+        # the last 9 of 40 tokens in chunks of at most 2 steps (balanced: 2, 2, 2, 2, 1) whose
+        # last steps need positions 0 .. 31, 33, 35, 37, 38: a chunk joins the forward when
+        # its extra positions for the steps already there cost less than a forward,
+        # (q' - q) n <= q: 2 * 2 <= 32, 2 * 4 <= 34, ... so ONE forward of 39 positions
+        (40, 31, [39]),
+        # 9 steps after 2 tokens: forwards need 3, 5, 7, 9, 10 positions; 5 joins 3? 2 * 2 > 3,
+        # no; 7 joins 5: 2 * 2 <= 5; 9 joins 7? 2 * 4 > 7, no; 10 joins 9: 1 * 2 <= 9
+        (11, 2, [3, 7, 10]),
+    ],
+)
+def test_forwards_run_over_the_prefix_and_backwards_hold_batch_size_rows(
+    tok, monkeypatch, length, prompt, passes
+):
+    # memory is bounded by batch_size rows (2 gradients in flight), not by the number of
+    # steps or the sequence's length; no forward runs over positions no step needs
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=len(WORDS), n_embd=16, n_layer=1, n_head=2, n_positions=64
+    )
+    long = transformers.GPT2LMHeadModel(config).double().eval()
+    text = text_of(length)
+    cut = len(" ".join(text.split(" ")[:prompt]))
+    forwards, backwards, hook = spy_passes(long, monkeypatch)
+    try:
+        result = explain_generation(long, tok, text[:cut], continuation=text[cut:], batch_size=2)
+    finally:
+        hook.remove()
+        monkeypatch.undo()
+    assert result.steps == 9 and len(result.tokens) == length
+    assert backwards == [2, 2, 2, 2, 1]
+    assert [shape for shape in forwards if shape[1] > 1] == [(1, q, 16) for q in passes]
+    close(result.matrix, reference(long, ids_of(tok, text), prompt, "gradient_x_input"), TOL)

@@ -50,7 +50,7 @@ steps.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Union
 
 import torch
@@ -607,44 +607,136 @@ def _shared_forward_rows(
     batch_size: int | None,
     sequence: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One forward over the sequence ``embeds`` ``(T, d)`` (or the sequences ``(N, T, d)``,
-    step ``s`` belonging to sequence ``sequence[s]``; teacher forcing) gives every step's score
-    ``S_s``; then a chunk of ``k`` steps is one batched backward (``is_grads_batched``: the
-    vector-Jacobian products of the one-hot rows ``e_s`` through the same graph, vectorised
-    by ``vmap``), so memory holds one graph and ``k`` gradients, never ``steps``. The
-    gradients are reduced to tokens with ``factor`` (``_reduce``)."""
+    """Every step's token scores and score ``S_s``, the steps sharing forwards and batched
+    backwards; ``embeds`` is the sequence ``(T, d)`` or the sequences ``(N, T, d)``, step
+    ``s`` belonging to sequence ``sequence[s]`` (steps in order of sequence, then position).
+
+    The engine hands out chunks of ``k`` consecutive steps. A forward runs over the prefix
+    that its steps need (positions ``<= q``, ``q`` the last step's ``p - 1``: a causal
+    model's outputs at ``<= q`` depend on inputs ``<= q`` only), so a step's backward does
+    not run over later positions; consecutive chunks share one forward where that costs
+    less than a new one (``_extends``). The model is split at its last hidden state ``h =
+    body(E)`` (``_body_and_head``): the head runs only at the chunk's ``k`` positions, the
+    gradients ``g_s = dS_s/dh_{p_s - 1}`` come from one backward through the head, and the
+    ``k`` vector-Jacobian products ``g_s^T dh/dE`` (one-hot rows of ``h``) are one batched
+    backward through the body (``is_grads_batched``, vectorised by ``vmap``): full-vocabulary
+    logits are never formed for all positions, in the forward or the backward. Memory holds
+    one prefix's graph and ``k`` gradients, never ``steps``. The gradients are reduced to
+    tokens with ``factor`` (``_reduce``)."""
     if sequence is None:
         embeds, factor = embeds[None], factor[None]
         sequence = torch.zeros_like(positions)
     length, n = embeds.shape[1], len(positions)
-    needed = int(positions.max()) + 1
-    # each step's gradient has the shape of all the sequences together
-    size = batch_size or default_batch_size(embeds.reshape(1, -1), n)
-    with prepared(model), torch.enable_grad():
-        tracked = embeds[:, :needed].detach().clone().requires_grad_(True)
-        logits = _logits(model, tracked)[sequence, positions]  # (steps, V)
-        scores = _score(logits, targets, contrasts)  # (steps,)
-        eye = torch.eye(n, dtype=scores.dtype, device=scores.device)
+    split = _body_and_head(model, embeds[:1, :1])
+    # a row is one step's gradient over one sequence (a chunk's steps mostly share one)
+    size = batch_size or default_batch_size(embeds[:1], n)
+    shared: dict[str, Any] = {"stop": 0}  # the forward that the current chunks share
 
-        def evaluate(chunk: Chunk) -> torch.Tensor:
+    def forward(first: int, k: int) -> None:
+        stop = _extends(sequence.tolist(), positions.tolist(), first, k)
+        used = torch.unique(sequence[first:stop])
+        cut = int(positions[first:stop].max()) + 1
+        shared.clear()  # the previous graph goes before the next is built
+        with torch.enable_grad():
+            tracked = embeds[used, :cut].detach().clone().requires_grad_(True)
+            hidden = _logits(model, tracked) if split is None else split[0](tracked)
+        shared.update(stop=stop, used=used, tracked=tracked, hidden=hidden)
+
+    def evaluate(chunk: Chunk) -> torch.Tensor:
+        steps = chunk.sample.to(positions.device)
+        if int(steps[-1]) >= shared["stop"] or int(steps[0]) < shared.get("first", 0):
+            forward(int(steps[0]), len(steps))
+            shared["first"] = int(steps[0])
+        tracked, hidden, used = shared["tracked"], shared["hidden"], shared["used"]
+        seq, pos, k = sequence[steps], positions[steps], len(steps)
+        row = torch.searchsorted(used, seq)  # the row of each step's sequence in the forward
+        picked_rows = torch.arange(k, device=pos.device)
+        with torch.enable_grad():
+            picked = hidden[row, pos]  # (k, h): step s's score depends on row s only
+            logits = picked if split is None else split[1](picked)
+            scores = _score(logits, targets[steps], contrasts[steps])
+            (outer,) = torch.autograd.grad(scores.sum(), picked, retain_graph=True)
+            cotangent = hidden.new_zeros((k, *hidden.shape))
+            cotangent[picked_rows, row, pos] = outer
             (grad,) = torch.autograd.grad(
-                scores,
-                tracked,
-                grad_outputs=eye[chunk.sample.to(eye.device)],
-                retain_graph=True,
-                is_grads_batched=True,
-            )  # (k, N, needed, d)
-            mine = sequence[chunk.sample.to(sequence.device)]
-            rows = torch.arange(len(chunk), device=grad.device)
-            own = grad[rows, mine]  # each step's gradient lives in its own sequence only
-            out = grad.new_zeros(len(chunk), length, dtype=torch.float64)
-            out[:, :needed] = _reduce(method, own, factor[mine, :needed]).detach()
-            return out
+                hidden, tracked, cotangent, retain_graph=True, is_grads_batched=True
+            )  # (k, used, cut, d)
+        cut = tracked.shape[1]
+        own = grad[picked_rows, row]  # each step's gradient lives in its own sequence only
+        out = grad.new_zeros(k, length + 1, dtype=torch.float64)
+        out[:, :cut] = _reduce(method, own, factor[seq, :cut]).detach()
+        out[:, length] = scores.detach()
+        return out
 
-        kept = run_chunks(
-            evaluate, n, 1, size, "keep", device=embeds.device, automatic=batch_size is None
-        )
-    return kept[:, 0], scores.detach()
+    try:
+        with prepared(model):
+            kept = run_chunks(
+                evaluate, n, 1, size, "keep", device=embeds.device, automatic=batch_size is None
+            )[:, 0]
+    finally:
+        shared.clear()
+    return kept[:, :length], kept[:, length]
+
+
+def _extends(sequence: list[int], positions: list[int], first: int, k: int) -> int:
+    """Where the forward made for the chunk of steps ``first .. first + k - 1`` should stop
+    serving chunks (a step index): it takes the next chunk of ``k`` steps in while that costs
+    less than a forward of its own.
+
+    Per position, a forward and one step's backward to the embeddings cost about the same
+    (the same matrix products, weight gradients not computed), so a forward serving ``n``
+    steps over ``u`` sequences up to position ``q`` costs ``u q (1 + n)``; the next chunk
+    (``u'``, ``q'``, ``n'``) joins when ``u_m q_m (1 + n + n') <= u q (1 + n) + u' q' (1 +
+    n')``, ``u_m, q_m`` those of the union. E.g. 64 steps after 32 tokens in chunks of 16:
+    four forwards (up to 48, 64, 80, 96 positions) cost 4,896 position-passes, one shared
+    forward 6,240; the last 16 of 2,048 tokens one step at a time: one forward (34,816),
+    sixteen 65,000."""
+
+    def cost(start: int, stop: int) -> int:
+        u = len(set(sequence[start:stop]))
+        return u * (max(positions[start:stop]) + 1) * (1 + stop - start)
+
+    stop = min(first + k, len(positions))
+    while stop < len(positions):
+        following = min(stop + k, len(positions))
+        merged = cost(first, following)
+        if merged > cost(first, stop) + cost(stop, following):
+            break
+        stop = following
+    return stop
+
+
+def _body_and_head(
+    model: nn.Module, probe: torch.Tensor
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Module] | None:
+    """The model split at its last hidden state: ``body`` (embeddings ``(N, L, d)`` to the
+    last hidden states ``(N, L, h)``, the Hugging Face ``base_model``) and ``head`` (hidden
+    states to logits, ``get_output_embeddings()``), where ``head(body(E))`` gives the model's
+    own logits (checked on ``probe``, one token, to the dtype's tolerance: a model that scales
+    or caps its logits after the head fails the check). ``None`` where it does not split so:
+    the full logits serve instead (same numbers, more work)."""
+    base = getattr(model, "base_model", None)
+    getter = getattr(model, "get_output_embeddings", None)
+    head = getter() if callable(getter) else None
+    if not isinstance(base, nn.Module) or base is model or not isinstance(head, nn.Module):
+        return None
+
+    def body(embeds: torch.Tensor) -> torch.Tensor:
+        out = base(inputs_embeds=embeds, use_cache=False)
+        hidden = getattr(out, "last_hidden_state", None)
+        return hidden if isinstance(hidden, torch.Tensor) else out[0]
+
+    with prepared(model), torch.no_grad():
+        try:
+            split = head(body(probe))
+        except (RuntimeError, TypeError, IndexError, KeyError):
+            return None
+        whole = _logits(model, probe)
+    if not isinstance(split, torch.Tensor) or split.shape != whole.shape:
+        return None
+    scale = float(whole.abs().max())
+    tolerance = 64 * torch.finfo(whole.dtype).eps * max(scale, 1.0)
+    return (body, head) if float((split - whole).abs().max()) <= tolerance else None
 
 
 def _copied_rows(

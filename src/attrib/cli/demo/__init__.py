@@ -195,6 +195,18 @@ def run_demo(
             )
         except Exception as error:  # the image part stands on its own
             report.notes.append(f"Text part skipped: {type(error).__name__}: {error}")
+        try:
+            from attrib.cli.demo.text import generation_section
+
+            report.text.append(
+                generation_section(
+                    demo_settings.GENERATION_PROMPT,
+                    demo_settings.GENERATION_TOKENS,
+                    on_step=step,
+                )
+            )
+        except Exception as error:  # the rest stands on its own
+            report.notes.append(f"Generation part skipped: {type(error).__name__}: {error}")
     report.facts.append(("run time", f"{time.perf_counter() - start:.0f} s"))
     path = write_html(report, out / "report.html")
     _log(f"done in {time.perf_counter() - start:.0f} s")

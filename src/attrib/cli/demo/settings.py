@@ -14,6 +14,8 @@ from typing import Any
 __all__ = [
     "CURVE_METHODS",
     "CURVE_STEPS",
+    "GENERATION_PROMPT",
+    "GENERATION_TOKENS",
     "SANITY_CHECKPOINTS",
     "SANITY_IMAGES",
     "SANITY_METHODS",
@@ -78,3 +80,7 @@ TEXT_METHODS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("integrated_gradients", {"steps": 16}),
     ("gradient_x_input", {}),
 )
+# The generation step: the shipped tiny LM (attrib.data.tiny_lm) continues this prompt
+# greedily; 12 tokens keep the step around a second and the heat map readable.
+GENERATION_PROMPT = "The for statement is used to"
+GENERATION_TOKENS = 12

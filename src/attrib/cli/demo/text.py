@@ -8,7 +8,7 @@ from typing import Any
 
 from attrib.report.content import Picture, Section
 
-__all__ = ["text_sections"]
+__all__ = ["generation_section", "text_sections"]
 
 
 def text_sections(
@@ -62,3 +62,38 @@ def text_sections(
     if on_step is not None:
         on_step("text attention", time.perf_counter() - start)
     return sections
+
+
+def generation_section(
+    prompt: str, max_new_tokens: int, on_step: Callable[[str, float], None] | None = None
+) -> Section:
+    """What the shipped tiny language model (``attrib.data.tiny_lm``) writes after ``prompt``
+    (greedy), each written token explained by gradient x input: the heat map and the
+    highlighted text of every step."""
+    import time
+
+    from attrib.data import tiny_lm
+    from attrib.text import explain_generation
+    from attrib.viz import generation_figure, png_bytes
+
+    start = time.perf_counter()
+    model, tokenizer = tiny_lm.load()
+    result = explain_generation(
+        model, tokenizer, prompt, max_new_tokens=max_new_tokens, method="gradient_x_input"
+    )
+    written = "".join(result.generated_tokens)
+    caption = (
+        "<div class='caption'>A 4-layer GPT-2-style model trained for minutes on Python's "
+        f"help topics (<code>attrib.data.tiny_lm</code>) continued {prompt!r} with "
+        f"{written!r}. Each row explains one written token: gradient x input of its "
+        "log-probability, one score per earlier token (red for, blue against).</div>"
+    )
+    fig = generation_figure(result, title="gradient x input per generated token")
+    section = Section(
+        "Generation (tiny language model)",
+        caption + result.html(),
+        [Picture("Generation heat map", png_bytes(fig))],
+    )
+    if on_step is not None:
+        on_step("text generation", time.perf_counter() - start)
+    return section
