@@ -174,17 +174,31 @@ def test_conservation(name, monkeypatch):
     with torch.no_grad():
         scale = float(select_output(bare(x))[:, 1].abs().max())
     # CP-LRP: LRP-0 on linear maps, sums and uniform splits only: it conserves f_c(x)
-    cp = LRP(bare, composite=CPLRP(0.0, 0.0))(x, target=1)
+    cp = LRP(bare, composite=CPLRP())(x, target=1)
     assert float(cp.delta.abs().max()) <= 1e-10 * scale
-    # AttnLRP: exactly the softmax rule's own gap is missing (Prop. 3.1 drops its bias)
+    # AttnLRP, rule by rule: exactly the softmax rule's own gap is missing (Prop. 3.1)
     absorbed = _Absorbed()
     monkeypatch.setattr(SoftmaxRelevance, "backward", staticmethod(absorbed))
-    attn = LRP(bare, composite=AttnLRP(0.0, 0.0))(x, target=1)
+    attn = LRP(bare, composite=AttnLRP(gradient_form=False))(x, target=1)
     assert absorbed.total is not None
     # the batch's rows are independent: the per-row gaps of all heads and layers add up
     torch.testing.assert_close(
         attn.delta, -absorbed.total.view(3, -1).sum(1), rtol=0, atol=1e-10 * scale
     )
+
+
+@pytest.mark.parametrize("composite", [AttnLRP, CPLRP])
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_gradient_form_is_the_rules_applied_one_by_one(name, composite):
+    # with no stabiliser the transformer composites run as x * (modified gradient); the
+    # rules applied call by call give the same relevance up to float64 rounding
+    model, x = build(name, "sdpa" if name in HF else "eager")
+    fast = LRP(model, composite=composite())(x, target=0)
+    slow = LRP(model, composite=composite(gradient_form=False))(x, target=0)
+    assert composite().in_gradient_form and not composite(gradient_form=False).in_gradient_form
+    scale = float(slow.values.abs().max())
+    torch.testing.assert_close(fast.values, slow.values, rtol=0, atol=1e-9 * scale)
+    torch.testing.assert_close(fast.delta, slow.delta, rtol=0, atol=1e-9 * scale)
 
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
@@ -270,7 +284,7 @@ def test_lrp0_forms_are_gradient_times_input_of_the_modified_model(composite, de
     torch.manual_seed(0)
     model = MeanPooled().double().eval()
     x = torch.randn(3, 5, 16, dtype=torch.float64)
-    ours = LRP(model, composite=composite(0.0, 0.0))(x, target=1).values
+    ours = LRP(model, composite=composite(gradient_form=False))(x, target=1).values
 
     def modified(t: torch.Tensor) -> torch.Tensor:
         with _Modified(detach):

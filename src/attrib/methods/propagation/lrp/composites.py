@@ -119,6 +119,10 @@ class Composite:
             embedding, an attention mask): ``Pass()`` (default) hands all relevance to ``x``,
             ``Norm(eps)`` is the epsilon rule of a bias, ``x / stabilize(x + c) R``. Shifts
             by a number (``1 + tanh(x)``) are part of an element-wise function and pass.
+        gradient_form: compute the relevance as ``x * g`` for a modified gradient ``g`` where
+            every rule allows it (no stabiliser anywhere: ``in_gradient_form``): the same
+            values as rule-by-rule relevance, for about the cost of a gradient (LXT's
+            "efficient" AttnLRP). The transformer composites set it.
     """
 
     def __init__(
@@ -139,6 +143,7 @@ class Composite:
         norms: ConstantScale | None = None,
         math: Pass | None = None,
         shifts: Norm | Pass | None = None,
+        gradient_form: bool = False,
     ) -> None:
         for label, rule in (("conv", conv), ("linear", linear), ("first", first)):
             if rule is not None and not isinstance(rule, Rule):
@@ -184,6 +189,20 @@ class Composite:
         self.norms = norms
         self.math = math
         self.shifts: Norm | Pass = shifts or Pass()
+        self.gradient_form = bool(gradient_form)
+
+    @property
+    def in_gradient_form(self) -> bool:
+        """Whether the relevance is computed as ``x * g`` (``gradient_form``, and every rule
+        is its unstabilised form: ``Epsilon(0)`` layers, ``Norm(0)``, ``Uniform(0)``,
+        ``ConstantScale(0)``; ``Pass``, ``SoftmaxTaylor`` and ``Detach`` have none)."""
+        if not self.gradient_form:
+            return False
+        layers = [self.conv, self.linear, self.first, *self.names.values()]
+        if any(r is not None and not (type(r) is Epsilon and r.epsilon == 0) for r in layers):
+            return False
+        stabilized = [*self.functions.values(), self.shifts, self.products, self.norms]
+        return all(getattr(r, "stabilizer", 0.0) == 0 for r in stabilized)
 
     def layer_rule(self, layer: LayerInfo) -> Rule:
         if layer.name in self.names:
@@ -266,6 +285,7 @@ def transformer_rules(
         "math": Pass(),
         "activations": Pass(),
         "shifts": Norm(stabilizer),
+        "gradient_form": True,
     }
     return {**_norms(stabilizer, {}), **defaults, **kwargs}
 
@@ -274,9 +294,13 @@ class AttnLRP(Composite):
     """AttnLRP (Achtibat et al. 2024): epsilon for linear layers and convolutions, its softmax
     rule (``SoftmaxTaylor``), the uniform rule for ``q k^T``, ``attention @ v`` and gated
     products, layer norm with its scale held constant, the identity rule for element-wise
-    activations, and biases (``x + c``) absorbing relevance by the epsilon rule."""
+    activations, and biases (``x + c``) absorbing relevance by the epsilon rule.
 
-    def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6, **kwargs: Any) -> None:
+    ``epsilon`` (layers) and ``stabilizer`` (sums, products, norms) default to 0, as in the
+    authors' LXT: then the relevance is computed in gradient form (``gradient_form``), at
+    about the cost of a gradient; a positive value computes rule by rule."""
+
+    def __init__(self, epsilon: float = 0.0, stabilizer: float = 0.0, **kwargs: Any) -> None:
         super().__init__(
             conv=Epsilon(epsilon),
             linear=Epsilon(epsilon),
@@ -287,9 +311,10 @@ class AttnLRP(Composite):
 class CPLRP(Composite):
     """Conservative propagation (Ali et al. 2022, "CP-LRP"): as ``AttnLRP`` but the attention
     softmax is detached (``Detach``), so ``attention @ v`` is linear in ``v`` and relevance
-    flows through the values only; layer norm with its scale held constant."""
+    flows through the values only; layer norm with its scale held constant. ``epsilon`` and
+    ``stabilizer`` as for ``AttnLRP``."""
 
-    def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6, **kwargs: Any) -> None:
+    def __init__(self, epsilon: float = 0.0, stabilizer: float = 0.0, **kwargs: Any) -> None:
         super().__init__(
             conv=Epsilon(epsilon),
             linear=Epsilon(epsilon),

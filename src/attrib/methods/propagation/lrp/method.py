@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from attrib.core.grad import batched_input_gradients
-from attrib.core.inputs import Inputs, leaves
+from attrib.core.inputs import Inputs, leaves, map_inputs
 from attrib.core.result import Attribution
 from attrib.core.settings import Check, Instance, Optional, Setting
 from attrib.core.target import Target
@@ -110,15 +110,19 @@ class LRP(LayerSettings, Method):
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
         check_visible(self.model, self.name)
         parameters = module_of_parameter(self.model)
+        gradient_form = self.composite.in_gradient_form
         wrapped = Propagated(
             self.model,
             lambda: LRPRules(self.model, self.composite, self.canonizers, parameters),
-            finish=_seed_with_output,
+            finish=None if gradient_form else _seed_with_output,
         )
         got = batched_input_gradients(wrapped, inputs, target, self.output, self.batch_size)
-        total = sum(v.flatten(1).sum(1).to(torch.float64) for v in leaves(got.gradients))
+        values = got.gradients
+        if gradient_form:  # the backward carried g = R / x: the relevance is x * g
+            values = map_inputs(lambda g, x: g * x, got.gradients, inputs)
+        total = sum(v.flatten(1).sum(1).to(torch.float64) for v in leaves(values))
         delta = total - got.scores.to(torch.float64)
-        return self.result(got.gradients, got.target.public, got.output, delta=delta)
+        return self.result(values, got.target.public, got.output, delta=delta)
 
 
 def _seed_with_output(output: Any) -> Any:

@@ -27,6 +27,13 @@ rule:
 The relevance at the output is the target score itself, ``R = f_c(x)`` (Bach et al. 2015): the model
 output passes through ``OutputRelevance``, whose backward multiplies the seed ``dscore /
 doutput`` by the output.
+
+In gradient form (``Composite.in_gradient_form``: the transformer composites without
+stabilisers) the backward carries ``g = R / y`` instead of ``R``: linear layers, sums, means,
+biases and softmax keep their ordinary gradient, the uniform rule halves it, the identity
+rule multiplies it by ``y / x``, layer norm holds ``1 / sigma`` constant, and ``LRP``
+multiplies the input by ``g`` at the end (``transformer.py``). The values are those of the
+rules applied one by one with no stabiliser (tested), at about the cost of a gradient.
 """
 
 from __future__ import annotations
@@ -58,7 +65,11 @@ from attrib.methods.propagation.lrp.rules import (
     stabilize,
 )
 from attrib.methods.propagation.lrp.transformer import (
+    Halved,
+    LayerNormGradient,
     LayerNormRelevance,
+    RatioRule,
+    RMSNormGradient,
     RMSNormRelevance,
     SoftmaxRelevance,
     UniformMatmul,
@@ -200,12 +211,15 @@ class LRPRules(Propagator):
     ) -> None:
         super().__init__(model)
         self.composite = composite
+        self.gradient_form = composite.in_gradient_form
         self.merge = next((c for c in canonizers if isinstance(c, MergeBatchNorm)), None)
         self.parameters = parameters if parameters is not None else module_of_parameter(model)
         self.layers = WeakOutputs()
         # a layer's real output, kept for its rule (epsilon reuses z) -> that layer's call
         self.kept = WeakOutputs()
         self.gates = WeakOutputs()
+        # in gradient form: outputs of layers run with their ordinary gradient
+        self.plain_layers = WeakOutputs()
         # tensor -> its version when it was known to be >= 0 (a ReLU's output, a view of one)
         self.nonnegative = WeakOutputs()
         self.first_done = False
@@ -318,6 +332,9 @@ class LRPRules(Propagator):
         keys = dependencies(args, kwargs)
         if not keys:
             return func(*args, **kwargs)
+        if self.gradient_form and (isinstance(rule, Norm) or op.kind == "relu"):
+            # LRP-0 of a linear function is its gradient; ReLU's y / x is its gradient
+            return func(*args, **kwargs)
         inplace = op.inplace or inplace_flag(func, args, kwargs)
         if inplace:
             # a layer whose output this call overwrites keeps a copy (one copy instead of
@@ -343,7 +360,8 @@ class LRPRules(Propagator):
                 raise self.unsupported(
                     func, "Pass needs a function of one input-dependent tensor.", "Use Norm."
                 )
-            return ElementwiseRule.apply(argument_at(args, kwargs, keys[0]), _PASS, fn, inplace)
+            passing = RatioRule if self.gradient_form else _PASS
+            return ElementwiseRule.apply(argument_at(args, kwargs, keys[0]), passing, fn, inplace)
         tensors = [argument_at(args, kwargs, k) for k in keys]
         summed = _plain_sum(pure, keys, kwargs, tensors)
         return NormRelevance.apply(fn, rule.stabilizer, inplace, summed, *tensors)
@@ -363,6 +381,8 @@ class LRPRules(Propagator):
 
     def _scale(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
         """Shifts and scalings by constants keep the relevance (they are not layers)."""
+        if self.gradient_form and op.kind != "add":
+            return func(*args, **kwargs)  # y = c x: R_in = R_out is g_in = c g_out
         return self._apply(Pass(), func, op, args, kwargs)
 
     def _add(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
@@ -391,6 +411,8 @@ class LRPRules(Propagator):
             return self._scale(func, op, tuple(detached[0]), detached[1])
         if isinstance(self.composite.products, Uniform) and len(keys) == 2 and not op.inplace:
             if not inplace_flag(func, args, kwargs) and keys == [0, 1]:
+                if self.gradient_form:
+                    return func(Halved.apply(factors[0]), Halved.apply(factors[1]), *args[2:])
                 return UniformProduct.apply(*factors, _two(op.pure(func), args, kwargs))
         raise self.unsupported(
             func,
@@ -420,6 +442,8 @@ class LRPRules(Propagator):
                     "in this composite.",
                     _TRANSFORMER_TODO,
                 )
+            if self.gradient_form:
+                return func(Halved.apply(args[0]), Halved.apply(args[1]), *args[2:])
             return UniformMatmul.apply(args[0], args[1], op.pure(func), products.stabilizer)
         return self._apply(self.composite.function_rule("mixing"), func, op, args, kwargs)
 
@@ -443,6 +467,8 @@ class LRPRules(Propagator):
         x = argument_at(args, kwargs, keys[0])
         if isinstance(rule, Detach):
             return func(*args, **kwargs).detach()
+        if self.gradient_form:
+            return func(*args, **kwargs)  # x (R - s sum R) is x times softmax's own VJP of R/s
         dim = argument(func, args, kwargs, 1, "dim", None)
         if dim is None:
             raise self.unsupported(func, "Softmax without dim= is ambiguous.", "Pass dim=.")
@@ -468,6 +494,10 @@ class LRPRules(Propagator):
         eps = argument(func, args, kwargs, 4, "eps", 1e-5)
         dims = tuple(range(-len(_sizes(shape)), 0))
         weight = None if weight is None else weight.detach()
+        if self.gradient_form:
+            bias = argument(func, args, kwargs, 3, "bias", None)
+            bias = None if bias is None else bias.detach()
+            return LayerNormGradient.apply(x, _sizes(shape), weight, bias, eps)
         fn = _bound(func, args, kwargs)
         return LayerNormRelevance.apply(x, fn, weight, dims, eps, rule.stabilizer)
 
@@ -483,6 +513,8 @@ class LRPRules(Propagator):
         dims = tuple(range(-len(_sizes(shape)), 0))
         weight = None if weight is None else weight.detach()
         fn = _bound(func, args, kwargs)
+        if self.gradient_form:
+            return RMSNormGradient.apply(x, fn, weight, dims, eps)
         return RMSNormRelevance.apply(x, fn, weight, dims, eps, rule.stabilizer)
 
     def _addmm(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
@@ -524,6 +556,10 @@ class LRPRules(Propagator):
             raise self.unsupported(func, "Its weights depend on the input (a bilinear layer).", "")
         if not (isinstance(x, torch.Tensor) and x.requires_grad):
             return func(*args, **kwargs)
+        if self.gradient_form:  # Epsilon(0) everywhere: LRP-0 of the layer is its gradient
+            y = func(*args, **kwargs)
+            self.plain_layers.add(y, True)
+            return y
         kind = "linear" if func is F.linear else "conv"
         weight = argument(func, args, kwargs, 1, "weight", None)
         name, module = self.parameters.get(id(weight if owner is None else owner), ("", None))
@@ -549,6 +585,9 @@ class LRPRules(Propagator):
                 "Batch norm with batch statistics makes each sample's map depend on the others.",
                 "Use running statistics (track_running_stats=True, eval mode).",
             )
+        if self.gradient_form and self.merge is not None and self.plain_layers.get(z):
+            # LRP-0 of the layer with the batch norm merged into it: the gradient of both
+            return func(*args, **kwargs)
         layer = self.layers.get(z)
         if layer is not None and self.merge is not None:
             if self.merge.merge(layer, BatchNormParams.of_call(args, kwargs, func)):

@@ -12,8 +12,12 @@ import torch
 from attrib.methods.propagation.lrp.rules import safe_divide, stabilize
 
 __all__ = [
+    "Halved",
+    "LayerNormGradient",
     "LayerNormRelevance",
+    "RMSNormGradient",
     "RMSNormRelevance",
+    "RatioRule",
     "SoftmaxRelevance",
     "UniformMatmul",
     "UniformProduct",
@@ -132,3 +136,87 @@ class RMSNormRelevance(torch.autograd.Function):
         if ctx.weight is not None:
             t = t * ctx.weight
         return x * t, None, None, None, None, None
+
+
+# -- the same rules in gradient form ---------------------------------------------------------
+# With no stabiliser, every rule of the transformer composites hands on R = y * g for some
+# g: the relevance at a call's output is its value times a (modified) gradient, and the
+# relevance at the input is x * g (``LRP`` multiplies at the end). Then the rules are:
+# linear layers, sums, biases, means, softmax: the ordinary gradient (LRP-0 of a linear map
+# is x * J^T (R / y)); the uniform rule: the gradient halved; the identity rule: the
+# gradient times y / x; layer norm: the gradient with 1/sigma held constant. This is LXT's
+# "efficient" formulation (Achtibat et al. 2024), and costs a gradient plus a few passes.
+
+
+class Halved(torch.autograd.Function):
+    """The identity, whose gradient is halved: a factor of a uniform product."""
+
+    @staticmethod
+    def forward(ctx, t):
+        return t.view_as(t)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 0.5
+
+
+class RatioRule:
+    """The identity rule in gradient form (an ``ElementwiseRule`` rule): ``R_in = R_out``
+    with ``R = y g`` is ``g_in = g_out * y / x``; 0 where ``x = 0`` (relevance ``x g`` there
+    is 0 whatever ``g`` is). Summed where the function broadcast its input."""
+
+    needs_output = True
+
+    @staticmethod
+    def forward(z: torch.Tensor, y: torch.Tensor) -> object:
+        if y.shape != z.shape:
+            return z.detach().clone(), y.detach()
+        ratio = y / z
+        return ratio.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+
+    @staticmethod
+    def backward(g: torch.Tensor, kept: object) -> torch.Tensor:
+        if isinstance(kept, tuple):
+            z, y = kept
+            return safe_divide((g * y).sum_to_size(z.shape), z)
+        assert isinstance(kept, torch.Tensor)
+        return g * kept
+
+
+class LayerNormGradient(torch.autograd.Function):
+    """Layer norm whose backward holds ``1 / sigma`` constant: ``t = g * w / sigma``,
+    ``g_in = t - mean(t)`` (``ConstantScale`` in gradient form). ``1 / sigma`` comes from
+    the forward (``torch.native_layer_norm``), which computes it anyway."""
+
+    @staticmethod
+    def forward(ctx, x, shape, weight, bias, eps):
+        y, _, rstd = torch.native_layer_norm(x, shape, weight, bias, eps)
+        ctx.save_for_backward(rstd)
+        ctx.weight, ctx.dims = weight, tuple(range(-len(shape), 0))
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (rstd,) = ctx.saved_tensors
+        t = g * rstd
+        if ctx.weight is not None:
+            t.mul_(ctx.weight)
+        return t.sub_(t.mean(dim=ctx.dims, keepdim=True)), None, None, None, None
+
+
+class RMSNormGradient(torch.autograd.Function):
+    """RMS norm whose backward holds ``1 / rms`` constant: ``g_in = g * w / rms``."""
+
+    @staticmethod
+    def forward(ctx, x, fn, weight, dims, eps):
+        ctx.save_for_backward(x)
+        ctx.weight, ctx.dims, ctx.eps = weight, dims, eps
+        return fn(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        t = g * torch.rsqrt(x.pow(2).mean(dim=ctx.dims, keepdim=True) + ctx.eps)
+        if ctx.weight is not None:
+            t = t * ctx.weight
+        return t, None, None, None, None
