@@ -308,14 +308,22 @@ def ln_multipliers(x: torch.Tensor, r: torch.Tensor, ln: nn.LayerNorm) -> torch.
     return torch.diag(ln.weight) @ inner @ C
 
 
-def softmax_multipliers(z: torch.Tensor, zr: torch.Tensor) -> torch.Tensor:
-    """DeepLIFT's multiplier matrix of a softmax row: ``e = exp(z)`` (Rescale ``D_e``), ``S =
-    sum(e)``, ``r = 1/S`` (Rescale ``rho``), ``y = e * r`` (product rule):
+def softmax_multipliers(z: torch.Tensor, zr: torch.Tensor, m_out: torch.Tensor) -> torch.Tensor:
+    """DeepLIFT's multipliers at a softmax row's input ``z`` (reference row ``zr``) from those
+    at its output. ``u = z - max(z)``; ``e = exp(u)`` (Rescale ``D_e``), ``S = sum(e)``, ``r =
+    1/S`` (Rescale ``rho``), ``y = e * r`` (product rule), so at ``u``
 
-        M[i, j] = delta_ij r_bar D_e[j] + e_bar[i] rho D_e[j].
+        M[i, j] = delta_ij r_bar D_e[j] + e_bar[i] rho D_e[j];
+
+    the maximum is a max pooling: its difference goes to the winner at ``z`` (the part ``top
+    - max(zr)``) and at ``zr`` (``max(z) - top``), each divided by that entry's ``z - zr``.
     """
-    ex, er = torch.exp(z), torch.exp(zr)
-    De = (ex - er) / (z - zr)
+    c, cr = z.max(), zr.max()
+    u, ur = z - c, zr - cr
+    ex, er = torch.exp(u), torch.exp(ur)
+    # where u = u' (both rows' maxima sit there: 0 - 0) the Rescale rule takes exp' = e
+    same = (u - ur).abs() < 1e-10
+    De = torch.where(same, ex, (ex - er) / torch.where(same, 1.0, u - ur))
     sx, sr = ex.sum(), er.sum()
     rho = (1 / sx - 1 / sr) / (sx - sr)
     r_bar = (1 / sx + 1 / sr) / 2
@@ -325,7 +333,12 @@ def softmax_multipliers(z: torch.Tensor, zr: torch.Tensor) -> torch.Tensor:
     for i in range(n):
         for j in range(n):
             M[i, j] = (r_bar if i == j else 0.0) * De[j] + e_bar[i] * rho * De[j]
-    return M
+    m_u = M.T @ m_out
+    top = torch.maximum(c, cr)
+    m_max = torch.zeros(n, dtype=z.dtype)  # the max pooling's multipliers at z
+    m_max[int(z.argmax())] += (top - cr) / (z - zr)[int(z.argmax())]
+    m_max[int(zr.argmax())] += (c - top) / (z - zr)[int(zr.argmax())]
+    return m_u - m_u.sum() * m_max
 
 
 def deeplift_reference(m: SmallBlock, x: torch.Tensor, r: torch.Tensor, c: int) -> torch.Tensor:
@@ -344,7 +357,7 @@ def deeplift_reference(m: SmallBlock, x: torch.Tensor, r: torch.Tensor, c: int) 
         V_bar, A_bar = (Vx + Vr) / 2, (Ax + Ar) / 2
         m_A = m_O @ V_bar.T
         m_V = A_bar.T @ m_O
-        m_Z = torch.stack([softmax_multipliers(Zx[l], Zr[l]).T @ m_A[l] for l in range(L)])
+        m_Z = torch.stack([softmax_multipliers(Zx[l], Zr[l], m_A[l]) for l in range(L)])
         # Z = Q K^T / sqrt(D), bilinear
         Q_bar, K_bar = (Qx + Qr) / 2, (Kx + Kr) / 2
         m_Q = m_Z @ K_bar / math.sqrt(D)

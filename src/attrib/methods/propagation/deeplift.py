@@ -24,8 +24,8 @@ Other nonlinear functions need their own rule to keep that property:
 
 - the functions of a transformer block are written out as elementary operations, each with
   the rule above, so that summation-to-delta stays exact (``_softmax``, ``_layer_norm``):
-  softmax is ``e * (1 / sum(e))`` with ``e = exp(x - c)`` (Rescale for ``exp`` and the
-  reciprocal, the product rule for the product); layer norm is ``c * rsqrt(mean(c^2) + eps)
+  softmax is ``e * (1 / sum(e))`` with ``e = exp(x - max(x))`` (the max-pooling rule for
+  the maximum, Rescale for ``exp`` and the reciprocal, the product rule for the product); layer norm is ``c * rsqrt(mean(c^2) + eps)
   * w + b`` with ``c = x - mean(x)`` (Rescale for the square and ``rsqrt``, the product rule);
   attention is its math, ``softmax(q k^T * scale + mask) v`` (``attention.py``), whose
   ``q k^T`` and ``A v`` get the product rule.
@@ -480,12 +480,13 @@ class _DeepLiftRules(Propagator):
     # -- transformer blocks: their elementary operations, each with its rule ---------------
 
     def _softmax(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
-        """``softmax(x) = e / sum(e)``, ``e = exp(x - c)``: ``c`` is the larger of the row
-        maxima of ``x`` and of its reference ``x'``, one constant for the pair, so ``x - c``
-        keeps ``Delta x`` whole (a shift per row would lose ``Delta c``) and ``exp`` cannot
-        overflow. ``exp`` and ``1 / sum`` get the Rescale rule and ``e * (1 / sum)`` the
-        product rule: each step splits its own difference exactly, so summation-to-delta
-        holds through the softmax."""
+        """``softmax(x) = e * (1 / sum(e))`` with ``e = exp(x - max(x))``: the row maximum
+        is a max pooling (its DeepLIFT rule hands ``Delta max`` to the winners at ``x`` and
+        at ``x'``), ``x - max`` is linear, ``exp`` and ``1 / sum`` get the Rescale rule and
+        the product the product rule. Each step splits its own difference exactly, so
+        summation-to-delta holds through the softmax; and since ``e <= 1`` and ``sum(e) >=
+        1`` on every row, no ratio divides by an underflowed sum (a maximum shared by ``x``
+        and ``x'`` would underflow the row whose maximum is far below the other's)."""
         position, x = self._single_input(func, args, kwargs)
         if x is None:
             return func(*args, **kwargs)
@@ -499,10 +500,10 @@ class _DeepLiftRules(Propagator):
         if dtype is not None:
             x = x.to(dtype)
         call = self.call
-        with torch.no_grad():
-            top = x.amax(dim, keepdim=True)
-            top = torch.maximum(top[: self.n], top[self.n :]).repeat(2, *([1] * (x.dim() - 1)))
-            top = top.nan_to_num(neginf=0.0)  # a row masked everywhere
+        rows = x.movedim(dim, -1)
+        width = rows.shape[-1]
+        top = call(F.max_pool1d, rows.reshape(rows.shape[0], -1, width), width)
+        top = top.reshape(*rows.shape[:-1], 1).movedim(-1, dim)
         e = call(torch.exp, call(torch.sub, x, top))
         total = call(torch.sum, e, dim, keepdim=True)
         return call(torch.mul, e, call(torch.reciprocal, total))
