@@ -25,8 +25,9 @@ Other nonlinear functions need their own rule to keep that property:
 - the functions of a transformer block are written out as elementary operations, each with
   the rule above, so that summation-to-delta stays exact (``_softmax``, ``_layer_norm``):
   softmax is ``e * (1 / sum(e))`` with ``e = exp(x - max(x))`` (the max-pooling rule for
-  the maximum, Rescale for ``exp`` and the reciprocal, the product rule for the product); layer norm is ``c * rsqrt(mean(c^2) + eps)
-  * w + b`` with ``c = x - mean(x)`` (Rescale for the square and ``rsqrt``, the product rule);
+  the maximum, Rescale for ``exp`` and the reciprocal, the product rule for the product);
+  layer norm is ``c * rsqrt(mean(c^2) + eps) * w + b`` with ``c = x - mean(x)`` (Rescale for
+  the square and ``rsqrt``, the product rule);
   attention is its math, ``softmax(q k^T * scale + mask) v`` (``attention.py``), whose
   ``q k^T`` and ``A v`` get the product rule.
 
