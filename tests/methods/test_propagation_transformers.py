@@ -428,3 +428,53 @@ def test_composites_by_name():
     assert isinstance(LRP(block(), composite="attnlrp").composite, AttnLRP)
     for name in ("cp-lrp", "cp_lrp", "CPLRP"):
         assert isinstance(LRP(block(), composite=name).composite, CPLRP)
+
+
+# ---- attention calls re-expressed as their math -------------------------------------------
+
+
+class _Attention(nn.Module):
+    """``nn.MultiheadAttention`` with masks, or ``F.scaled_dot_product_attention`` itself."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.kind = kind
+        self.attention = nn.MultiheadAttention(D, 2, batch_first=True)
+        self.q, self.k, self.v = (nn.Linear(D, D) for _ in range(3))
+        self.head = nn.Linear(D, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "mha":
+            padding = torch.zeros(x.shape[0], L, dtype=x.dtype)
+            padding[:, -1] = float("-inf")  # the last key is padding
+            causal = torch.zeros(L, L, dtype=x.dtype).masked_fill(
+                torch.ones(L, L, dtype=torch.bool).triu(1), float("-inf")
+            )
+            out, weights = self.attention(
+                x, x, x, key_padding_mask=padding, attn_mask=causal, need_weights=True
+            )
+            return self.head(out.mean(1) + weights.sum(-1).mean(1, keepdim=True))
+        q, k, v = (layer(x).view(x.shape[0], L, 2, D // 2).transpose(1, 2)
+                   for layer in (self.q, self.k, self.v))  # fmt: skip
+        keep = torch.rand(L, L, generator=torch.Generator().manual_seed(1)) > 0.3
+        keep |= torch.eye(L, dtype=torch.bool)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, scale=0.7)
+        causal = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.head((out + causal).transpose(1, 2).reshape(x.shape[0], L, D).mean(1))
+
+
+@pytest.mark.parametrize("kind", ["mha", "sdpa"])
+@pytest.mark.parametrize("method", ["attnlrp", "cp-lrp", "deeplift"])
+def test_attention_calls_are_re_expressed_as_their_math(kind, method):
+    # the forward computed in the mode (the decomposition, masks included) is the model's own
+    model = _Attention(kind).double().eval()
+    x = torch.randn(3, L, D, dtype=torch.float64)
+    with torch.no_grad():
+        expected = model(x)
+    explain = DeepLIFT(model) if method == "deeplift" else LRP(model, composite=method)
+    result = explain(x, target=1)
+    torch.testing.assert_close(result.output, expected, rtol=1e-10, atol=1e-12)
+    assert bool(torch.isfinite(result.values).all())
+    if method == "deeplift":
+        assert float(result.delta.abs().max()) < 1e-10
