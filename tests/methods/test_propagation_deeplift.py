@@ -122,7 +122,7 @@ def test_summation_to_delta_on_torchvision_models(name):
     torch.testing.assert_close(result.delta, total - expected, rtol=0, atol=1e-12 * scale)
 
 
-@pytest.mark.parametrize("name", [n for n in SMALL_MODELS if n != "tiny_transformer"])
+@pytest.mark.parametrize("name", list(SMALL_MODELS))
 def test_summation_to_delta_on_the_small_models(name):
     factory, make_input = SMALL_MODELS[name]
     model = factory().double()
@@ -133,15 +133,16 @@ def test_summation_to_delta_on_the_small_models(name):
     assert float(result.delta.abs().max()) < 1e-10
 
 
-def test_the_transformer_is_refused_naming_the_attention():
+def test_the_transformer_keeps_summation_to_delta_through_attention_and_layer_norm():
+    # nn.TransformerEncoderLayer: F.multi_head_attention_forward re-expressed as its math,
+    # softmax and layer norm as elementary operations, each with an exact DeepLIFT rule
     factory, make_input = SMALL_MODELS["tiny_transformer"]
-    model = factory()
+    model = factory().double()
+    x = make_input(3).double()
     before = model_state(model)
-    with pytest.raises(
-        LayerError, match=r"multi_head_attention_forward called in 'encoder\.self_attn'"
-    ):
-        DeepLIFT(model)(make_input(2), target=0)
+    result = DeepLIFT(model, baseline=[0.0, torch.randn_like(x[0])])(x, target="predicted")
     assert_state_restored(model, before)
+    assert float(result.delta.abs().max()) < 1e-10
 
 
 def test_products_of_two_inputs_use_the_exact_bilinear_split():

@@ -19,8 +19,8 @@ METHODS = [GuidedBackprop, Deconvolution, DeepLIFT, LRP]
 REFUSED = {
     ("mlp", "GuidedBackprop"): "tanh called in 'net.3'",
     ("mlp", "Deconvolution"): "tanh called in 'net.3'",
-    ("tiny_transformer", "DeepLIFT"): "multi_head_attention_forward called in 'encoder.self_attn'",
-    ("tiny_transformer", "LRP"): "multi_head_attention_forward called in 'encoder.self_attn'",
+    # the default composite has no rule for q k^T (composite="attnlrp" has)
+    ("tiny_transformer", "LRP"): "matmul called in 'encoder.self_attn'",
 }
 
 
@@ -44,7 +44,10 @@ def test_small_models(name, method):
     assert result.values.abs().sum() > 0
     if method is DeepLIFT:
         scale = float(select_output(result.output).abs().max())
-        assert float(result.delta.abs().max()) <= 1e-5 * max(scale, 1.0)
+        # float32 rounding; the transformer chains ~20 Rescale ratios (exp, rsqrt) and
+        # products per block (in float64 its gap is below 1e-10: test_propagation_deeplift)
+        tolerance = 1e-3 if name == "tiny_transformer" else 1e-5
+        assert float(result.delta.abs().max()) <= tolerance * max(scale, 1.0)
 
 
 def test_the_transformer_is_supported_by_guided_backprop_through_its_relu():

@@ -13,9 +13,10 @@ The method is used unchanged: ``Saliency``, ``GradientXInput``, ``IntegratedGrad
 ``SmoothGrad(...)`` of any of them, ``LeaveOneOut``, KernelSHAP. It is given as
 
 - a name with settings: ``explain_tokens(clf, texts, "integrated_gradients", steps=64)``:
-  a token method of the catalogue (``"leave_one_out"``, ``"kernel_shap"``) or a gradient
+  a token method of the catalogue (``"leave_one_out"``, ``"kernel_shap"``), a gradient
   method (``"saliency"``, ``"gradient_x_input"``, ``"integrated_gradients"``,
-  ``"smoothgrad"`` of ``inner="saliency"`` by default, ...; ``text_methods()`` lists them);
+  ``"smoothgrad"`` of ``inner="saliency"`` by default, ...) or LRP and DeepLIFT
+  (``explain_tokens(clf, texts, "lrp", composite="attnlrp")``; ``text_methods()`` lists them);
 - a builder ``build(model, baseline) -> Method`` called once per group, e.g.
   ``lambda m, b: SmoothGrad(IntegratedGradients(m, baseline=b, steps=16), samples=8)``
   or ``functools.partial(IntegratedGradients, steps=64)`` (called as ``build(model,
@@ -66,8 +67,16 @@ MethodSpec = Union[str, Method, MethodBuilder]
 
 def text_methods() -> list[MethodInfo]:
     """The methods ``explain_tokens`` runs by name: the token methods (``inputs="tokens"``),
-    then the gradient family's methods of any tensor, which work at the embeddings."""
-    return catalogue.entries(inputs=["tokens"]) + catalogue.entries("gradient", ["tensor"])
+    then the gradient family's methods of any tensor, which work at the embeddings, then the
+    propagation methods whose values add up to the score (LRP, DeepLIFT: ``completeness``),
+    so that a token's sum over its embedding dimensions is its share of the score (LRP's
+    transformer composites, ``composite="attnlrp"``, take it through attention)."""
+    propagation = [i for i in catalogue.entries("propagation", ["tensor"]) if i.completeness]
+    return (
+        catalogue.entries(inputs=["tokens"])
+        + catalogue.entries("gradient", ["tensor"])
+        + propagation
+    )
 
 
 def method_names() -> list[str]:

@@ -7,9 +7,13 @@ mode that lives only during the method's forward (``mode.py``).
 from attrib.methods.propagation.deeplift import DeepLIFT
 from attrib.methods.propagation.guided import Deconvolution, GuidedBackprop
 from attrib.methods.propagation.lrp import (
+    CPLRP,
     LRP,
     AlphaBeta,
+    AttnLRP,
     Composite,
+    ConstantScale,
+    Detach,
     Epsilon,
     EpsilonAlpha2Beta1,
     EpsilonGammaBox,
@@ -21,17 +25,23 @@ from attrib.methods.propagation.lrp import (
     Norm,
     Pass,
     Rule,
+    SoftmaxTaylor,
+    Uniform,
     WSquare,
     ZBox,
     ZPlus,
 )
 
 __all__ = [
+    "CPLRP",
     "LRP",
     "AlphaBeta",
+    "AttnLRP",
     "Composite",
+    "ConstantScale",
     "Deconvolution",
     "DeepLIFT",
+    "Detach",
     "Epsilon",
     "EpsilonAlpha2Beta1",
     "EpsilonGammaBox",
@@ -44,6 +54,8 @@ __all__ = [
     "Norm",
     "Pass",
     "Rule",
+    "SoftmaxTaylor",
+    "Uniform",
     "WSquare",
     "ZBox",
     "ZPlus",

@@ -22,8 +22,17 @@ Other nonlinear functions need their own rule to keep that property:
   split ``y - y' = mean(a) * (b - b') + mean(b) * (a - a')`` with ``mean(a) = (a + a') / 2``
   (the DeepLIFT paper's rule for multiplicative gates, symmetric in the two factors).
 
-Every other nonlinear function (softmax, layer and group norm, attention, division by an
-input-dependent tensor) raises a ``LayerError`` naming it and the module that called it.
+- the functions of a transformer block are written out as elementary operations, each with
+  the rule above, so that summation-to-delta stays exact (``_softmax``, ``_layer_norm``):
+  softmax is ``e * (1 / sum(e))`` with ``e = exp(x - max(x))`` (the max-pooling rule for
+  the maximum, Rescale for ``exp`` and the reciprocal, the product rule for the product);
+  layer norm is ``c * rsqrt(mean(c^2) + eps) * w + b`` with ``c = x - mean(x)`` (Rescale for
+  the square and ``rsqrt``, the product rule);
+  attention is its math, ``softmax(q k^T * scale + mask) v`` (``attention.py``), whose
+  ``q k^T`` and ``A v`` get the product rule.
+
+Every other nonlinear function (group norm, division by an input-dependent tensor, ...)
+raises a ``LayerError`` naming it and the module that called it.
 
 Mechanism: the input and its baseline run in ONE forward, concatenated along the batch
 (``[x; x']``), so every nonlinearity sees its input and its reference input in the same call;
@@ -53,6 +62,7 @@ from attrib.methods.at_layer import LayerSettings
 from attrib.methods.base import Method
 from attrib.methods.baselines import BaselineSettings
 from attrib.methods.catalogue import RULES_IN_PYTHON, register
+from attrib.methods.propagation import attention
 from attrib.methods.propagation.mode import (
     ElementwiseRule,
     Propagated,
@@ -292,6 +302,12 @@ class _DeepLiftRules(Propagator):
             "matmul": self._product,
             "div": self._divide,
             "fused": self._fused,
+            "softmax": self._softmax,
+            "layer_norm": self._layer_norm,
+            "rms_norm": self._rms_norm,
+            "addmm": self._addmm,
+            "attention": self._attention,
+            "multi_head_attention": self._multi_head_attention,
         }
 
     # -- linear functions: the ordinary backward -----------------------------------------
@@ -461,6 +477,98 @@ class _DeepLiftRules(Propagator):
 
         rule = _Rescale(self.n, self.eps, reciprocal)
         return ElementwiseRule.apply(denominator, rule, reciprocal, False)
+
+    # -- transformer blocks: their elementary operations, each with its rule ---------------
+
+    def _softmax(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        """``softmax(x) = e * (1 / sum(e))`` with ``e = exp(x - max(x))``: the row maximum
+        is a max pooling (its DeepLIFT rule hands ``Delta max`` to the winners at ``x`` and
+        at ``x'``), ``x - max`` is linear, ``exp`` and ``1 / sum`` get the Rescale rule and
+        the product the product rule. Each step splits its own difference exactly, so
+        summation-to-delta holds through the softmax; and since ``e <= 1`` and ``sum(e) >=
+        1`` on every row, no ratio divides by an underflowed sum (a maximum shared by ``x``
+        and ``x'`` would underflow the row whose maximum is far below the other's)."""
+        position, x = self._single_input(func, args, kwargs)
+        if x is None:
+            return func(*args, **kwargs)
+        if position != 0:
+            raise self.unsupported(func, "Its input is not its first argument.", "")
+        self._check_rows(func, x)
+        dim = argument(func, args, kwargs, 1, "dim", None)
+        if dim is None:
+            raise self.unsupported(func, "Softmax without dim= is ambiguous.", "Pass dim=.")
+        dtype = kwargs.get("dtype", args[2] if len(args) > 2 else None)
+        if dtype is not None:
+            x = x.to(dtype)
+        call = self.call
+        rows = x.movedim(dim, -1)
+        width = rows.shape[-1]
+        top = call(F.max_pool1d, rows.reshape(rows.shape[0], -1, width), width)
+        top = top.reshape(*rows.shape[:-1], 1).movedim(-1, dim)
+        e = call(torch.exp, call(torch.sub, x, top))
+        total = call(torch.sum, e, dim, keepdim=True)
+        return call(torch.mul, e, call(torch.reciprocal, total))
+
+    def _normalized(self, func: Callable[..., Any], args: tuple, kwargs: dict, centre: bool) -> Any:
+        """Layer norm (``centre``) or RMS norm as elementary operations: ``c = x - mean(x)``
+        (layer norm) or ``c = x``, then ``c * rsqrt(mean(c^2) + eps) * w (+ b)``."""
+        x = argument(func, args, kwargs, 0, "input", None)
+        if not _depends(x):
+            return func(*args, **kwargs)
+        if any(_depends(a) for a in args[1:]) or any(
+            _depends(v) for k, v in kwargs.items() if k != "input"
+        ):
+            raise self.unsupported(func, "Its weight or bias depends on the input.", "")
+        self._check_rows(func, x)
+        shape = argument(func, args, kwargs, 1, "normalized_shape", None)
+        weight = argument(func, args, kwargs, 2, "weight", None)
+        if centre:
+            bias = argument(func, args, kwargs, 3, "bias", None)
+            eps = argument(func, args, kwargs, 4, "eps", 1e-5)
+        else:
+            bias = None
+            eps = argument(func, args, kwargs, 3, "eps", None)
+            eps = torch.finfo(x.dtype).eps if eps is None else eps
+        dims = tuple(range(-(1 if isinstance(shape, int) else len(shape)), 0))
+        call = self.call
+        c = call(torch.sub, x, call(torch.mean, x, dims, keepdim=True)) if centre else x
+        mean_square = call(torch.mean, call(torch.pow, c, 2), dims, keepdim=True)
+        y = call(torch.mul, c, call(torch.rsqrt, call(torch.add, mean_square, eps)))
+        if weight is not None:
+            y = call(torch.mul, y, weight)
+        if bias is not None:
+            y = call(torch.add, y, bias)
+        return y
+
+    def _layer_norm(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        return self._normalized(func, args, kwargs, centre=True)
+
+    def _rms_norm(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        return self._normalized(func, args, kwargs, centre=False)
+
+    def _addmm(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        """``bias + x @ W`` (GPT-2's ``Conv1D``): the linear layer ``F.linear(x, W^T, b)``."""
+        bias = argument(func, args, kwargs, 0, "input", None)
+        x = argument(func, args, kwargs, 1, "mat1", None)
+        weight = argument(func, args, kwargs, 2, "mat2", None)
+        if not _depends(x) and not _depends(bias) and not _depends(weight):
+            return func(*args, **kwargs)
+        scaled = any(kwargs.get(k, 1) != 1 for k in ("beta", "alpha"))
+        if _depends(bias) or _depends(weight) or op.inplace or scaled:
+            raise self.unsupported(
+                func,
+                "Only bias + x @ W with a constant bias and weight is a fully connected layer.",
+                "",
+            )
+        return self._split(F.linear, op, (x, weight.t(), bias), {})
+
+    def _attention(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        return attention.scaled_dot_product_attention(self, func, args, kwargs)
+
+    def _multi_head_attention(
+        self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict
+    ) -> Any:
+        return attention.multi_head_attention(self, func, args, kwargs)
 
     def _fused(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
         if not any(_depends(a) for a in args):

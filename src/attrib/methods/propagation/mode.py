@@ -65,6 +65,31 @@ class Propagator:
     def observe(self, func: Any, op: Op | None, args: tuple, kwargs: dict, result: Any) -> None:
         """Called after every call when ``observes`` (LRP tracks who uses a layer's output)."""
 
+    def route(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        """Run one call under its handler (every call of the forward comes here, and so do
+        the parts of a call that a handler re-expresses as its math, such as attention)."""
+        self.calls += 1
+        op = op_of(func)
+        handler = self.handlers.get(op.kind) if op is not None else None
+        if handler is not None and op is not None:
+            result = handler(func, op, args, kwargs)
+        else:
+            result = func(*args, **kwargs)
+        if self.observes:
+            self.observe(func, op, args, kwargs, result)
+        if handler is None and self.strict and op is None and depends_on_input(result):
+            raise self.unsupported(
+                func,
+                "It changes values in a way none of the rules describes, so the result would "
+                "not be the method's definition.",
+                _UNSUPPORTED_TODO,
+            )
+        return result
+
+    def call(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """``func(*args, **kwargs)`` routed as if the forward had called it (``route``)."""
+        return self.route(func, args, kwargs)
+
     def unsupported(self, func: Any, why: str, todo: str) -> LayerError:
         return LayerError(
             "model",
@@ -82,30 +107,13 @@ class RuleMode(TorchFunctionMode):
         self.propagator = propagator
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        propagator = self.propagator
-        propagator.calls += 1
-        op = op_of(func)
-        handler = propagator.handlers.get(op.kind) if op is not None else None
-        if handler is not None:
-            result = handler(func, op, args, kwargs)
-        else:
-            result = func(*args, **kwargs)
-        if propagator.observes:
-            propagator.observe(func, op, args, kwargs, result)
-        if handler is None and propagator.strict and op is None and depends_on_input(result):
-            raise propagator.unsupported(
-                func,
-                "It changes values in a way none of the rules describes, so the result would "
-                "not be the method's definition.",
-                _UNSUPPORTED_TODO,
-            )
-        return result
+        return self.propagator.route(func, args, kwargs or {})
 
 
 _UNSUPPORTED_TODO = (
-    "Softmax, normalisation layers (layer norm, group norm) and attention have no rule here; "
-    "explain such models with IntegratedGradients or a perturbation method."
+    "Explain such models with IntegratedGradients or a perturbation method (LRP's transformer "
+    "composites, composite='attnlrp' or 'cp-lrp', add rules for softmax, layer norm and "
+    "attention)."
 )
 
 

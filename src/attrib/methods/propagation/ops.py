@@ -19,7 +19,13 @@ every call of a torch function reaches us first, whether it comes from a module
   operands depend on the input;
 - ``conv``, ``linear``, ``batch_norm``: the parametric layers;
 - ``max_pool``: max pooling (a routing function, with its own DeepLIFT rule);
-- ``dropout``: dropout (the identity in eval mode).
+- ``dropout``: dropout (the identity in eval mode);
+- ``softmax``, ``layer_norm``, ``rms_norm``: the nonlinear functions of a transformer block,
+  each with its own rule in the transformer composites (``lrp/composites.py``) and DeepLIFT;
+- ``addmm``: ``bias + x @ W`` (GPT-2's ``Conv1D``), a fully connected layer;
+- ``attention`` (``F.scaled_dot_product_attention``) and ``multi_head_attention``
+  (``F.multi_head_attention_forward``): one call each that hides its parts, re-expressed as
+  their math inside the mode (``attention.py``) so that the parts get their rules.
 
 Anything else that returns a tensor depending on the input is *unsupported* by DeepLIFT and
 LRP, and they say so, naming the function and the module that called it.
@@ -117,6 +123,7 @@ def _build() -> dict[Any, Op]:
             "flipud", "roll", "movedim", "moveaxis", "to", "type", "type_as", "float",
             "double", "half", "bfloat16", "cpu", "cuda", "pad", "pixel_shuffle",
             "pixel_unshuffle", "channel_shuffle", "native_channel_shuffle", "unfold",
+            "repeat_interleave",
             "diagonal", "ravel", "as_strided", "real", "broadcast_to", "atleast_1d",
             "atleast_2d", "atleast_3d", "requires_grad_",
         ],
@@ -157,6 +164,12 @@ def _build() -> dict[Any, Op]:
         ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"],
     )
     _register(table, "linear", ["linear"])
+    _register(table, "addmm", ["addmm"])
+    _register(table, "softmax", ["softmax"])
+    _register(table, "layer_norm", ["layer_norm"])
+    _register(table, "rms_norm", ["rms_norm"])
+    _register(table, "attention", ["scaled_dot_product_attention"])
+    table[F.multi_head_attention_forward] = Op("multi_head_attention")
     _register(table, "batch_norm", ["batch_norm"])
     _register(
         table,

@@ -19,6 +19,22 @@ composite                   first layer        other convolutions  fully connect
 
 Every one passes relevance through activations and unmerged batch norms (``Pass``) and splits
 it over sums of branches and pooling windows with ``Norm`` (LRP-0 with a 1e-6 stabiliser).
+They have no rule for softmax, layer norm or products of two signals, and refuse them.
+
+The transformer composites add those rules (``transformer_rules`` below):
+
+================  ==========================  ==========================
+function          ``AttnLRP``                 ``CPLRP``
+================  ==========================  ==========================
+linear, conv      epsilon                     epsilon
+softmax           ``SoftmaxTaylor``           ``Detach``
+``a @ b``, a * b  ``Uniform``                 ``Uniform`` (``A @ v`` has one
+                                              signal once A is detached)
+layer/RMS norm    ``ConstantScale``           ``ConstantScale``
+activations,      ``Pass`` (identity rule)    ``Pass``
+element-wise math
+``x + bias``      ``Norm`` (epsilon rule)     ``Norm``
+================  ==========================  ==========================
 """
 
 from __future__ import annotations
@@ -32,18 +48,24 @@ from torch import nn
 from attrib.core.errors import SettingError
 from attrib.methods.propagation.lrp.rules import (
     AlphaBeta,
+    ConstantScale,
+    Detach,
     Epsilon,
     Flat,
     Gamma,
     Norm,
     Pass,
     Rule,
+    SoftmaxTaylor,
+    Uniform,
     ZBox,
     ZPlus,
 )
 
 __all__ = [
     "COMPOSITES",
+    "CPLRP",
+    "AttnLRP",
     "Composite",
     "EpsilonAlpha2Beta1",
     "EpsilonGammaBox",
@@ -87,6 +109,20 @@ class Composite:
             dimensions, interpolation, products with constant matrices).
         activations: the rule of element-wise activations.
         batch_norms: the rule of batch norms that are not merged into a preceding layer.
+        softmax: the rule of softmax (``SoftmaxTaylor()``, ``Detach()``; ``None``: refused).
+        products: the rule of products of two input-dependent tensors, element-wise or
+            matrix products (``Uniform()``; ``None``: refused unless one factor is a gate).
+        norms: the rule of layer norm and RMS norm (``ConstantScale()``; ``None``: refused).
+        math: the rule of other element-wise functions of one tensor (``exp``, ``pow``, ...;
+            ``Pass()`` is the identity rule; ``None``: refused).
+        shifts: the rule of ``x + c`` for a constant tensor ``c`` (a bias, a position
+            embedding, an attention mask): ``Pass()`` (default) hands all relevance to ``x``,
+            ``Norm(eps)`` is the epsilon rule of a bias, ``x / stabilize(x + c) R``. Shifts
+            by a number (``1 + tanh(x)``) are part of an element-wise function and pass.
+        gradient_form: compute the relevance as ``x * g`` for a modified gradient ``g`` where
+            every rule allows it (no stabiliser anywhere: ``in_gradient_form``): the same
+            values as rule-by-rule relevance, for about the cost of a gradient (LXT's
+            "efficient" AttnLRP). The transformer composites set it.
     """
 
     def __init__(
@@ -102,6 +138,12 @@ class Composite:
         mixing: Norm | Pass | None = None,
         activations: Norm | Pass | None = None,
         batch_norms: Norm | Pass | None = None,
+        softmax: SoftmaxTaylor | Detach | None = None,
+        products: Uniform | None = None,
+        norms: ConstantScale | None = None,
+        math: Pass | None = None,
+        shifts: Norm | Pass | None = None,
+        gradient_form: bool = False,
     ) -> None:
         for label, rule in (("conv", conv), ("linear", linear), ("first", first)):
             if rule is not None and not isinstance(rule, Rule):
@@ -133,6 +175,34 @@ class Composite:
         for label, function in self.functions.items():
             if not isinstance(function, (Norm, Pass)):
                 raise SettingError(label, "Norm(...) or Pass()", function, "")
+        for label, value, kinds, what in (
+            ("softmax", softmax, (SoftmaxTaylor, Detach), "SoftmaxTaylor(), Detach() or None"),
+            ("products", products, (Uniform,), "Uniform(...) or None"),
+            ("norms", norms, (ConstantScale,), "ConstantScale(...) or None"),
+            ("math", math, (Pass,), "Pass() or None"),
+            ("shifts", shifts, (Norm, Pass), "Norm(...), Pass() or None"),
+        ):
+            if value is not None and not isinstance(value, kinds):
+                raise SettingError(label, what, value, "")
+        self.softmax = softmax
+        self.products = products
+        self.norms = norms
+        self.math = math
+        self.shifts: Norm | Pass = shifts or Pass()
+        self.gradient_form = bool(gradient_form)
+
+    @property
+    def in_gradient_form(self) -> bool:
+        """Whether the relevance is computed as ``x * g`` (``gradient_form``, and every rule
+        is its unstabilised form: ``Epsilon(0)`` layers, ``Norm(0)``, ``Uniform(0)``,
+        ``ConstantScale(0)``; ``Pass``, ``SoftmaxTaylor`` and ``Detach`` have none)."""
+        if not self.gradient_form:
+            return False
+        layers = [self.conv, self.linear, self.first, *self.names.values()]
+        if any(r is not None and not (type(r) is Epsilon and r.epsilon == 0) for r in layers):
+            return False
+        stabilized = [*self.functions.values(), self.shifts, self.products, self.norms]
+        return all(getattr(r, "stabilizer", 0.0) == 0 for r in stabilized)
 
     def layer_rule(self, layer: LayerInfo) -> Rule:
         if layer.name in self.names:
@@ -204,6 +274,54 @@ class EpsilonGammaBox(Composite):
         )
 
 
+def transformer_rules(
+    softmax: SoftmaxTaylor | Detach, stabilizer: float, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The rules of a transformer composite beyond its layers (``AttnLRP``, ``CPLRP``)."""
+    defaults = {
+        "softmax": softmax,
+        "products": Uniform(stabilizer),
+        "norms": ConstantScale(stabilizer),
+        "math": Pass(),
+        "activations": Pass(),
+        "shifts": Norm(stabilizer),
+        "gradient_form": True,
+    }
+    return {**_norms(stabilizer, {}), **defaults, **kwargs}
+
+
+class AttnLRP(Composite):
+    """AttnLRP (Achtibat et al. 2024): epsilon for linear layers and convolutions, its softmax
+    rule (``SoftmaxTaylor``), the uniform rule for ``q k^T``, ``attention @ v`` and gated
+    products, layer norm with its scale held constant, the identity rule for element-wise
+    activations, and biases (``x + c``) absorbing relevance by the epsilon rule.
+
+    ``epsilon`` (layers) and ``stabilizer`` (sums, products, norms) default to 0, as in the
+    authors' LXT: then the relevance is computed in gradient form (``gradient_form``), at
+    about the cost of a gradient; a positive value computes rule by rule."""
+
+    def __init__(self, epsilon: float = 0.0, stabilizer: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(
+            conv=Epsilon(epsilon),
+            linear=Epsilon(epsilon),
+            **transformer_rules(SoftmaxTaylor(), stabilizer, kwargs),
+        )
+
+
+class CPLRP(Composite):
+    """Conservative propagation (Ali et al. 2022, "CP-LRP"): as ``AttnLRP`` but the attention
+    softmax is detached (``Detach``), so ``attention @ v`` is linear in ``v`` and relevance
+    flows through the values only; layer norm with its scale held constant. ``epsilon`` and
+    ``stabilizer`` as for ``AttnLRP``."""
+
+    def __init__(self, epsilon: float = 0.0, stabilizer: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(
+            conv=Epsilon(epsilon),
+            linear=Epsilon(epsilon),
+            **transformer_rules(Detach(), stabilizer, kwargs),
+        )
+
+
 def _norms(stabilizer: float, kwargs: dict[str, Any]) -> dict[str, Any]:
     defaults = {"sums": Norm(stabilizer), "pooling": Norm(stabilizer), "mixing": Norm(stabilizer)}
     return {**defaults, **kwargs}
@@ -214,7 +332,16 @@ COMPOSITES: dict[str, Callable[..., Composite]] = {
     "epsilon_alpha2_beta1": EpsilonAlpha2Beta1,
     "epsilon_plus_flat": EpsilonPlusFlat,
     "epsilon_gamma_box": EpsilonGammaBox,
+    "attnlrp": AttnLRP,
+    "cp-lrp": CPLRP,
 }
+
+
+def _composite_key(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "").replace(" ", "")
+
+
+_COMPOSITE_KEYS = {_composite_key(name): name for name in COMPOSITES}
 
 
 def make_composite(composite: str | Composite | None, rule: Rule | None) -> Composite:
@@ -232,6 +359,9 @@ def make_composite(composite: str | Composite | None, rule: Rule | None) -> Comp
         return EpsilonPlus()
     if isinstance(composite, Composite):
         return composite
+    if isinstance(composite, str):
+        # "cp-lrp", "cp_lrp", "CPLRP" and "AttnLRP" name the same composites as the table
+        composite = _COMPOSITE_KEYS.get(_composite_key(composite), composite)
     if isinstance(composite, str) and composite in COMPOSITES:
         if composite == "epsilon_gamma_box":
             raise SettingError(

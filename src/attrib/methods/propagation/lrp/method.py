@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from attrib.core.grad import batched_input_gradients
-from attrib.core.inputs import Inputs, leaves
+from attrib.core.inputs import Inputs, leaves, map_inputs
 from attrib.core.result import Attribution
 from attrib.core.settings import Check, Instance, Optional, Setting
 from attrib.core.target import Target
@@ -25,7 +25,7 @@ from attrib.methods.at_layer import LayerSettings
 from attrib.methods.base import Method
 from attrib.methods.catalogue import RULES_IN_PYTHON, register
 from attrib.methods.propagation.lrp.canonizers import Canonizer, MergeBatchNorm
-from attrib.methods.propagation.lrp.composites import Composite, make_composite
+from attrib.methods.propagation.lrp.composites import COMPOSITES, Composite, make_composite
 from attrib.methods.propagation.lrp.layers import module_of_parameter
 from attrib.methods.propagation.lrp.propagator import LRPRules, OutputRelevance
 from attrib.methods.propagation.lrp.rules import Rule
@@ -46,13 +46,18 @@ class _Canonizers(Check):
         return tuple(value)
 
 
+_COMPOSITE_NAMES = ", ".join(repr(name) for name in COMPOSITES if name != "epsilon_gamma_box")
+
+
 @register(
     family="propagation",
     python_module=RULES_IN_PYTHON,
     paper="Bach et al. 2015; Montavon et al. 2019",
-    short="layer-wise relevance propagation",
+    short="layer-wise relevance propagation (transformers: composite=attnlrp, cp-lrp)",
     summary="The score redistributed layer by layer onto the inputs by conservative rules, one "
-    "per kind of layer (epsilon, gamma, z+, z-box).",
+    "per kind of layer (epsilon, gamma, z+, z-box); for transformers, AttnLRP's rules for "
+    "softmax, q k^T, A v and layer norm (composite='attnlrp', Achtibat et al. 2024), or "
+    "CP-LRP's detached softmax (composite='cp-lrp', Ali et al. 2022).",
     formula="R_i = Σ_j (x_i w_ij / Σ_i' x_i' w_i'j) R_j  (LRP-0)",
     signed=True,
     completeness=True,
@@ -65,23 +70,36 @@ class LRP(LayerSettings, Method):
     Args:
         composite: which rule each layer gets: a ``Composite`` (``EpsilonPlus()``,
             ``EpsilonGammaBox(low, high)``, ``EpsilonPlusFlat()``, ``EpsilonAlpha2Beta1()``,
-            or your own) or one of the names ``"epsilon_plus"`` (the default),
-            ``"epsilon_plus_flat"``, ``"epsilon_alpha2_beta1"``.
+            ``AttnLRP()``, ``CPLRP()``, or your own) or one of the names
+            ``"epsilon_plus"`` (the default), ``"epsilon_plus_flat"``,
+            ``"epsilon_alpha2_beta1"``, and for transformers ``"attnlrp"`` (Achtibat et al.
+            2024) and ``"cp-lrp"`` (Ali et al. 2022).
         rule: one ``Rule`` for every convolution and fully connected layer instead of a
             composite (e.g. ``Epsilon(0)`` for LRP-0).
         canonizers: rewrites applied during the forward (default: ``MergeBatchNorm()``;
             ``()`` keeps batch norms as layers with the composite's ``batch_norms`` rule).
         output, batch_size: see ``Method``.
 
-    Supported: convolutions (any dimension, transposed too), fully connected layers, batch
-    norm (merged or passed), element-wise activations (relevance passes), sums of branches
-    (``+``, ``+=``, ``torch.add``), average and max pooling (adaptive too), views,
-    concatenation, padding, dropout in eval mode, products with sigmoid gates. Anything else
-    that depends on the input (softmax, layer norm, attention, ``exp``) raises a
-    ``LayerError`` naming the function and the module that called it.
+    Supported: convolutions (any dimension, transposed too), fully connected layers (and
+    GPT-2's ``addmm``), batch norm (merged or passed), element-wise activations (relevance
+    passes), sums of branches (``+``, ``+=``, ``torch.add``), average and max pooling
+    (adaptive too), views, concatenation, padding, dropout in eval mode, products with
+    sigmoid gates; with a transformer composite also softmax, products of two signals
+    (``q k^T``, ``A v``), layer norm and RMS norm, element-wise math, and attention
+    (``F.scaled_dot_product_attention``, ``nn.MultiheadAttention``) as its math. Anything
+    else that depends on the input raises a ``LayerError`` naming the function and the
+    module that called it.
     """
 
-    composite = Setting(None, Optional(Instance((str, Composite), "a composite or its name")))
+    composite = Setting(
+        None,
+        Optional(
+            Instance(
+                (str, Composite),
+                f"a Composite or one of {_COMPOSITE_NAMES}",
+            )
+        ),
+    )
     rule = Setting(None, Optional(Instance((Rule,), "a Rule for every layer (e.g. Epsilon(0))")))
     canonizers = Setting((MergeBatchNorm(),), _Canonizers())
 
@@ -92,15 +110,19 @@ class LRP(LayerSettings, Method):
     def attribute(self, inputs: Inputs, target: Target) -> Attribution:
         check_visible(self.model, self.name)
         parameters = module_of_parameter(self.model)
+        gradient_form = self.composite.in_gradient_form
         wrapped = Propagated(
             self.model,
             lambda: LRPRules(self.model, self.composite, self.canonizers, parameters),
-            finish=_seed_with_output,
+            finish=None if gradient_form else _seed_with_output,
         )
         got = batched_input_gradients(wrapped, inputs, target, self.output, self.batch_size)
-        total = sum(v.flatten(1).sum(1).to(torch.float64) for v in leaves(got.gradients))
+        values = got.gradients
+        if gradient_form:  # the backward carried g = R / x: the relevance is x * g
+            values = map_inputs(lambda g, x: g * x, got.gradients, inputs)
+        total = sum(v.flatten(1).sum(1).to(torch.float64) for v in leaves(values))
         delta = total - got.scores.to(torch.float64)
-        return self.result(got.gradients, got.target.public, got.output, delta=delta)
+        return self.result(values, got.target.public, got.output, delta=delta)
 
 
 def _seed_with_output(output: Any) -> Any:

@@ -15,12 +15,25 @@ rule:
   squeeze-and-excitation blocks): the signal takes all the relevance and the gate none
   (Arras et al. 2017, "Explaining Recurrent Neural Network Predictions in Sentiment
   Analysis");
-- anything else that depends on the input (softmax, layer norm, attention, products of two
-  signals, element-wise math such as ``exp``): a ``LayerError`` naming it.
+- softmax, layer norm and RMS norm, products of two signals (``q k^T``, ``A v``, gated
+  products), element-wise math such as ``exp``, shifts by constant tensors (biases, masks):
+  the composite's ``softmax``, ``norms``, ``products``, ``math`` and ``shifts`` rules
+  (``AttnLRP``, ``CPLRP``; ``transformer.py``); the composites for convolutional networks
+  have none, and refuse them;
+- ``F.scaled_dot_product_attention`` and ``F.multi_head_attention_forward``: re-expressed as
+  their math (``attention.py``), whose parts get the rules above;
+- anything else that depends on the input: a ``LayerError`` naming it.
 
 The relevance at the output is the target score itself, ``R = f_c(x)`` (Bach et al. 2015): the model
 output passes through ``OutputRelevance``, whose backward multiplies the seed ``dscore /
 doutput`` by the output.
+
+In gradient form (``Composite.in_gradient_form``: the transformer composites without
+stabilisers) the backward carries ``g = R / y`` instead of ``R``: linear layers, sums, means,
+biases and softmax keep their ordinary gradient, the uniform rule halves it, the identity
+rule multiplies it by ``y / x``, layer norm holds ``1 / sigma`` constant, and ``LRP``
+multiplies the input by ``g`` at the end (``transformer.py``). The values are those of the
+rules applied one by one with no stabiliser (tested), at about the cost of a gradient.
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from attrib.core.errors import LayerError
+from attrib.methods.propagation import attention
 from attrib.methods.propagation.lrp.canonizers import Canonizer, MergeBatchNorm
 from attrib.methods.propagation.lrp.composites import Composite, LayerInfo
 from attrib.methods.propagation.lrp.layers import (
@@ -41,7 +55,26 @@ from attrib.methods.propagation.lrp.layers import (
     WeakOutputs,
     module_of_parameter,
 )
-from attrib.methods.propagation.lrp.rules import Norm, Pass, safe_divide, stabilize
+from attrib.methods.propagation.lrp.rules import (
+    ConstantScale,
+    Detach,
+    Norm,
+    Pass,
+    Uniform,
+    safe_divide,
+    stabilize,
+)
+from attrib.methods.propagation.lrp.transformer import (
+    Halved,
+    LayerNormGradient,
+    LayerNormRelevance,
+    RatioRule,
+    RMSNormGradient,
+    RMSNormRelevance,
+    SoftmaxRelevance,
+    UniformMatmul,
+    UniformProduct,
+)
 from attrib.methods.propagation.mode import (
     ElementwiseRule,
     Propagator,
@@ -178,12 +211,15 @@ class LRPRules(Propagator):
     ) -> None:
         super().__init__(model)
         self.composite = composite
+        self.gradient_form = composite.in_gradient_form
         self.merge = next((c for c in canonizers if isinstance(c, MergeBatchNorm)), None)
         self.parameters = parameters if parameters is not None else module_of_parameter(model)
         self.layers = WeakOutputs()
         # a layer's real output, kept for its rule (epsilon reuses z) -> that layer's call
         self.kept = WeakOutputs()
         self.gates = WeakOutputs()
+        # in gradient form: outputs of layers run with their ordinary gradient
+        self.plain_layers = WeakOutputs()
         # tensor -> its version when it was known to be >= 0 (a ReLU's output, a view of one)
         self.nonnegative = WeakOutputs()
         self.first_done = False
@@ -194,7 +230,7 @@ class LRPRules(Propagator):
             "max_pool": native,
             "dropout": self._dropout,
             "fused": self._refuse,
-            "math": self._refuse,
+            "math": self._math,
             "relu": self._activation,
             "activation": self._activation,
             "gate": self._gate,
@@ -207,6 +243,12 @@ class LRPRules(Propagator):
             "conv": self._layer,
             "linear": self._layer,
             "batch_norm": self._batch_norm,
+            "addmm": self._addmm,
+            "softmax": self._softmax,
+            "layer_norm": self._layer_norm,
+            "rms_norm": self._rms_norm,
+            "attention": self._attention,
+            "multi_head_attention": self._multi_head_attention,
         }
 
     # -- bookkeeping of layer outputs -----------------------------------------------------
@@ -290,6 +332,9 @@ class LRPRules(Propagator):
         keys = dependencies(args, kwargs)
         if not keys:
             return func(*args, **kwargs)
+        if self.gradient_form and (isinstance(rule, Norm) or op.kind == "relu"):
+            # LRP-0 of a linear function is its gradient; ReLU's y / x is its gradient
+            return func(*args, **kwargs)
         inplace = op.inplace or inplace_flag(func, args, kwargs)
         if inplace:
             # a layer whose output this call overwrites keeps a copy (one copy instead of
@@ -315,7 +360,8 @@ class LRPRules(Propagator):
                 raise self.unsupported(
                     func, "Pass needs a function of one input-dependent tensor.", "Use Norm."
                 )
-            return ElementwiseRule.apply(argument_at(args, kwargs, keys[0]), _PASS, fn, inplace)
+            passing = RatioRule if self.gradient_form else _PASS
+            return ElementwiseRule.apply(argument_at(args, kwargs, keys[0]), passing, fn, inplace)
         tensors = [argument_at(args, kwargs, k) for k in keys]
         summed = _plain_sum(pure, keys, kwargs, tensors)
         return NormRelevance.apply(fn, rule.stabilizer, inplace, summed, *tensors)
@@ -335,11 +381,17 @@ class LRPRules(Propagator):
 
     def _scale(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
         """Shifts and scalings by constants keep the relevance (they are not layers)."""
+        if self.gradient_form and op.kind != "add":
+            return func(*args, **kwargs)  # y = c x: R_in = R_out is g_in = c g_out
         return self._apply(Pass(), func, op, args, kwargs)
 
     def _add(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
         if len(dependencies(args, kwargs)) > 1:
             return self._apply(self.composite.function_rule("sums"), func, op, args, kwargs)
+        shifts = self.composite.shifts
+        if isinstance(shifts, Norm) and _shifted_by_a_tensor(args, kwargs):
+            # a bias (position embedding, attention mask): it takes its share, x / (x + c)
+            return self._apply(shifts, func, op, args, kwargs)
         return self._scale(func, op, args, kwargs)
 
     def _multiply(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
@@ -357,11 +409,16 @@ class LRPRules(Propagator):
             else:
                 detached[1][gate_key] = kwargs[gate_key].detach()
             return self._scale(func, op, tuple(detached[0]), detached[1])
+        if isinstance(self.composite.products, Uniform) and len(keys) == 2 and not op.inplace:
+            if not inplace_flag(func, args, kwargs) and keys == [0, 1]:
+                if self.gradient_form:
+                    return func(Halved.apply(factors[0]), Halved.apply(factors[1]), *args[2:])
+                return UniformProduct.apply(*factors, _two(op.pure(func), args, kwargs))
         raise self.unsupported(
             func,
-            "A product of two input-dependent tensors has no LRP rule unless one of them is "
-            "a gate (the output of a sigmoid or hard sigmoid).",
-            "",
+            "A product of two input-dependent tensors has no LRP rule in this composite "
+            "unless one of them is a gate (the output of a sigmoid or hard sigmoid).",
+            _TRANSFORMER_TODO,
         )
 
     def _divide(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
@@ -375,23 +432,137 @@ class LRPRules(Propagator):
         return self._scale(func, op, args, kwargs)
 
     def _matmul(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
-        if len(dependencies(args, kwargs)) > 1:
-            raise self.unsupported(
-                func,
-                "A product of two input-dependent matrices (attention) has no LRP rule here.",
-                "",
-            )
+        keys = dependencies(args, kwargs)
+        if len(keys) > 1:
+            products = self.composite.products
+            if not isinstance(products, Uniform) or keys != [0, 1] or kwargs:
+                raise self.unsupported(
+                    func,
+                    "A product of two input-dependent matrices (attention) has no LRP rule "
+                    "in this composite.",
+                    _TRANSFORMER_TODO,
+                )
+            if self.gradient_form:
+                return func(Halved.apply(args[0]), Halved.apply(args[1]), *args[2:])
+            return UniformMatmul.apply(args[0], args[1], op.pure(func), products.stabilizer)
         return self._apply(self.composite.function_rule("mixing"), func, op, args, kwargs)
 
-    def _layer(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+    # -- transformer blocks -----------------------------------------------------------------
+
+    def _math(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        """Element-wise math of one tensor: the composite's identity rule, or refused."""
+        if self.composite.math is None:
+            return self._refuse(func, op, args, kwargs)
+        return self._apply(self.composite.math, func, op, args, kwargs)
+
+    def _softmax(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        keys = dependencies(args, kwargs)
+        if not keys:
+            return func(*args, **kwargs)
+        rule = self.composite.softmax
+        if rule is None or keys not in ([0], ["input"]):
+            raise self.unsupported(
+                func, "Softmax has no rule in this composite.", _TRANSFORMER_TODO
+            )
+        x = argument_at(args, kwargs, keys[0])
+        if isinstance(rule, Detach):
+            return func(*args, **kwargs).detach()
+        if self.gradient_form:
+            return func(*args, **kwargs)  # x (R - s sum R) is x times softmax's own VJP of R/s
+        dim = argument(func, args, kwargs, 1, "dim", None)
+        if dim is None:
+            raise self.unsupported(func, "Softmax without dim= is ambiguous.", "Pass dim=.")
+        return SoftmaxRelevance.apply(x, _bound(func, args, kwargs), dim)
+
+    def _norm_rule(self, func: Callable[..., Any], args: tuple, kwargs: dict) -> ConstantScale:
+        rule = self.composite.norms
+        if rule is None:
+            raise self.unsupported(
+                func, "Normalisation layers have no rule in this composite.", _TRANSFORMER_TODO
+            )
+        if any(k not in (0, "input") for k in dependencies(args, kwargs)):
+            raise self.unsupported(func, "Its weight or bias depends on the input.", "")
+        return rule
+
+    def _layer_norm(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        x = argument(func, args, kwargs, 0, "input", None)
+        if not (isinstance(x, torch.Tensor) and x.requires_grad):
+            return func(*args, **kwargs)
+        rule = self._norm_rule(func, args, kwargs)
+        shape = argument(func, args, kwargs, 1, "normalized_shape", None)
+        weight = argument(func, args, kwargs, 2, "weight", None)
+        eps = argument(func, args, kwargs, 4, "eps", 1e-5)
+        dims = tuple(range(-len(_sizes(shape)), 0))
+        weight = None if weight is None else weight.detach()
+        if self.gradient_form:
+            bias = argument(func, args, kwargs, 3, "bias", None)
+            bias = None if bias is None else bias.detach()
+            return LayerNormGradient.apply(x, _sizes(shape), weight, bias, eps)
+        fn = _bound(func, args, kwargs)
+        return LayerNormRelevance.apply(x, fn, weight, dims, eps, rule.stabilizer)
+
+    def _rms_norm(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        x = argument(func, args, kwargs, 0, "input", None)
+        if not (isinstance(x, torch.Tensor) and x.requires_grad):
+            return func(*args, **kwargs)
+        rule = self._norm_rule(func, args, kwargs)
+        shape = argument(func, args, kwargs, 1, "normalized_shape", None)
+        weight = argument(func, args, kwargs, 2, "weight", None)
+        eps = argument(func, args, kwargs, 3, "eps", None)
+        eps = torch.finfo(x.dtype).eps if eps is None else eps
+        dims = tuple(range(-len(_sizes(shape)), 0))
+        weight = None if weight is None else weight.detach()
+        fn = _bound(func, args, kwargs)
+        if self.gradient_form:
+            return RMSNormGradient.apply(x, fn, weight, dims, eps)
+        return RMSNormRelevance.apply(x, fn, weight, dims, eps, rule.stabilizer)
+
+    def _addmm(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        """``bias + x @ W`` (GPT-2's ``Conv1D``): the fully connected layer ``F.linear(x,
+        W^T, bias)``, named after the module that owns ``W``."""
+        keys = dependencies(args, kwargs)
+        if not keys:
+            return func(*args, **kwargs)
+        bias = argument(func, args, kwargs, 0, "input", None)
+        x = argument(func, args, kwargs, 1, "mat1", None)
+        weight = argument(func, args, kwargs, 2, "mat2", None)
+        scaled = any(kwargs.get(k, 1) != 1 for k in ("beta", "alpha"))
+        if keys not in ([1], ["mat1"]) or op.inplace or scaled:
+            raise self.unsupported(
+                func,
+                "Only bias + x @ W with a constant bias and weight is a fully connected layer.",
+                "",
+            )
+        return self._layer(F.linear, op, (x, weight.t(), bias), {}, owner=weight)
+
+    def _attention(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        return attention.scaled_dot_product_attention(self, func, args, kwargs)
+
+    def _multi_head_attention(
+        self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict
+    ) -> Any:
+        return attention.multi_head_attention(self, func, args, kwargs)
+
+    def _layer(
+        self,
+        func: Callable[..., Any],
+        op: Op,
+        args: tuple,
+        kwargs: dict,
+        owner: torch.Tensor | None = None,
+    ) -> Any:
         x = argument(func, args, kwargs, 0, "input", None)
         if any(k != 0 and k != "input" for k in dependencies(args, kwargs)):
             raise self.unsupported(func, "Its weights depend on the input (a bilinear layer).", "")
         if not (isinstance(x, torch.Tensor) and x.requires_grad):
             return func(*args, **kwargs)
+        if self.gradient_form:  # Epsilon(0) everywhere: LRP-0 of the layer is its gradient
+            y = func(*args, **kwargs)
+            self.plain_layers.add(y, True)
+            return y
         kind = "linear" if func is F.linear else "conv"
         weight = argument(func, args, kwargs, 1, "weight", None)
-        name, module = self.parameters.get(id(weight), ("", None))
+        name, module = self.parameters.get(id(weight if owner is None else owner), ("", None))
         first = not self.first_done and kind in self.composite.first_kinds
         if first:
             self.first_done = True
@@ -414,6 +585,9 @@ class LRPRules(Propagator):
                 "Batch norm with batch statistics makes each sample's map depend on the others.",
                 "Use running statistics (track_running_stats=True, eval mode).",
             )
+        if self.gradient_form and self.merge is not None and self.plain_layers.get(z):
+            # LRP-0 of the layer with the batch norm merged into it: the gradient of both
+            return func(*args, **kwargs)
         layer = self.layers.get(z)
         if layer is not None and self.merge is not None:
             if self.merge.merge(layer, BatchNormParams.of_call(args, kwargs, func)):
@@ -425,6 +599,31 @@ class LRPRules(Propagator):
                 return y
         rule = self.composite.function_rule("batch_norms")
         return self._apply(rule, func, op, args, kwargs)
+
+
+_TRANSFORMER_TODO = (
+    "Use a transformer composite (LRP(model, composite='attnlrp') or 'cp-lrp'), or "
+    "explain the model with IntegratedGradients."
+)
+
+
+def _shifted_by_a_tensor(args: tuple, kwargs: dict) -> bool:
+    """Whether a sum with one input-dependent term adds a constant tensor of at least one
+    dimension (a bias), rather than a number (``1 + tanh(x)``: part of an element-wise
+    function)."""
+    others = [a for a in (*args[:2], kwargs.get("other")) if isinstance(a, torch.Tensor)]
+    return any(not t.requires_grad and t.dim() > 0 for t in others)
+
+
+def _two(
+    fn: Callable[..., Any], args: tuple, kwargs: dict
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``(a, b) -> fn(a, b, *the call's other arguments)``."""
+    return substituted(fn, args, kwargs, [0, 1])
+
+
+def _sizes(shape: Any) -> tuple[int, ...]:
+    return (shape,) if isinstance(shape, int) else tuple(shape)
 
 
 _ADDS = {torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__}

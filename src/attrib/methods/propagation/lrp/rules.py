@@ -33,6 +33,8 @@ __all__ = [
     "AlphaBeta",
     "Bound",
     "Clamp",
+    "ConstantScale",
+    "Detach",
     "Epsilon",
     "Flat",
     "Gamma",
@@ -41,7 +43,9 @@ __all__ = [
     "Part",
     "Pass",
     "Rule",
+    "SoftmaxTaylor",
     "Term",
+    "Uniform",
     "WSquare",
     "ZBox",
     "ZPlus",
@@ -359,3 +363,97 @@ class Norm:
 
     def __hash__(self) -> int:
         return hash((type(self), self.stabilizer))
+
+
+# -- rules of the nonlinear functions of a transformer block -------------------------------
+# (Achtibat et al. 2024, "AttnLRP: Attention-Aware Layer-Wise Relevance Propagation for
+# Transformers"; Ali et al. 2022, "XAI for Transformers: Better Explanations through
+# Conservative Propagation")
+
+
+class _Stabilized:
+    """A parameter-free rule with a stabiliser (compared and hashed by it)."""
+
+    def __init__(self, stabilizer: float = 1e-6) -> None:
+        if isinstance(stabilizer, bool) or not isinstance(stabilizer, (int, float)):
+            raise SettingError("stabilizer", "a number >= 0", stabilizer, "")
+        if stabilizer < 0:
+            raise SettingError("stabilizer", "a number >= 0", stabilizer, "")
+        self.stabilizer = float(stabilizer)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(stabilizer={self.stabilizer!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, _Stabilized)
+            and type(self) is type(other)
+            and self.stabilizer == other.stabilizer
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.stabilizer))
+
+
+class Uniform(_Stabilized):
+    """AttnLRP's uniform rule for a product of ``k`` input-dependent factors (Achtibat et al.
+    2024, Prop. 3.2 and 3.3): each factor gets ``1/k`` of the relevance.
+
+    - element-wise ``y = a * b``: ``R_a = R_b = R / 2``;
+    - matrix product ``y = a @ b`` (``q k^T``, ``attention @ v``): the epsilon rule of the
+      bilinear map, halved, ``R_a = a * ((R / stabilize(2 y)) @ b^T)`` and ``R_b = b *
+      (a^T @ (R / stabilize(2 y)))``: since ``a * J_a^T s`` and ``b * J_b^T s`` each sum to
+      ``sum(s * y)`` (Euler's theorem for a bilinear map), the two halves add up to ``R``
+      up to the stabiliser.
+    """
+
+
+class SoftmaxTaylor:
+    """AttnLRP's rule for ``s = softmax(x)`` (Achtibat et al. 2024, Prop. 3.1, a Taylor
+    decomposition at ``x`` with the bias term left out):
+
+        R_in_i = x_i * (R_i - s_i * sum_j R_j).
+
+    It is not conservative: ``sum_i R_in_i = sum_i x_i R_i - (sum_i s_i x_i) sum_j R_j``, the
+    rest is absorbed. Masked entries (``x = -inf``, or the most negative float that masks use)
+    have ``s = 0`` and ``R = 0``, and get no relevance.
+    """
+
+    def __repr__(self) -> str:
+        return "SoftmaxTaylor()"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+class Detach:
+    """CP-LRP (Ali et al. 2022): the function's output is a constant for the relevance, as
+    if detached from the graph; no relevance flows through it. On the attention softmax
+    this makes ``attention @ v`` a linear map of ``v`` with fixed weights."""
+
+    def __repr__(self) -> str:
+        return "Detach()"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+class ConstantScale(_Stabilized):
+    """Layer norm and RMS norm with the scale ``1 / sigma(x)`` held constant (AttnLRP's
+    identity rule on the normalisation, Prop. 3.4; the "LN-detach" of Ali et al. 2022).
+
+    Layer norm ``y = (x - mean(x)) / sigma * w + b`` is then the linear map ``J = diag(w /
+    sigma) (I - 11^T / n)`` plus the bias ``b``, and gets its epsilon rule:
+
+        s = R / stabilize(y),   t = s * w / sigma,   R_in = x * (t - mean(t)),
+
+    so ``sum R_in = sum_j R_j (y_j - b_j) / stabilize(y_j)``: only the bias and the
+    stabiliser absorb relevance. RMS norm ``y = x / rms(x) * w`` (no mean, no bias) passes
+    ``R_in = x * w / rms * s``, which is ``R`` up to the stabiliser.
+    """
