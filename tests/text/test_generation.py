@@ -514,3 +514,40 @@ def test_forwards_run_over_the_prefix_and_backwards_hold_batch_size_rows(
     assert backwards == [2, 2, 2, 2, 1]
     assert [shape for shape in forwards if shape[1] > 1] == [(1, q, 16) for q in passes]
     close(result.matrix, reference(long, ids_of(tok, text), prompt, "gradient_x_input"), TOL)
+
+
+@pytest.mark.parametrize("method", ["attnlrp", "cp_lrp"])
+def test_propagation_rows_explain_the_step_logit(model, tok, method):
+    """AttnLRP / CP-LRP explain the step's LOGIT on its prefix: each row's relevance minus
+    the step's reported conservation gap is ``z_{p-1}[x_p]`` from the model's own forward
+    on the prefix alone (so the row is at the right step, position and token)."""
+    result = explain_generation(model, tok, PROMPT, continuation=CONTINUATION, method=method)
+    ids = ids_of(tok, PROMPT + CONTINUATION)
+    embeds = model.get_input_embeddings().weight[torch.tensor(ids)].detach()
+    assert result.params["composite"] == {"attnlrp": "attnlrp", "cp_lrp": "cp-lrp"}[method]
+    for s in range(result.steps):
+        p = result.prompt_length + s
+        with torch.no_grad():
+            logit = model(inputs_embeds=embeds[None, :p]).logits[0, -1, ids[p]]
+        total = result.matrix[s, :p].sum() - result.params["delta"][s]
+        assert float(total) == pytest.approx(float(logit), abs=1e-10)
+        assert result.matrix[s, p:].isnan().all()
+        assert not result.matrix[s, :p].isnan().any()
+
+
+def test_attnlrp_rows_are_linear_in_the_contrast(model, tok):
+    """With a contrast the explained score is ``z_a - z_b`` (the log-probability difference:
+    the normaliser cancels); AttnLRP in its gradient form is linear in the score it starts
+    from, so the row is the difference of the two tokens' rows."""
+    a = explain_generation(model, tok, PROMPT, continuation=" dull a good", method="attnlrp")
+    b = explain_generation(model, tok, PROMPT, continuation=" dull a bad", method="attnlrp")
+    contrast = explain_generation(
+        model,
+        tok,
+        PROMPT,
+        continuation=" dull a good",
+        contrast=[None, None, "bad"],
+        method="attnlrp",
+    )
+    close(contrast.matrix[:2], a.matrix[:2], TOL)
+    close(contrast.matrix[2], a.matrix[2] - b.matrix[2], TOL)

@@ -28,6 +28,11 @@ Methods (``method=``), each at the input embeddings as ``attrib.text`` does for 
   positions stay where they were;
 - ``"attention"``: the last layer's attention weights, mean over heads, of query ``p - 1``
   (needs a model that returns them: ``attn_implementation="eager"``);
+- ``"attnlrp"``, ``"cp_lrp"``: LRP with the transformer composites (``LRP(...,
+  composite="attnlrp")``, Achtibat et al. 2024; ``"cp-lrp"``, Ali et al. 2022) of the step's
+  LOGIT ``z_p-1[x_p]`` (minus the contrast's logit: the log-probability difference), one
+  forward and one modified backward per step over its prefix, summed over the embedding
+  dimensions; ``params["delta"]`` holds each step's conservation gap;
 - ``"attention_rollout"``: row ``p - 1`` of the rollout ``A_hat_L ... A_hat_1`` with
   ``A_hat_l = (mean_h A^h_l + I) / 2`` rows renormalised (Abnar and Zuidema 2020;
   ``attrib.text.attention.rollout``).
@@ -84,7 +89,10 @@ GENERATION_METHODS = (
     "leave_one_out",
     "attention",
     "attention_rollout",
+    "attnlrp",
+    "cp_lrp",
 )
+_PROPAGATION_METHODS = {"attnlrp": "attnlrp", "cp_lrp": "cp-lrp"}
 _GRADIENT_METHODS = ("gradient_x_input", "saliency", "integrated_gradients")
 
 TokenChoice = Union[int, str, None]
@@ -173,6 +181,11 @@ def explain_generation(
     elif method == "attention_rollout":
         values = _attention_rows(model, embeds, positions, rolled=True)
         params.update(residual=0.5, heads="mean")
+    elif method in _PROPAGATION_METHODS:
+        values, gaps = _propagation_rows(model, method, embeds, positions, targets, contrasts)
+        params.update(
+            composite=_PROPAGATION_METHODS[method], score="logit", token_reduction="sum", delta=gaps
+        )
     return _result(
         tokenizer,
         ids,
@@ -832,6 +845,52 @@ def _occluded_scores(
     out = torch.zeros(n_steps, length, dtype=torch.float64, device=embeds.device)
     out[:, :needed] = occluded.T
     return out
+
+
+class _StepLogit(nn.Module):
+    """One step's explained score as a function of its prefix's embeddings ``(1, p + 1, d)``:
+    the logit of its token at the last position, minus that of the contrast token."""
+
+    def __init__(self, model: nn.Module, target: int, contrast: int) -> None:
+        super().__init__()
+        self.model, self.target, self.contrast = model, target, contrast
+        self.training = False  # this wrapper only: the model's own flag is the method's to mind
+
+    def forward(self, embeds: torch.Tensor) -> torch.Tensor:
+        logits = _logits(self.model, embeds)[:, -1]
+        score = logits[:, self.target]
+        if self.contrast >= 0:
+            score = score - logits[:, self.contrast]
+        return score[:, None]
+
+
+def _propagation_rows(
+    model: nn.Module,
+    method: str,
+    embeds: torch.Tensor,
+    positions: torch.Tensor,
+    targets: torch.Tensor,
+    contrasts: torch.Tensor,
+) -> tuple[torch.Tensor, list[float]]:
+    """AttnLRP / CP-LRP per step (``attrib.methods.propagation``): the relevance of each
+    earlier token for the step's logit (LRP explains a logit, not a log-probability: the
+    log-softmax's normaliser has no relevance rule; with a contrast the explained score is
+    ``z_target - z_contrast``, which IS the log-probability difference, the normaliser
+    cancelling), summed over the embedding dimensions. A step is one forward and one
+    modified backward over its prefix; the conservation gap of each step (relevance total
+    minus the score) is returned beside the rows."""
+    from attrib.methods.propagation import LRP
+
+    composite = _PROPAGATION_METHODS[method]
+    rows = torch.zeros(len(positions), embeds.shape[0], dtype=torch.float64)
+    gaps = []
+    for s, p in enumerate(positions.tolist()):
+        step = _StepLogit(model, int(targets[s]), int(contrasts[s]))
+        got = LRP(step, composite=composite)(embeds[None, : p + 1], target=0)
+        relevance = got.values[0].sum(-1).detach().to("cpu", torch.float64)
+        rows[s, : p + 1] = relevance
+        gaps.append(float(got.delta[0]) if got.delta is not None else float("nan"))
+    return rows, gaps
 
 
 def _attention_rows(
