@@ -33,9 +33,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from attrib.methods.propagation.mode import Propagator
+from attrib.methods.propagation.mode import Handler, Propagator
+from attrib.methods.propagation.ops import Op
 
-__all__ = ["attention_math", "multi_head_attention", "scaled_dot_product_attention"]
+__all__ = [
+    "attention_handlers",
+    "attention_math",
+    "multi_head_attention",
+    "scaled_dot_product_attention",
+]
 
 _SDPA = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
 _SDPA_DEFAULTS: dict[str, Any] = {
@@ -200,3 +206,16 @@ def _mha_mask(
     if mask is not None:
         mask = mask.clamp(min=torch.finfo(dtype).min)  # two masked entries add to -inf
     return mask
+
+
+def attention_handlers(propagator: Propagator) -> dict[str, Handler]:
+    """The handlers of the two attention kinds for ``propagator``: each call re-expressed
+    as its math under the propagator's own rules (what LRP and DeepLIFT both register)."""
+
+    def sdpa(func: Any, op: Op, args: tuple, kwargs: dict) -> Any:
+        return scaled_dot_product_attention(propagator, func, args, kwargs)
+
+    def mha(func: Any, op: Op, args: tuple, kwargs: dict) -> Any:
+        return multi_head_attention(propagator, func, args, kwargs)
+
+    return {"attention": sdpa, "multi_head_attention": mha}

@@ -306,8 +306,7 @@ class _DeepLiftRules(Propagator):
             "layer_norm": self._layer_norm,
             "rms_norm": self._rms_norm,
             "addmm": self._addmm,
-            "attention": self._attention,
-            "multi_head_attention": self._multi_head_attention,
+            **attention.attention_handlers(self),
         }
 
     # -- linear functions: the ordinary backward -----------------------------------------
@@ -561,14 +560,6 @@ class _DeepLiftRules(Propagator):
                 "",
             )
         return self._split(F.linear, op, (x, weight.t(), bias), {})
-
-    def _attention(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
-        return attention.scaled_dot_product_attention(self, func, args, kwargs)
-
-    def _multi_head_attention(
-        self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict
-    ) -> Any:
-        return attention.multi_head_attention(self, func, args, kwargs)
 
     def _fused(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
         if not any(_depends(a) for a in args):

@@ -247,8 +247,7 @@ class LRPRules(Propagator):
             "softmax": self._softmax,
             "layer_norm": self._layer_norm,
             "rms_norm": self._rms_norm,
-            "attention": self._attention,
-            "multi_head_attention": self._multi_head_attention,
+            **attention.attention_handlers(self),
         }
 
     # -- bookkeeping of layer outputs -----------------------------------------------------
@@ -534,14 +533,6 @@ class LRPRules(Propagator):
                 "",
             )
         return self._layer(F.linear, op, (x, weight.t(), bias), {}, owner=weight)
-
-    def _attention(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
-        return attention.scaled_dot_product_attention(self, func, args, kwargs)
-
-    def _multi_head_attention(
-        self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict
-    ) -> Any:
-        return attention.multi_head_attention(self, func, args, kwargs)
 
     def _layer(
         self,

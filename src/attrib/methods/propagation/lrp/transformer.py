@@ -93,10 +93,9 @@ class UniformMatmul(torch.autograd.Function):
         return a * grad_a, b * grad_b, None, None
 
 
-class LayerNormRelevance(torch.autograd.Function):
-    """Layer norm over the last ``dims`` dimensions with ``1 / sigma`` held constant
-    (``ConstantScale``): ``s = R / stabilize(y)``, ``t = s * w / sigma``, ``R_in = x * (t -
-    mean(t))``."""
+class _ScaleHeldConstant(torch.autograd.Function):
+    """A normalisation ``fn`` over the last ``dims`` dimensions whose backward is a
+    ``ConstantScale`` rule: the forward is the model's own call, keeping ``x`` and ``y``."""
 
     @staticmethod
     def forward(ctx, x, fn, weight, dims, eps, stabilizer):
@@ -104,6 +103,12 @@ class LayerNormRelevance(torch.autograd.Function):
         ctx.save_for_backward(x, y)
         ctx.weight, ctx.dims, ctx.eps, ctx.stabilizer = weight, dims, eps, stabilizer
         return y
+
+
+class LayerNormRelevance(_ScaleHeldConstant):
+    """Layer norm over the last ``dims`` dimensions with ``1 / sigma`` held constant
+    (``ConstantScale``): ``s = R / stabilize(y)``, ``t = s * w / sigma``, ``R_in = x * (t -
+    mean(t))``."""
 
     @staticmethod
     def backward(ctx, relevance):
@@ -117,16 +122,9 @@ class LayerNormRelevance(torch.autograd.Function):
         return x * t, None, None, None, None, None
 
 
-class RMSNormRelevance(torch.autograd.Function):
+class RMSNormRelevance(_ScaleHeldConstant):
     """RMS norm ``y = x / rms(x) * w`` with ``1 / rms`` held constant (``ConstantScale``):
     ``R_in = x * w / rms * R / stabilize(y)``."""
-
-    @staticmethod
-    def forward(ctx, x, fn, weight, dims, eps, stabilizer):
-        y = fn(x)
-        ctx.save_for_backward(x, y)
-        ctx.weight, ctx.dims, ctx.eps, ctx.stabilizer = weight, dims, eps, stabilizer
-        return y
 
     @staticmethod
     def backward(ctx, relevance):
