@@ -34,8 +34,7 @@ special tokens kept; black for images), gradient x input, attention rollout (Abn
 Zuidema 2020, ``r = 1/2``; text: ``attrib.text.attention_rollout``; ViT:
 ``attrib.methods.attention.patch_rollout``), random (seeded), and AttnLRP and CP-LRP
 (``LRP(model, composite="attnlrp")`` / ``"cp-lrp"``; text ``explain_tokens(clf, texts,
-"lrp", composite=...)``) where this version of attrib has them: else the row says "not
-available" and why.
+"lrp", composite=...)``).
 
 ``BENCH_FAITHFULNESS_N`` (default 250) sets ``N`` for both parts; ``make bench
 BENCH_ARGS="--only faithfulness-transformers"`` runs it and prints a markdown table for the
@@ -79,12 +78,6 @@ def counts_for(n_features: int) -> torch.Tensor:
     return torch.tensor([round(round(f * n_features, 9)) for f in FRACTIONS], dtype=torch.long)
 
 
-def unavailable(error: Exception) -> str:
-    """Why a method is not available, in one short line."""
-    text = str(error).splitlines()[0] if str(error) else ""
-    return f"not available ({type(error).__name__}: {text[:160]})"
-
-
 # ---- text -------------------------------------------------------------------------------
 
 
@@ -104,16 +97,13 @@ class DeletedTokens(nn.Module):
 
 
 def token_relevance(clf: Any, enc: Any, target: torch.Tensor) -> dict[str, Any]:
-    """Each method's token scores ``(N, L)`` (or the reason it is not available)."""
+    """Each method's token scores ``(N, L)``."""
     from attrib.text import attention_rollout, explain_tokens
 
     found: dict[str, Any] = {}
     for name, composite in LRP_COMPOSITES.items():
-        try:
-            got = explain_tokens(clf, enc, "lrp", composite=composite, target=target)
-            found[name] = got.scores().scores
-        except Exception as error:  # the method is not in this version of attrib
-            found[name] = unavailable(error)
+        got = explain_tokens(clf, enc, "lrp", composite=composite, target=target)
+        found[name] = got.scores().scores
     ig = explain_tokens(
         clf, enc, "integrated_gradients", steps=STEPS, target=target, baseline="pad"
     )
@@ -171,9 +161,6 @@ def run_text(ctx: ReportContext) -> dict[str, Any]:
     out: dict[str, Any] = {"n": len(texts), "rows": {}}
     for name in METHODS:
         found = relevance[name]
-        if isinstance(found, str):
-            out["rows"][name] = found
-            continue
         ctx.progress(f"token deletion: {name}")
         out["rows"][name] = mean_and_error(token_deletion_areas(clf, enc, found.cpu(), target))
     return out
@@ -186,20 +173,16 @@ def patch_relevance(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> 
     """Each method's relevance per pixel location ``(N, H, W)`` (channels summed)."""
     from attrib import GradientXInput, IntegratedGradients
     from attrib.methods.attention import patch_rollout
+    from attrib.methods.propagation import LRP
 
     found: dict[str, Any] = {}
     for name, composite in LRP_COMPOSITES.items():
-        try:
-            from attrib.methods.propagation import LRP
-
-            found[name] = LRP(model, composite=composite)(x, target=target).values.sum(1)
-        except Exception as error:  # the composite is not in this version of attrib
-            found[name] = unavailable(error)
+        found[name] = LRP(model, composite=composite)(x, target=target).values.sum(1)
     ig = IntegratedGradients(model, steps=STEPS, batch_size=256)(x, target=target)
     found["integrated gradients"] = ig.values.sum(1)
     found["gradient x input"] = GradientXInput(model)(x, target=target).values.sum(1)
-    side = x.shape[-1] // patch_rollout(model, x[:1]).shape[-1]
     rolled = patch_rollout(model, x)
+    side = x.shape[-1] // rolled.shape[-1]
     found["attention rollout"] = rolled.repeat_interleave(side, 1).repeat_interleave(side, 2)
     g = torch.Generator().manual_seed(SEED)
     found["random"] = torch.rand(x.shape[0], *x.shape[2:], generator=g, dtype=torch.float64)
@@ -222,9 +205,6 @@ def run_image(ctx: ReportContext) -> dict[str, Any]:
     out: dict[str, Any] = {"n": N, "rows": {}, "patches": patches}
     for name in METHODS:
         found = relevance[name]
-        if isinstance(found, str):
-            out["rows"][name] = found
-            continue
         ctx.progress(f"patch deletion: {name}")
         curve = perturbation_curve(
             model,
@@ -246,8 +226,6 @@ def run_image(ctx: ReportContext) -> dict[str, Any]:
 
 
 def cell(found: Any) -> str:
-    if isinstance(found, str):
-        return "not available"
     mean, error = found
     return f"{mean:.3f} ± {error:.3f}"
 
@@ -284,10 +262,6 @@ def run_faithfulness(ctx: ReportContext) -> ReportResult:
         "  text: deleted tokens leave the attention mask ([CLS]/[SEP] kept); image: deleted "
         "ViT patches take the image's mean value",
     ]
-    for part in ("text", "image"):
-        for name, found in parts[part].get("rows", {}).items():
-            if isinstance(found, str):
-                notes.append(f"  {part} {name}: {found}")
     lines = [title, *markdown(parts["text"], parts["image"]), *notes]
     return ReportResult("faithfulness-transformers", lines, {"n": N, **parts})
 
