@@ -483,16 +483,27 @@ class LRPRules(Propagator):
             raise self.unsupported(func, "Its weight or bias depends on the input.", "")
         return rule
 
-    def _layer_norm(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+    def _norm_call(
+        self, func: Callable[..., Any], args: tuple, kwargs: dict, eps_at: int
+    ) -> tuple[torch.Tensor, Any, Any, torch.Tensor | None, Any, tuple[int, ...]] | None:
+        """A layer or RMS norm call's ``(x, rule, normalized_shape, weight (detached), eps,
+        normalised dims)``; ``None`` when ``x`` does not depend on the input."""
         x = argument(func, args, kwargs, 0, "input", None)
         if not (isinstance(x, torch.Tensor) and x.requires_grad):
-            return func(*args, **kwargs)
+            return None
         rule = self._norm_rule(func, args, kwargs)
         shape = argument(func, args, kwargs, 1, "normalized_shape", None)
         weight = argument(func, args, kwargs, 2, "weight", None)
-        eps = argument(func, args, kwargs, 4, "eps", 1e-5)
+        eps = argument(func, args, kwargs, eps_at, "eps", None)
         dims = tuple(range(-len(_sizes(shape)), 0))
-        weight = None if weight is None else weight.detach()
+        return x, rule, shape, None if weight is None else weight.detach(), eps, dims
+
+    def _layer_norm(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
+        call = self._norm_call(func, args, kwargs, eps_at=4)
+        if call is None:
+            return func(*args, **kwargs)
+        x, rule, shape, weight, eps, dims = call
+        eps = 1e-5 if eps is None else eps
         if self.gradient_form:
             bias = argument(func, args, kwargs, 3, "bias", None)
             bias = None if bias is None else bias.detach()
@@ -501,16 +512,11 @@ class LRPRules(Propagator):
         return LayerNormRelevance.apply(x, fn, weight, dims, eps, rule.stabilizer)
 
     def _rms_norm(self, func: Callable[..., Any], op: Op, args: tuple, kwargs: dict) -> Any:
-        x = argument(func, args, kwargs, 0, "input", None)
-        if not (isinstance(x, torch.Tensor) and x.requires_grad):
+        call = self._norm_call(func, args, kwargs, eps_at=3)
+        if call is None:
             return func(*args, **kwargs)
-        rule = self._norm_rule(func, args, kwargs)
-        shape = argument(func, args, kwargs, 1, "normalized_shape", None)
-        weight = argument(func, args, kwargs, 2, "weight", None)
-        eps = argument(func, args, kwargs, 3, "eps", None)
+        x, rule, _, weight, eps, dims = call
         eps = torch.finfo(x.dtype).eps if eps is None else eps
-        dims = tuple(range(-len(_sizes(shape)), 0))
-        weight = None if weight is None else weight.detach()
         fn = _bound(func, args, kwargs)
         if self.gradient_form:
             return RMSNormGradient.apply(x, fn, weight, dims, eps)
