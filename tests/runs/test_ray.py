@@ -12,6 +12,7 @@ The shards, and so the batches, are the same (shard ``k`` holds the same samples
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import os
 import signal
@@ -134,15 +135,79 @@ def assert_equal_runs(got: Run, want: Run) -> None:
 
 
 def test_ray_and_local_engines_write_equal_stores(ray_cluster, gt, local, tmp_path):
-    model = load_ground_truth_cnn()
+    """The default pipeline (CPU actors decode their own shards, two calls at a time): the
+    local engine's store, and each actor's model never runs two shards at once (the calls
+    share the model under a lock; its forwards in one process never overlap)."""
+    from tests.runs.slow_model import forward_spans, slow_cnn
+
+    log = tmp_path / "forwards"
+    log.mkdir()
+    model = slow_cnn(0.0, log=str(log))
     done = run(
-        model, gt, out=tmp_path / "ray", engine="ray", workers=2, layer="features.9", **SETTINGS
+        model,
+        gt,
+        out=tmp_path / "ray",
+        engine="ray",
+        workers=2,
+        layer="inner.features.9",
+        **SETTINGS,
     )
     assert ray_cluster.is_initialized()  # run_ray joined the module's Ray, left it running
     assert RunStore(done.path).done_shards() == set(range(SHARDS))
     assert done.manifest.engine == "ray"
     assert_equal_runs(done, local)
     assert done.summary().to_json()["methods"] == local.summary().to_json()["methods"]
+    spans = forward_spans(log)
+    assert spans and os.getpid() not in spans  # the actors ran the model, not this process
+    for pid, forwards in spans.items():
+        for (_, end), (start, _) in itertools.pairwise(forwards):
+            assert start >= end, f"two forwards at once in actor {pid}"
+
+
+def test_ray_with_decoding_tasks_writes_the_same_store(
+    ray_cluster, gt, local, tmp_path, monkeypatch
+):
+    """The pipeline of GPU actors (and of a Ray whose actors take one call at a time): Ray
+    tasks decode the shards, the actors unpickle them."""
+    import attrib.runs.engines.ray as engine
+
+    monkeypatch.setattr(engine, "run_ray", functools.partial(engine.run_ray, decode="tasks"))
+    model = load_ground_truth_cnn()
+    done = run(
+        model, gt, out=tmp_path / "ray", engine="ray", workers=2, layer="features.9", **SETTINGS
+    )
+    assert_equal_runs(done, local)
+
+
+def test_actors_take_two_calls_at_once_on_this_ray(ray_cluster):
+    """The overlap of decoding and committing with the explanation rests on Ray Data's
+    concurrent actor calls: a Ray that drops them is found here, not in a benchmark."""
+    from attrib.runs.engines.ray import CALLS_PER_ACTOR, actor_pool
+
+    pool, concurrent = actor_pool(ray_cluster, 2)
+    assert concurrent
+    assert pool.max_concurrent_calls_per_actor == CALLS_PER_ACTOR
+    assert pool.enable_true_multi_threading
+
+
+def test_an_older_ray_data_gets_one_call_per_actor():
+    """Without the concurrency settings (older Ray Data) the pool is a plain one and the
+    engine decodes in tasks (``run_ray`` reads the flag)."""
+    from attrib.runs.engines.ray import actor_pool
+
+    class OldStrategy:
+        def __init__(self, *, size: int) -> None:
+            self.size = size
+
+    class OldData:
+        ActorPoolStrategy = OldStrategy
+
+    class OldRay:
+        data = OldData
+
+    pool, concurrent = actor_pool(OldRay, 3)
+    assert isinstance(pool, OldStrategy) and pool.size == 3
+    assert not concurrent
 
 
 def _alive(pid: int) -> bool:

@@ -1,12 +1,25 @@
-"""The Ray engine: Ray Data decodes shards in tasks and explains them in an actor pool.
+"""The Ray engine: Ray Data hands shards to an actor pool that explains and commits them.
 
-The pipeline is ``from_items(shards to do) -> map(decode a shard) -> map_batches(explain and
-commit, an actor per worker)``: Ray streams it, so decoding overlaps the explanation, and
-each actor holds the job (the model, on its GPU where there is one) for its whole life.
+The pipeline is ``from_items(shards to do) -> map_batches(explain and commit, an actor per
+worker)``; each actor holds the job (the model, on its GPU where there is one) for its whole
+life and takes two shards at a time (``max_concurrent_calls_per_actor=2``), so that the
+work around a shard's explanation overlaps the next one's: one call decodes its shard or
+commits it while the other explains (under a lock: the model runs one shard at a time).
+
+Where the shards are decoded depends on the actors:
+
+* CPU actors decode their own shards, in that second call. The CPUs are shared by every
+  process on a node, so a separate decoding task would do the same work on the same cores,
+  plus a process of its own to start (Python, torch, Ray Data: seconds of CPU on a small
+  machine) and a copy of every decoded shard through Ray's object store.
+* GPU actors are fed by Ray tasks (``map(decode)``, half a CPU each) that decode on every
+  CPU of the cluster, ahead of the actors: one CPU per GPU could not keep a GPU busy.
+
 Actors commit their shards to the run directory themselves (on a cluster it must be a folder
 every node sees) by the store's rules: a shard is done once its folder is renamed into
-``shards/``, so a retried task after a worker's death commits it at most once. Ray restarts
-dead actors and retries their tasks (Ray Data's default for actor pools).
+``shards/``, and a call returns only after its commit, so a task retried after a worker's
+death commits its shard at most once and none is counted done before it is on disk. Ray
+restarts dead actors and retries their tasks (Ray Data's default for actor pools).
 
 Without an address Ray starts on this machine (``ray.init(num_cpus=...)``) and stops at the
 end; with one (``ray://head:10001`` or ``auto``) it joins that cluster and leaves it running.
@@ -17,13 +30,15 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from attrib.core.errors import SettingError
 from attrib.runs.engines.shards import ShardReader
+from attrib.runs.samples import Sample
 from attrib.runs.store import RunStore
 from attrib.runs.work import Job, ShardWorker, outcome_of
 
@@ -32,6 +47,11 @@ __all__ = ["ShardOutcome", "run_ray"]
 ShardOutcome = dict[str, Any]
 """What the driver learns of a committed shard: ``shard``, ``ok``, ``errors``, ``failed``
 (every readable sample failed in the model or a method) and ``first_error``."""
+
+Decode = Literal["actors", "tasks"]
+
+CALLS_PER_ACTOR = 2
+"""Shards an actor works on at once: one explained, one decoded or committed."""
 
 
 def _ray() -> Any:
@@ -48,14 +68,19 @@ def _ray() -> Any:
     return ray
 
 
+def _read(reader: ShardReader, shard: int) -> list[Sample]:
+    """The samples of ``shard`` (a shard number, not a position in ``reader``)."""
+    return ShardReader(reader.source, [shard], reader.size)[0][1]
+
+
 def _decode(row: dict[str, Any], reader: ShardReader) -> dict[str, Any]:
     shard = int(row["shard"])
-    _, samples = ShardReader(reader.source, [shard], reader.size)[0]
-    return {"shard": shard, "samples": pickle.dumps(samples)}
+    return {"shard": shard, "samples": pickle.dumps(_read(reader, shard))}
 
 
 class _Explain:
-    """The actor: a job's worker and the store; commits each shard it explains."""
+    """The actor: a job's worker and the store; decodes (``reader``) or unpickles each shard,
+    explains it under the lock and commits it."""
 
     def __init__(
         self,
@@ -64,6 +89,7 @@ class _Explain:
         map_format: str | None,
         pid_dir: str | None,
         threads: int | None = None,
+        reader: ShardReader | None = None,
     ) -> None:
         if threads is not None:  # Ray sets OMP_NUM_THREADS to whole CPUs, 1 for 1.5
             import torch
@@ -72,15 +98,22 @@ class _Explain:
         self.store = RunStore(root)
         self.worker = ShardWorker(job)
         self.map_format = map_format
+        self.reader = reader
+        self.model_lock = threading.Lock()
         if pid_dir:  # tests find the actors' processes here (to kill one)
             with open(os.path.join(pid_dir, f"{os.getpid()}.pid"), "w") as handle:
                 handle.write(str(os.getpid()))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out: dict[str, list[Any]] = {k: [] for k in ("shard", "ok", "errors", "failed", "first")}
-        for shard, blob in zip(batch["shard"], batch["samples"], strict=True):
-            samples = pickle.loads(blob)
-            result = self.worker.explain(int(shard), samples)
+        blobs = batch["samples"] if self.reader is None else [None] * len(batch["shard"])
+        for shard, blob in zip(batch["shard"], blobs, strict=True):
+            if self.reader is not None:
+                samples = _read(self.reader, int(shard))
+            else:
+                samples = pickle.loads(blob)
+            with self.model_lock:
+                result = self.worker.explain(int(shard), samples)
             self.store.commit(result, self.map_format)
             outcome = outcome_of(result)
             for key in out:
@@ -100,8 +133,11 @@ def run_ray(
     map_format: str | None = None,
     on_shard: Callable[[ShardOutcome], None] = lambda outcome: None,
     pid_dir: str | None = None,
+    decode: Decode | None = None,
 ) -> None:
-    """Explain and commit every shard of ``reader`` on Ray (see the module)."""
+    """Explain and commit every shard of ``reader`` on Ray (see the module). ``decode``:
+    ``"actors"`` or ``"tasks"`` (``None``: tasks for GPU actors, the actors themselves on
+    CPUs, or tasks where this Ray cannot run two calls of an actor at once)."""
     if not len(reader):
         return
     ray = _ray()
@@ -124,16 +160,27 @@ def run_ray(
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
+        pool, concurrent = actor_pool(ray, workers)
+        if decode is None:
+            decode = "actors" if concurrent and not gpus_per_worker else "tasks"
         items = [{"shard": k} for k in reader.shards]
         data = ray.data.from_items(items, override_num_blocks=len(items))
-        decoded = data.map(_decode, fn_args=(reader,), num_cpus=0.5)
-        cpus = _cpus_per_worker(ray, workers, gpus_per_worker)
+        if decode == "tasks":
+            data = data.map(_decode, fn_args=(reader,), num_cpus=0.5)
+        cpus = _cpus_per_worker(ray, workers, gpus_per_worker, decode)
         threads = None if gpus_per_worker else max(1, round(cpus))
-        explained = decoded.map_batches(
+        explained = data.map_batches(
             _Explain,
-            fn_constructor_args=(str(store.root), job, map_format, pid_dir, threads),
+            fn_constructor_args=(
+                str(store.root),
+                job,
+                map_format,
+                pid_dir,
+                threads,
+                reader if decode == "actors" else None,
+            ),
             batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=workers),
+            compute=pool,
             num_cpus=cpus,
             num_gpus=gpus_per_worker or None,
         )
@@ -144,11 +191,28 @@ def run_ray(
             ray.shutdown()
 
 
-def _cpus_per_worker(ray: Any, workers: int, gpus: float) -> float:
+def actor_pool(ray: Any, workers: int) -> tuple[Any, bool]:
+    """Ray Data's pool of ``workers`` actors, each running ``CALLS_PER_ACTOR`` calls at once,
+    and whether it does: older Ray Data has no such setting (calls then run one at a time per
+    actor and the shards are decoded in tasks: the same run, with less overlap)."""
+    try:
+        pool = ray.data.ActorPoolStrategy(
+            size=workers,
+            max_concurrent_calls_per_actor=CALLS_PER_ACTOR,
+            enable_true_multi_threading=True,
+        )
+    except TypeError:
+        return ray.data.ActorPoolStrategy(size=workers), False
+    return pool, True
+
+
+def _cpus_per_worker(ray: Any, workers: int, gpus: float, decode: Decode) -> float:
     """CPUs each actor asks for: a GPU actor needs one to feed it; CPU actors share the
-    cluster's CPUs (leaving room for the decoding tasks), and run torch on as many threads,
-    rounded (1.5 CPUs: 2 threads, as the local engine uses both cores of a 2-core machine)."""
+    cluster's CPUs (leaving room for the decoding tasks when there are any), and run torch on
+    as many threads, rounded (1.5 CPUs: 2 threads, as the local engine uses both cores of a
+    2-core machine)."""
     if gpus:
         return 1.0
     total = ray.cluster_resources().get("CPU", 1)
-    return max(0.5, (total - 0.5) / max(1, workers))
+    spare = 0.5 if decode == "tasks" else 0.0
+    return max(0.5, (total - spare) / max(1, workers))
