@@ -38,7 +38,6 @@ import numpy as np
 
 from attrib.core.errors import SettingError
 from attrib.runs.engines.shards import ShardReader
-from attrib.runs.samples import Sample
 from attrib.runs.store import RunStore
 from attrib.runs.work import Job, ShardWorker, outcome_of
 
@@ -68,14 +67,9 @@ def _ray() -> Any:
     return ray
 
 
-def _read(reader: ShardReader, shard: int) -> list[Sample]:
-    """The samples of ``shard`` (a shard number, not a position in ``reader``)."""
-    return ShardReader(reader.source, [shard], reader.size)[0][1]
-
-
 def _decode(row: dict[str, Any], reader: ShardReader) -> dict[str, Any]:
     shard = int(row["shard"])
-    return {"shard": shard, "samples": pickle.dumps(_read(reader, shard))}
+    return {"shard": shard, "samples": pickle.dumps(reader.read(shard))}
 
 
 class _Explain:
@@ -106,12 +100,11 @@ class _Explain:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out: dict[str, list[Any]] = {k: [] for k in ("shard", "ok", "errors", "failed", "first")}
-        blobs = batch["samples"] if self.reader is None else [None] * len(batch["shard"])
-        for shard, blob in zip(batch["shard"], blobs, strict=True):
+        for i, shard in enumerate(batch["shard"]):
             if self.reader is not None:
-                samples = _read(self.reader, int(shard))
+                samples = self.reader.read(int(shard))
             else:
-                samples = pickle.loads(blob)
+                samples = pickle.loads(batch["samples"][i])
             with self.model_lock:
                 result = self.worker.explain(int(shard), samples)
             self.store.commit(result, self.map_format)

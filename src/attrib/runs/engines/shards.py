@@ -30,8 +30,8 @@ def shard_range(shard: int, n: int, size: int) -> range:
 @dataclass
 class ShardReader:
     """``reader[k]`` decodes the ``k``-th shard to do: ``(shard, samples)``. A map-style
-    dataset for ``torch.utils.data.DataLoader`` (one shard per item), and the function Ray's
-    decoding tasks call."""
+    dataset for ``torch.utils.data.DataLoader`` (one shard per item); ``read(shard)`` decodes
+    a shard by its number (Ray's decoding tasks and CPU actors)."""
 
     source: Source
     shards: list[int]
@@ -42,11 +42,15 @@ class ShardReader:
 
     def __getitem__(self, k: int) -> tuple[int, list[Sample]]:
         shard = self.shards[k]
+        return shard, self.read(shard)
+
+    def read(self, shard: int) -> list[Sample]:
+        """The samples of shard number ``shard`` (not a position in ``shards``)."""
         n = len(self.source)
         # a run never draws: the pixels (a float32 copy of every normalised image, 600 kB at
         # 224 x 224) would only travel to the engine, by value, and cost 12% of a run
         samples = [self.source[i] for i in shard_range(shard, n, self.size)]
-        return shard, [replace(s, pixels=None) if s.pixels is not None else s for s in samples]
+        return [replace(s, pixels=None) if s.pixels is not None else s for s in samples]
 
 
 @dataclass
