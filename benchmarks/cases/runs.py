@@ -31,10 +31,12 @@ report              what it measures
 ==================  =========================================================================
 
 ``--only runs`` runs them all (in that order: the later ones read the earlier ones' figures,
-and measure what is missing on their own when run alone). Each timed run is timed once:
-2,000 samples of resnet18 are minutes of steady work on 2 cores, so one run is its own
-median; the plain loop runs first and last (ABA) and its mean is the reference, so that a
-drift of the machine during the report cancels. ``BENCH_RUN_SAMPLES=256`` makes a smoke run.
+and measure what is missing on their own when run alone). 2,000 samples of resnet18 are
+minutes of steady work on 2 cores, yet the same run on this shared machine takes anywhere
+within +-8% of its mean from one minute to the next; so ``runs-local`` interleaves the plain
+loop and the engine (loop, run, loop, run, loop: ``LOCAL_RUNS``) and compares their means,
+so that a drift of the machine during the report cancels and a passing slow minute counts
+half. ``BENCH_RUN_SAMPLES=256`` makes a smoke run.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ SEED = 0
 RESUME_DONE = 10_240
 RESUME_SIDE = 32
 METHODS = {"Saliency": ("saliency", None), "GradCAM": ("gradcam", "layer4")}
+LOCAL_RUNS = 2  # runs-local: loop, run, loop, run, loop (one run is +-8% on a shared machine)
 ESTIMATE_IMAGES = 10**6
 IG_STEPS = 32  # attrib's IntegratedGradients default
 
@@ -200,17 +203,20 @@ def measure_local(progress: Callable[[str], None]) -> dict[str, Any]:
     for name in METHODS:
         method = _method(model, name)
         method(batches[0][:2], "predicted")  # warm-up: first use of the kernels
-        progress(f"{name}: plain loop (1/2)")
-        before = _loop(method, batches)
-        progress(f"{name}: local engine")
-        started = time.time()
-        seconds, _ = _run(model, photos, name, space.fresh(f"local-{name}"), "local")
-        progress(f"{name}: plain loop (2/2)")
-        after = _loop(method, batches)
-        loop = (before + after) / 2
+        loops, runs = [], []
+        for k in range(LOCAL_RUNS):
+            progress(f"{name}: plain loop ({k + 1}/{LOCAL_RUNS + 1})")
+            loops.append(_loop(method, batches))
+            progress(f"{name}: local engine ({k + 1}/{LOCAL_RUNS})")
+            started = time.time()  # the last run's: its store is the one kept
+            runs.append(_run(model, photos, name, space.fresh(f"local-{name}"), "local")[0])
+        progress(f"{name}: plain loop ({LOCAL_RUNS + 1}/{LOCAL_RUNS + 1})")
+        loops.append(_loop(method, batches))
+        loop, seconds = statistics.mean(loops), statistics.mean(runs)
         out[name] = {
-            "loop_s": [before, after],
-            "run_s": seconds,
+            "loop_s": loops,
+            "runs_s": runs,
+            "run_s": runs[-1],  # the run just before runs-ray's (the A of its ABA)
             "started": started,
             "loop_samples_s": SAMPLES / loop,
             "run_samples_s": SAMPLES / seconds,
@@ -244,8 +250,9 @@ def _local_report(ctx: ReportContext) -> ReportResult:
         f"{torch.get_num_threads()} torch threads =="
     )
     notes = [
-        "  loop: the method on pre-decoded batches, nothing written (mean of a run before and "
-        "after); run: attrib.runs.run, decode + predict + explain + write + fsync"
+        f"  loop: the method on pre-decoded batches, nothing written; run: attrib.runs.run, "
+        f"decode + predict + explain + write + fsync; means of {LOCAL_RUNS + 1} loops and "
+        f"{LOCAL_RUNS} runs, interleaved (loop, run, loop, ...)"
     ]
     return ReportResult("runs-local", [title, *text_table(header, rows), *notes], data)
 

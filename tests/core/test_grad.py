@@ -158,6 +158,18 @@ def test_non_finite_inputs_are_refused(bad):
         Saliency(nn.Linear(6, 2).eval())(x, target=0)
 
 
+def test_opposite_infinities_and_overflowing_sums_are_told_apart():
+    # +inf and -inf sum to NaN, still refused; finite values whose float32 sum overflows
+    # (3e38 * 4) are finite inputs and are explained
+    x = torch.zeros(2, 6)
+    x[0, 0], x[1, 1] = float("inf"), -float("inf")
+    with pytest.raises(InputError, match="2 NaN or Inf"):
+        Saliency(nn.Linear(6, 2).eval())(x, target=0)
+    big = torch.full((2, 6), 3e38)
+    result = Saliency(nn.Linear(6, 2).eval())(big, target=0)
+    assert result.values.shape == (2, 6)
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -439,3 +439,43 @@ def test_the_first_method_forward_gives_the_predictions(gt, tmp_path, target, fo
     source = open_source(gt, preset="none")
     x = torch.stack([source[i].input for i in range(N)])
     assert [r["prediction"] for r in rows] == counting.inner(x).argmax(1).tolist()
+
+
+class _NiceItems(torch.utils.data.Dataset):
+    """Images whose ids say the priority of the process that read them."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        import os
+
+        return {"input": self.images[i], "id": f"{i}-nice{os.getpriority(os.PRIO_PROCESS, 0)}"}
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "getpriority"), reason="no priorities here")
+def test_on_cpu_the_decoding_workers_run_below_the_model_and_the_run_leaves_its_own(tmp_path):
+    import os
+
+    from attrib.data.ground_truth import make_ground_truth
+    from attrib.runs.engines.local import BACKGROUND_NICENESS
+
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    lowered = min(19, mine + BACKGROUND_NICENESS)  # the kernel's ceiling is 19
+    images = make_ground_truth(8, seed=3).images
+    done = run(
+        load_ground_truth_cnn(),
+        _NiceItems(images),
+        methods="saliency",
+        out=tmp_path / "r",
+        shard_size=2,
+        progress=False,
+        workers=2,
+        preset="none",
+    )
+    ids = [r["id"] for r in done.samples.to_pylist()]
+    assert ids == [f"{i}-nice{lowered}" for i in range(8)]
+    assert os.getpriority(os.PRIO_PROCESS, 0) == mine  # the caller's process is as it was

@@ -4,11 +4,16 @@ decoding workers, which gives back the same samples."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import sys
+import threading
 
+import pytest
 import torch
 
-from attrib.runs.engines.shards import PackedShards, ShardReader, pack
+from attrib.runs.engines.local import BACKGROUND_NICENESS, lower_priority
+from attrib.runs.engines.shards import PackedShards, ShardReader, pack, stack_rows
 from attrib.runs.ground_truth import write_ground_truth_folder
 from attrib.runs.samples import Sample
 from attrib.runs.sources import open_source
@@ -46,6 +51,60 @@ def test_shards_hold_the_source_samples_in_order_without_pixels(tmp_path):
     shard, samples = reader[0]
     assert shard == 1 and [s.index for s in samples] == [4, 5, 6, 7]
     assert all(s.pixels is None for s in samples)
+    assert all(torch.equal(s.input, source[s.index].input) for s in samples)
     _, packed = PackedShards(reader)[0]
     for got, want in zip(packed.unpack(), samples, strict=True):
         assert torch.equal(got.input, want.input) and torch.equal(got.mask, want.mask)
+    assert source.keep_pixels and source[0].pixels is not None  # the caller's source as it was
+
+
+def test_stack_rows_views_the_rows_of_an_unpacked_shard_and_stacks_anything_else():
+    whole = torch.randn(5, 3, 4, 4)
+    rows = list(whole)
+    viewed = stack_rows(rows[1:4])
+    assert viewed.data_ptr() == rows[1].data_ptr() and torch.equal(viewed, whole[1:4])
+    for others in ([rows[0], rows[2]], [rows[1], rows[0]], [torch.randn(3, 4, 4), rows[0]]):
+        stacked = stack_rows(others)
+        assert stacked.data_ptr() not in {r.data_ptr() for r in others}
+        assert torch.equal(stacked, torch.stack(others))
+
+
+class _SharedWhenPacked(PackedShards):
+    """A shard packed in a worker, with whether each tensor was in shared memory there."""
+
+    def __getitem__(self, k: int):
+        shard, packed = super().__getitem__(k)
+        return shard, packed, [t.is_shared() for t in packed.tensors]
+
+
+def test_a_decoding_worker_packs_a_shard_straight_into_shared_memory(tmp_path):
+    # shared where packed: the trip to the main process then copies nothing more (a tensor
+    # that is not shared is copied into shared memory on the way)
+    source = open_source(write_ground_truth_folder(tmp_path, n=6, seed=2), preset="none")
+    reader = ShardReader(source, shards=[0, 1], size=3)
+    loader = torch.utils.data.DataLoader(
+        _SharedWhenPacked(reader), batch_size=None, num_workers=1, collate_fn=lambda item: item
+    )
+    for k, (shard, packed, shared) in enumerate(loader):
+        assert shard == k and shared == [True, True]  # the inputs and the masks
+        for got, want in zip(packed.unpack(), reader[k][1], strict=True):
+            assert torch.equal(got.input, want.input) and torch.equal(got.mask, want.mask)
+    _, packed = PackedShards(reader)[0]
+    assert not any(t.is_shared() for t in packed.tensors)  # outside a worker: plain memory
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority: Linux")
+def test_lower_priority_lowers_only_the_calling_thread():
+    main = threading.get_native_id()
+    before = os.getpriority(os.PRIO_PROCESS, main)
+    seen: list[int] = []
+
+    def background() -> None:
+        lower_priority(thread=True)
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    thread = threading.Thread(target=background)
+    thread.start()
+    thread.join()
+    assert seen == [min(19, before + BACKGROUND_NICENESS)]
+    assert os.getpriority(os.PRIO_PROCESS, main) == before

@@ -126,6 +126,36 @@ def test_the_imagenet_preset_normalises_a_solid_colour_and_keeps_the_picture(tmp
     assert np.allclose(sample.pixels, np.array(RED) / 255, atol=1e-6)
 
 
+@pytest.mark.parametrize("size", [(256, 256), (300, 200), (200, 517), (240, 230)])
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P"])
+def test_the_imagenet_preset_is_pillows_resize_and_crop_then_the_normalisation(
+    tmp_path, size, mode
+):
+    # the reference, step by step with Pillow: RGB, shorter side to 256 (bilinear), centre
+    # crop 224, ((x / 255) - mean) / std; the source skips the steps that change nothing
+    rng = np.random.default_rng(sum(size))
+    picture = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    picture = picture.convert(mode) if mode != "P" else picture.quantize(64)
+    (tmp_path / "pics").mkdir()
+    picture.save(tmp_path / "pics" / "a.png")
+    rgb = picture.convert("RGB")
+    w, h = rgb.size
+    scale = 256 / min(w, h)
+    rgb = rgb.resize((round(w * scale), round(h * scale)), Image.BILINEAR)
+    w, h = rgb.size
+    side = min(224, w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    cropped = np.asarray(rgb.crop((left, top, left + side, top + side)), dtype=np.float64)
+    expected = (cropped / 255 - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+    source = ImageFolder(tmp_path / "pics")
+    sample, lean = source[0], source.without_pixels()[0]
+    # float32 arithmetic on values of magnitude < 3: a few units of 2^-23 apart
+    assert np.allclose(sample.input.numpy().transpose(1, 2, 0), expected, rtol=0, atol=1e-6)
+    assert np.allclose(sample.pixels, cropped / 255, rtol=0, atol=1e-7)
+    assert torch.equal(lean.input, sample.input) and lean.pixels is None
+    assert source.keep_pixels  # without_pixels is a copy
+
+
 def test_grayscale_and_rgba_images_become_rgb(tmp_path):
     solid(tmp_path / "pics" / "gray.png", 77, mode="L")
     solid(tmp_path / "pics" / "rgba.png", (10, 20, 30, 0), mode="RGBA")

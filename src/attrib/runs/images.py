@@ -19,7 +19,16 @@ import torch
 
 from attrib.core.errors import InputError, SettingError
 
-__all__ = ["PRESETS", "LoadedImage", "Preset", "load_image", "prepare", "prepare_mask", "preset"]
+__all__ = [
+    "PRESETS",
+    "LoadedImage",
+    "Preset",
+    "load_image",
+    "prepare",
+    "prepare_mask",
+    "prepare_picture",
+    "preset",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -85,13 +94,33 @@ def prepare(
     """Prepare an RGB array ``(H, W, 3)`` (uint8) by ``chosen``."""
     from attrib.viz._deps import pil_image
 
-    image = pil_image().fromarray(np.ascontiguousarray(array))
+    tensor, pixels = prepare_picture(
+        pil_image().fromarray(np.ascontiguousarray(array)), chosen, pixels=True
+    )
+    assert pixels is not None
+    return LoadedImage(name=name, pixels=pixels, tensor=tensor, source=source)
+
+
+def prepare_picture(
+    image: Any, chosen: Preset, *, pixels: bool = True
+) -> tuple[torch.Tensor, np.ndarray | None]:
+    """A PIL image prepared by ``chosen``: the model input ``(3, H, W)`` and, with
+    ``pixels``, the picture after the geometry ``(H, W, 3)`` in ``[0, 1]`` (else ``None``).
+
+    Each step copies the picture only where it changes it (a dataset run decodes every image
+    of the data, in processes that share the cores with the model): no conversion of an RGB
+    image, no resize to the size it has, the crop a view of the array.
+    """
     if image.mode != "RGB":
         image = image.convert("RGB")
-    # Pillow's bilinear resize widens its filter when shrinking: no aliasing
-    image = _geometry(image, chosen, pil_image().BILINEAR)
-    picture = np.asarray(image)
-    pixels = np.divide(picture, np.float32(255.0), dtype=np.float32)
+    if chosen.resize is not None:
+        w, h = image.size
+        size = _resized(w, h, chosen.resize)
+        if size != (w, h):
+            # Pillow's bilinear resize widens its filter when shrinking: no aliasing
+            image = image.resize(size, resample=_pil().BILINEAR)
+    picture = _cropped(np.asarray(image), chosen.crop)
+    drawn = np.divide(picture, np.float32(255.0), dtype=np.float32) if pixels else None
     # one conversion into (3, H, W) and in-place arithmetic: the values of
     # ((picture / 255) - mean) / std, computed in that order, without four copies of the
     # picture (decoding a 256^2 JPEG costs less than the copies did)
@@ -100,7 +129,7 @@ def prepare(
     if chosen.mean is not None and chosen.std is not None:
         tensor.sub_(torch.tensor(chosen.mean).view(-1, 1, 1))
         tensor.div_(torch.tensor(chosen.std).view(-1, 1, 1))
-    return LoadedImage(name=name, pixels=pixels, tensor=tensor, source=source)
+    return tensor, drawn
 
 
 def load_image(path: str | os.PathLike, chosen: Preset) -> LoadedImage:
@@ -115,14 +144,15 @@ def load_image(path: str | os.PathLike, chosen: Preset) -> LoadedImage:
         )
     try:
         with pil.open(file) as opened:
-            array = np.asarray(opened.convert("RGB"))
+            tensor, pixels = prepare_picture(opened, chosen, pixels=True)
     except (OSError, SyntaxError, ValueError, pil.DecompressionBombError) as error:
         # Pillow says UnidentifiedImageError (an OSError) for files that are not images
         reason = str(error).split(" (")[0] or type(error).__name__
         raise InputError(
             "IMAGE", "an image file that Pillow can read", f"{file} ({reason})", ""
         ) from None
-    return prepare(array, chosen, name=file.stem, source=str(file))
+    assert pixels is not None
+    return LoadedImage(name=file.stem, pixels=pixels, tensor=tensor, source=str(file))
 
 
 def prepare_mask(mask: np.ndarray, chosen: Preset) -> torch.Tensor:
@@ -140,12 +170,33 @@ def _geometry(image: Any, chosen: Preset, resample: Any) -> Any:
     """A PIL image resized (shorter side to ``chosen.resize``) and centre-cropped."""
     if chosen.resize is not None:
         w, h = image.size
-        scale = chosen.resize / min(w, h)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        image = image.resize(size, resample=resample)
+        image = image.resize(_resized(w, h, chosen.resize), resample=resample)
     if chosen.crop is not None:
         w, h = image.size
         side = min(chosen.crop, w, h)
         left, top = (w - side) // 2, (h - side) // 2
         image = image.crop((left, top, left + side, top + side))
     return image
+
+
+def _resized(width: int, height: int, shorter: int) -> tuple[int, int]:
+    """``(width, height)`` scaled so that the shorter side is ``shorter``."""
+    scale = shorter / min(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _cropped(picture: np.ndarray, crop: int | None) -> np.ndarray:
+    """The centre square of side ``crop`` (at most the picture's shorter side), a view;
+    the same pixels as ``_geometry``'s crop."""
+    if crop is None:
+        return picture
+    h, w = picture.shape[:2]
+    side = min(crop, w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return picture[top : top + side, left : left + side]
+
+
+def _pil() -> Any:
+    from attrib.viz._deps import pil_image
+
+    return pil_image()

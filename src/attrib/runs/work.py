@@ -41,6 +41,7 @@ from attrib.core.seeding import mix_seed
 from attrib.core.target import select_output
 from attrib.methods import catalogue
 from attrib.metrics.compare import METRICS, Evaluation
+from attrib.runs.engines.shards import stack_rows
 from attrib.runs.memory import RowBudget, is_out_of_memory
 from attrib.runs.samples import Sample, SourceKind
 from attrib.runs.schema import RANDOM_MAP
@@ -179,7 +180,7 @@ class ShardWorker:
     ) -> None:
         job = self.job
         device = torch.device(job.device)
-        x = torch.stack([s.input for s in samples]).to(device)
+        x = stack_rows([s.input for s in samples]).to(device)
         attributions: dict[str, dict[int, Attribution]] = {}
         whole: dict[str, tuple[list[int], Attribution]] = {}  # a method's batch, unsplit
         first = self._shared_forward(x)
@@ -235,8 +236,6 @@ class ShardWorker:
             full = {name: _rows(a, kept_rows) for name, a in full.items()}
             maps = {name: m[kept_rows.to(m.device)] for name, m in maps.items()}
             alive = [alive[k] for k in keep]
-        index = torch.tensor(alive, dtype=torch.long)
-        xs, target = x[index], targets[index.to(targets.device)]
         ids = [samples[i].id for i in alive]
         for name in job.methods:
             result.maps[name] = (ids, maps[name].cpu().numpy().astype(np.float16))
@@ -244,6 +243,10 @@ class ShardWorker:
                 values = full[name].values.detach().cpu().numpy().astype(np.float16)
                 result.full[name] = (ids, values)
         if job.metrics:
+            index = torch.tensor(alive, dtype=torch.long)
+            # the inputs of the samples explained: the whole batch, uncopied, where none failed
+            xs = x if alive == list(range(len(x))) else x[index.to(x.device)]
+            target = targets[index.to(targets.device)]
             masks = _masks([samples[i] for i in alive], xs.shape[-2:], device)
             self._score(samples, alive, xs, target, maps, full, masks, result)
 

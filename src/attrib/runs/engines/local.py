@@ -6,11 +6,21 @@ files, fsync, rename) runs in a writer thread while the next shard is explained:
 releases the interpreter lock in its kernels, so the three overlap and the run goes at the
 speed of the model. At most two finished shards wait for the writer, so memory stays
 bounded.
+
+When the model computes on the CPU, the decoding processes and the writer thread run at the
+lowest priority (``nice`` 19, ``BACKGROUND_NICENESS``): they then take the cores in the gaps
+the model leaves (resnet18 on two cores keeps them about 80% busy) instead of slowing its
+threads, which wait for each other at every operation, so that one slowed thread stalls
+them all. Their work is a tenth of the model's, so they keep up; where they do not, the
+model waits and its cores are theirs. On a GPU they keep the priority they have (the model
+then waits for them, not the reverse).
 """
 
 from __future__ import annotations
 
+import os
 import queue
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -25,26 +35,57 @@ __all__ = ["run_local"]
 
 _DONE = object()
 
+BACKGROUND_NICENESS = 19
+"""How much lower the decoding processes and the writer thread run than the model, on CPU
+(the kernel's ceiling is 19: a niceness of 19 in all)."""
+
 
 def _as_is(item: Any) -> Any:
     return item
+
+
+def lower_priority(thread: bool = False) -> None:
+    """Lower this process's priority (or, ``thread``, the calling thread's: Linux gives each
+    thread its own) by ``BACKGROUND_NICENESS``; nothing where the system has no such thing."""
+    try:
+        if thread:
+            if sys.platform.startswith("linux"):
+                tid = threading.get_native_id()
+                os.setpriority(
+                    os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICENESS
+                )
+        elif hasattr(os, "nice"):
+            os.nice(BACKGROUND_NICENESS)
+    except OSError:  # not allowed here: the run goes on at the usual priority
+        pass
+
+
+def _lower_worker(worker_id: int) -> None:
+    lower_priority()
 
 
 class _Writer:
     """Commits shards in a thread, in order; an error stops the run at the next ``put``."""
 
     def __init__(
-        self, store: RunStore, map_format: str | None, on_commit: Callable[[ShardResult], None]
+        self,
+        store: RunStore,
+        map_format: str | None,
+        on_commit: Callable[[ShardResult], None],
+        background: bool = False,
     ) -> None:
         self.store = store
         self.map_format = map_format
         self.on_commit = on_commit
+        self.background = background
         self.pending: queue.Queue[Any] = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._loop, name="attrib-run-writer", daemon=True)
         self.thread.start()
 
     def _loop(self) -> None:
+        if self.background:
+            lower_priority(thread=True)
         while True:
             item = self.pending.get()
             if item is _DONE:
@@ -85,14 +126,16 @@ def run_local(
     if not len(reader):
         return
     worker = ShardWorker(job, say)
+    background = job.device == "cpu"
     loader: DataLoader[Any] = DataLoader(
         PackedShards(reader),  # type: ignore[arg-type]
         batch_size=None,
         num_workers=workers,
         collate_fn=_as_is,
         prefetch_factor=2 if workers else None,
+        worker_init_fn=_lower_worker if background and workers else None,
     )
-    writer = _Writer(store, map_format, on_commit)
+    writer = _Writer(store, map_format, on_commit, background)
     try:
         for shard, packed in loader:
             writer.put(worker.explain(shard, packed.unpack()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import numbers
 import os
@@ -56,9 +57,19 @@ class SourceBase:
 
     kind: SourceKind
     class_names: list[str] | None
+    keep_pixels: bool = True
+    """Whether image samples carry ``pixels`` (the picture as drawn); a run draws nothing."""
 
     def __len__(self) -> int:
         raise NotImplementedError
+
+    def without_pixels(self) -> SourceBase:
+        """This source reading its samples with no ``pixels`` (a shallow copy: the source
+        itself is left as it is). A run reads every image of the data and stores only the
+        model inputs: the picture as drawn would be a float copy of each, made for nothing."""
+        twin = copy.copy(self)
+        twin.keep_pixels = False
+        return twin
 
     def description(
         self, location: Any, preset: Any, columns: Any, fingerprint: str

@@ -119,7 +119,7 @@ class ImageFolder(SourceBase):
 
     def _read(self, i: int) -> Sample:
         path = self._where(i)
-        tensor, pixels, _ = read_picture(path, self.preset)
+        tensor, pixels, _ = read_picture(path, self.preset, self.keep_pixels)
         return Sample(
             index=i,
             id=self._ids[i],
@@ -243,7 +243,7 @@ class Manifest(SourceBase):
         if not self._paths[i]:
             raise UnreadableError(f"no path in column {self.columns['path']!r}")
         source = self._where(i)
-        tensor, pixels, size = read_picture(source, self.preset)
+        tensor, pixels, size = read_picture(source, self.preset, self.keep_pixels)
         written = None if self._masks is None else self._masks[i]
         mask = None
         if written is not None:

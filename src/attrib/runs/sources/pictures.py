@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from attrib.runs.images import Preset, prepare, prepare_mask
+from attrib.runs.images import Preset, prepare_mask, prepare_picture
 from attrib.runs.sources._base import UnreadableError
 from attrib.viz._deps import pil_image
 
@@ -23,9 +23,10 @@ __all__ = ["Picture", "fit_mask", "mask_value", "picture_value", "read_mask", "r
 Picture = tuple[torch.Tensor, "np.ndarray | None", "tuple[int, int] | None"]
 
 
-def read_picture(path: str, chosen: Preset) -> Picture:
-    """An image file (any format Pillow reads; grayscale, palette or RGBA become RGB)."""
-    return _prepared(np.asarray(_open(path, "an image").convert("RGB")), chosen)
+def read_picture(path: str, chosen: Preset, pixels: bool = True) -> Picture:
+    """An image file (any format Pillow reads; grayscale, palette or RGBA become RGB);
+    without ``pixels``, no picture as drawn (a run stores none)."""
+    return _prepared(_open(path, "an image"), chosen, pixels)
 
 
 def read_mask(path: str) -> np.ndarray:
@@ -33,9 +34,10 @@ def read_mask(path: str) -> np.ndarray:
     return _mask_of_picture(_open(path, "a mask"))
 
 
-def picture_value(value: Any, chosen: Preset) -> Picture:
+def picture_value(value: Any, chosen: Preset, pixels: bool = True) -> Picture:
     """A picture from a dataset: a PIL image or a ``uint8`` array ``(H, W[, C])`` (made by
-    the preset), a path to an image file, or a float tensor (the model input as it is)."""
+    the preset), a path to an image file, or a float tensor (the model input as it is);
+    without ``pixels``, no picture as drawn."""
     if isinstance(value, torch.Tensor):
         if not value.is_floating_point():
             raise UnreadableError(
@@ -44,14 +46,15 @@ def picture_value(value: Any, chosen: Preset) -> Picture:
             )
         return value, None, None
     if isinstance(value, (str, os.PathLike)):
-        return read_picture(os.fspath(value), chosen)
+        return read_picture(os.fspath(value), chosen, pixels)
     if _is_pil(value):
-        return _prepared(np.asarray(value.convert("RGB")), chosen)
+        return _prepared(value, chosen, pixels)
     if isinstance(value, np.ndarray) and value.dtype == np.uint8:
         if value.ndim == 3 and value.shape[2] == 1:
             value = value[:, :, 0]
         if value.ndim == 2 or (value.ndim == 3 and value.shape[2] in (3, 4)):
-            return _prepared(value, chosen)  # gray, RGB or RGBA: prepare makes it RGB
+            # gray, RGB or RGBA: prepared as RGB
+            return _prepared(pil_image().fromarray(np.ascontiguousarray(value)), chosen, pixels)
     raise UnreadableError(
         f"an image is a PIL image, a uint8 array (H, W[, C]), a file path or a float tensor, "
         f"not {_kind(value)}"
@@ -106,11 +109,13 @@ def fit_mask(
     return fitted
 
 
-def _prepared(array: np.ndarray, chosen: Preset) -> Picture:
-    loaded = prepare(array, chosen)
+def _prepared(image: Any, chosen: Preset, pixels: bool) -> Picture:
+    """A PIL image by ``chosen``; the picture as drawn only where it differs from the input
+    (a normalising preset) and is asked for."""
     normalised = chosen.mean is not None and chosen.std is not None
-    size = (int(array.shape[0]), int(array.shape[1]))
-    return loaded.tensor, loaded.pixels if normalised else None, size
+    tensor, drawn = prepare_picture(image, chosen, pixels=pixels and normalised)
+    width, height = image.size
+    return tensor, drawn, (int(height), int(width))
 
 
 def _open(path: str, what: str) -> Any:
@@ -123,7 +128,11 @@ def _open(path: str, what: str) -> Any:
     try:
         with pil.open(path) as opened:
             opened.load()
-            return opened.copy()
+            if getattr(opened, "fp", None) is None:
+                # a single-frame image: Pillow closed the file after decoding, and leaving
+                # the `with` closes nothing more in any Pillow this package allows (>= 9)
+                return opened
+            return opened.copy()  # several frames: the copy holds the decoded one
     except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, EOFError...
         reason = " ".join(str(error).split()) or type(error).__name__
         raise UnreadableError(f"not {what} file that Pillow can read ({reason})") from None

@@ -110,7 +110,7 @@ class TorchDataset(SourceBase):
                 )
             fields = {"input": item[0], "label": item[1] if len(item) == 2 else None}
         name = self._id(i) if is_missing(fields.get("id")) else str(fields["id"])
-        return _sample(i, name, self._where(i), self.kind, self.preset, fields)
+        return _sample(i, name, self._where(i), self.kind, self.preset, fields, self.keep_pixels)
 
     def describe(self) -> dict[str, Any]:
         """Kind, the dataset's type, count, preset, keys, classes, and a fingerprint of the
@@ -211,7 +211,9 @@ class HuggingFace(SourceBase):
         fields = {role: None if key is None else row[key] for role, key in self.columns.items()}
         if self._labels is not None:
             fields["label"] = self._labels[i]
-        return _sample(i, self._id(i), self._where(i), self.kind, self.preset, fields)
+        return _sample(
+            i, self._id(i), self._where(i), self.kind, self.preset, fields, self.keep_pixels
+        )
 
     def describe(self) -> dict[str, Any]:
         """Kind, the dataset's name and split, count, preset, columns, classes, and its
@@ -242,9 +244,16 @@ def hugging_face_dataset(value: Any) -> bool | None:
 
 
 def _sample(
-    i: int, name: str, where: str, kind: SourceKind, preset: Preset, fields: dict[str, Any]
+    i: int,
+    name: str,
+    where: str,
+    kind: SourceKind,
+    preset: Preset,
+    fields: dict[str, Any],
+    pixels: bool = True,
 ) -> Sample:
-    """The sample of one item's fields: ``input``, and optionally ``label`` and ``mask``."""
+    """The sample of one item's fields: ``input``, and optionally ``label`` and ``mask``
+    (``pixels``: the picture as drawn too, where the preset changes it)."""
     value = fields["input"]
     if kind == "text":
         if not isinstance(value, str):
@@ -252,7 +261,7 @@ def _sample(
         return Sample(
             index=i, id=name, source=where, input=value, label=as_label(fields.get("label"))
         )
-    tensor, pixels, size = picture_value(value, preset)
+    tensor, drawn, size = picture_value(value, preset, pixels)
     mask = None
     if fields.get("mask") is not None:
         mask = fit_mask(mask_value(fields["mask"]), size, preset, tuple(tensor.shape))
@@ -263,5 +272,5 @@ def _sample(
         input=tensor,
         label=as_label(fields.get("label")),
         mask=mask,
-        pixels=pixels,
+        pixels=drawn,
     )
