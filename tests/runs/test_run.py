@@ -459,6 +459,7 @@ class _NiceItems(torch.utils.data.Dataset):
 @pytest.mark.skipif(not hasattr(__import__("os"), "getpriority"), reason="no priorities here")
 def test_on_cpu_the_decoding_workers_run_below_the_model_and_the_run_leaves_its_own(tmp_path):
     import os
+    import sys
 
     from attrib.data.ground_truth import make_ground_truth
     from attrib.runs.engines.local import BACKGROUND_NICENESS
@@ -478,4 +479,9 @@ def test_on_cpu_the_decoding_workers_run_below_the_model_and_the_run_leaves_its_
     )
     ids = [r["id"] for r in done.samples.to_pylist()]
     assert ids == [f"{i}-nice{lowered}" for i in range(8)]
-    assert os.getpriority(os.PRIO_PROCESS, 0) == mine  # the caller's process is as it was
+    # the caller's process is as it was, every thread of it: the thread pools that Parquet and
+    # Zarr start on first use (from the writer thread) keep the priority they start with
+    assert os.getpriority(os.PRIO_PROCESS, 0) == mine
+    if sys.platform.startswith("linux"):
+        threads = os.listdir("/proc/self/task")
+        assert [os.getpriority(os.PRIO_PROCESS, int(t)) for t in threads] == [mine] * len(threads)

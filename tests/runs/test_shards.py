@@ -4,15 +4,10 @@ decoding workers, which gives back the same samples."""
 
 from __future__ import annotations
 
-import os
 import pickle
-import sys
-import threading
 
-import pytest
 import torch
 
-from attrib.runs.engines.local import BACKGROUND_NICENESS, lower_priority
 from attrib.runs.engines.shards import PackedShards, ShardReader, pack, stack_rows
 from attrib.runs.ground_truth import write_ground_truth_folder
 from attrib.runs.samples import Sample
@@ -91,20 +86,3 @@ def test_a_decoding_worker_packs_a_shard_straight_into_shared_memory(tmp_path):
             assert torch.equal(got.input, want.input) and torch.equal(got.mask, want.mask)
     _, packed = PackedShards(reader)[0]
     assert not any(t.is_shared() for t in packed.tensors)  # outside a worker: plain memory
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority: Linux")
-def test_lower_priority_lowers_only_the_calling_thread():
-    main = threading.get_native_id()
-    before = os.getpriority(os.PRIO_PROCESS, main)
-    seen: list[int] = []
-
-    def background() -> None:
-        lower_priority(thread=True)
-        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-
-    thread = threading.Thread(target=background)
-    thread.start()
-    thread.join()
-    assert seen == [min(19, before + BACKGROUND_NICENESS)]
-    assert os.getpriority(os.PRIO_PROCESS, main) == before

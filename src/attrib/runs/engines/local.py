@@ -7,20 +7,21 @@ releases the interpreter lock in its kernels, so the three overlap and the run g
 speed of the model. At most two finished shards wait for the writer, so memory stays
 bounded.
 
-When the model computes on the CPU, the decoding processes and the writer thread run at the
-lowest priority (``nice`` 19, ``BACKGROUND_NICENESS``): they then take the cores in the gaps
-the model leaves (resnet18 on two cores keeps them about 80% busy) instead of slowing its
-threads, which wait for each other at every operation, so that one slowed thread stalls
-them all. Their work is a tenth of the model's, so they keep up; where they do not, the
-model waits and its cores are theirs. On a GPU they keep the priority they have (the model
-then waits for them, not the reverse).
+When the model computes on the CPU, the decoding processes run at the lowest priority
+(``nice`` 19, ``BACKGROUND_NICENESS``): they then take the cores in the gaps the model leaves
+(resnet18 on two cores keeps them about 80% busy) instead of slowing its threads, which wait
+for each other at every operation, so that one slowed thread stalls them all. Their work is
+a tenth of the model's, so they keep up; where they do not, the model waits and its cores
+are theirs. On a GPU they keep the priority they have (the model then waits for them, not
+the reverse). The writer thread keeps the caller's priority: the thread pools that Parquet
+and Zarr start from it on first use would inherit a lower one and keep it in the caller's
+process after the run.
 """
 
 from __future__ import annotations
 
 import os
 import queue
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -36,28 +37,22 @@ __all__ = ["run_local"]
 _DONE = object()
 
 BACKGROUND_NICENESS = 19
-"""How much lower the decoding processes and the writer thread run than the model, on CPU
-(the kernel's ceiling is 19: a niceness of 19 in all)."""
+"""How much lower the decoding processes run than the model, on CPU (the kernel's ceiling
+is 19: a niceness of 19 in all)."""
 
 
 def _as_is(item: Any) -> Any:
     return item
 
 
-def lower_priority(thread: bool = False) -> None:
-    """Lower this process's priority (or, ``thread``, the calling thread's: Linux gives each
-    thread its own) by ``BACKGROUND_NICENESS``; nothing where the system has no such thing."""
-    try:
-        if thread:
-            if sys.platform.startswith("linux"):
-                tid = threading.get_native_id()
-                os.setpriority(
-                    os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICENESS
-                )
-        elif hasattr(os, "nice"):
+def lower_priority() -> None:
+    """Lower this process's priority by ``BACKGROUND_NICENESS`` (a decoding process; nothing
+    where the system has no priorities or will not lower it)."""
+    if hasattr(os, "nice"):
+        try:
             os.nice(BACKGROUND_NICENESS)
-    except OSError:  # not allowed here: the run goes on at the usual priority
-        pass
+        except OSError:  # not allowed here: the worker goes on at the usual priority
+            pass
 
 
 def _lower_worker(worker_id: int) -> None:
@@ -72,20 +67,16 @@ class _Writer:
         store: RunStore,
         map_format: str | None,
         on_commit: Callable[[ShardResult], None],
-        background: bool = False,
     ) -> None:
         self.store = store
         self.map_format = map_format
         self.on_commit = on_commit
-        self.background = background
         self.pending: queue.Queue[Any] = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._loop, name="attrib-run-writer", daemon=True)
         self.thread.start()
 
     def _loop(self) -> None:
-        if self.background:
-            lower_priority(thread=True)
         while True:
             item = self.pending.get()
             if item is _DONE:
@@ -135,7 +126,7 @@ def run_local(
         prefetch_factor=2 if workers else None,
         worker_init_fn=_lower_worker if background and workers else None,
     )
-    writer = _Writer(store, map_format, on_commit, background)
+    writer = _Writer(store, map_format, on_commit)
     try:
         for shard, packed in loader:
             writer.put(worker.explain(shard, packed.unpack()))
