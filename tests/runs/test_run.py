@@ -10,6 +10,8 @@ whose rounding (relative 2^-11) is the tolerance for them.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -451,16 +453,11 @@ class _NiceItems(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> dict:
-        import os
-
         return {"input": self.images[i], "id": f"{i}-nice{os.getpriority(os.PRIO_PROCESS, 0)}"}
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "getpriority"), reason="no priorities here")
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="no priorities here")
 def test_on_cpu_the_decoding_workers_run_below_the_model_and_the_run_leaves_its_own(tmp_path):
-    import os
-    import sys
-
     from attrib.data.ground_truth import make_ground_truth
     from attrib.runs.engines.local import BACKGROUND_NICENESS
 

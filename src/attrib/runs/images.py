@@ -172,10 +172,7 @@ def _geometry(image: Any, chosen: Preset, resample: Any) -> Any:
         w, h = image.size
         image = image.resize(_resized(w, h, chosen.resize), resample=resample)
     if chosen.crop is not None:
-        w, h = image.size
-        side = min(chosen.crop, w, h)
-        left, top = (w - side) // 2, (h - side) // 2
-        image = image.crop((left, top, left + side, top + side))
+        image = image.crop(_crop_box(*image.size, chosen.crop))
     return image
 
 
@@ -191,9 +188,16 @@ def _cropped(picture: np.ndarray, crop: int | None) -> np.ndarray:
     if crop is None:
         return picture
     h, w = picture.shape[:2]
-    side = min(crop, w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    return picture[top : top + side, left : left + side]
+    left, top, right, bottom = _crop_box(w, h, crop)
+    return picture[top:bottom, left:right]
+
+
+def _crop_box(width: int, height: int, crop: int) -> tuple[int, int, int, int]:
+    """``(left, top, right, bottom)`` of the centre square of side ``crop`` (at most the
+    shorter side)."""
+    side = min(crop, width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
 
 
 def _pil() -> Any:
