@@ -172,7 +172,8 @@ def _geometry(image: Any, chosen: Preset, resample: Any) -> Any:
         w, h = image.size
         image = image.resize(_resized(w, h, chosen.resize), resample=resample)
     if chosen.crop is not None:
-        image = image.crop(_crop_box(*image.size, chosen.crop))
+        w, h = image.size
+        image = image.crop(_crop_box(w, h, chosen.crop))
     return image
 
 
